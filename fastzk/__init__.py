@@ -1,0 +1,34 @@
+"""fastzk: a fast, kazoo-compatible ZooKeeper client.
+
+Change one import and keep your kazoo code::
+
+    from fastzk import KazooClient
+
+``EXTENSIONS`` tells whether the compiled core is running (False when the
+extension was not built or ``FASTZK_NO_EXTENSIONS=1`` is set).
+"""
+
+from kazoo.protocol.states import EventType, KazooState, KeeperState
+
+from fastzk._core import EXTENSIONS
+from fastzk.client import KazooClient
+from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
+
+#: fastzk's client is kazoo's client class; ``Client`` is a shorter name.
+Client = KazooClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "EXTENSIONS",
+    "EventType",
+    "KazooClient",
+    "KazooState",
+    "KeeperState",
+    "Lock",
+    "ReadLock",
+    "Semaphore",
+    "WriteLock",
+    "__version__",
+]

@@ -1,0 +1,400 @@
+"""The kazoo-compatible face: :class:`KazooClient`.
+
+fastzk's client *is* a :class:`kazoo.client.KazooClient`: the constructor,
+every public method, the recipes bound to it (``zk.Lock``, ``zk.Election``
+...) and the state listeners are kazoo's.  What changes is underneath: the
+connection is fastzk's :class:`~fastzk.engine.Engine`, the hot requests are
+encoded and decoded by fastzk's core, and synchronous calls read their own
+replies instead of handing off to an I/O thread.  Requests fastzk does not
+encode itself (ACLs, auth, reconfig, transactions) are serialized by kazoo's
+own request classes and travel over the same connection and session.
+"""
+
+import logging
+from functools import partial
+
+import kazoo.client
+from kazoo.client import CLOSED_STATES
+from os.path import split as _split_path
+
+from kazoo.exceptions import ConfigurationError, NoNodeError
+from kazoo.security import ACL, OPEN_ACL_UNSAFE
+from kazoo.handlers.threading import SequentialThreadingHandler
+from kazoo.protocol import serialization as ks
+from kazoo.protocol.connection import _CONNECTION_DROP, _SESSION_EXPIRED
+from kazoo.protocol.paths import _prefix_root
+from kazoo.protocol.states import (
+    Callback,
+    EventType,
+    KazooState,
+    KeeperState,
+    WatchedEvent,
+)
+
+from fastzk._core import codec
+from fastzk import engine as _engine
+from fastzk.engine import Engine, Request, Waiter
+from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
+from fastzk.watches import EVENT_TYPES
+
+__all__ = ["KazooClient"]
+
+log = logging.getLogger(__name__)
+
+# How each kazoo request class is encoded by fastzk's core, and how its
+# reply is read.  Anything not listed is serialized by kazoo itself.
+_PATH_WATCH = {
+    ks.Exists: (codec.EXISTS, _engine.R_STAT),
+    ks.GetData: (codec.GET_DATA, _engine.R_DATA_STAT),
+    ks.GetChildren: (codec.GET_CHILDREN, _engine.R_CHILDREN),
+    ks.GetChildren2: (codec.GET_CHILDREN2, _engine.R_CHILDREN_STAT),
+}
+
+
+def _request_for(request, result):
+    """Build the engine request for one of kazoo's request objects."""
+    cls = type(request)
+    spec = _PATH_WATCH.get(cls)
+    if spec is not None:
+        opcode, kind = spec
+        path = request.path
+        watcher = request.watcher
+        frame = partial(_encode_path_watch, opcode, path, watcher is not None)
+        return Request(opcode, frame, kind, result, path, watcher)
+    if cls is ks.Create or cls is ks.Create2:
+        opcode = codec.CREATE if cls is ks.Create else codec.CREATE2
+        kind = _engine.R_STRING if cls is ks.Create else _engine.R_STRING_STAT
+        frame = partial(_encode_create, opcode, request.path, request.data,
+                        request.acl, request.flags)
+        return Request(opcode, frame, kind, result)
+    if cls is ks.Delete:
+        frame = partial(_encode_delete, request.path, request.version)
+        return Request(codec.DELETE, frame, _engine.R_VOID, result)
+    if cls is ks.SetData:
+        frame = partial(_encode_set_data, request.path, request.data,
+                        request.version)
+        return Request(codec.SET_DATA, frame, _engine.R_STAT, result)
+    if cls is ks.Sync:
+        frame = partial(_encode_path, codec.SYNC, request.path)
+        return Request(codec.SYNC, frame, _engine.R_STRING, result)
+    body = bytes(request.serialize())
+    opcode = request.type
+    frame = partial(_encode_raw, opcode, body)
+    req = Request(opcode, frame, _engine.R_KAZOO, result)
+    req.kazoo_request = request
+    return req
+
+
+def _encode_path_watch(opcode, path, watch, xid):
+    return codec.encode_path_watch(xid, opcode, path, watch)
+
+
+def _encode_create(opcode, path, data, acl, flags, xid):
+    return codec.encode_create(xid, opcode, path, data, acl, flags)
+
+
+def _encode_delete(path, version, xid):
+    return codec.encode_delete(xid, path, version)
+
+
+def _encode_set_data(path, data, version, xid):
+    return codec.encode_set_data(xid, path, data, version)
+
+
+def _encode_path(opcode, path, xid):
+    return codec.encode_path(xid, opcode, path)
+
+
+def _encode_raw(opcode, body, xid):
+    return codec.encode_raw(xid, opcode, body)
+
+
+class KazooClient(kazoo.client.KazooClient):
+    """A ZooKeeper client with kazoo's API and fastzk's engine.
+
+    Takes exactly the arguments of :class:`kazoo.client.KazooClient`.
+    The handler must be kazoo's threading handler (the default); gevent and
+    eventlet handlers are refused with :exc:`~kazoo.exceptions.ConfigurationError`,
+    as are TLS and SASL, which fastzk's engine does not speak yet.
+
+    Basic Example:
+
+    .. code-block:: python
+
+        from fastzk import KazooClient
+
+        zk = KazooClient(hosts="127.0.0.1:2181")
+        zk.start()
+        children = zk.get_children("/")
+        zk.stop()
+    """
+
+    def __init__(self, hosts="127.0.0.1:2181", timeout=10.0, client_id=None,
+                 handler=None, default_acl=None, auth_data=None,
+                 sasl_options=None, read_only=None, randomize_hosts=True,
+                 connection_retry=None, command_retry=None, logger=None,
+                 keyfile=None, keyfile_password=None, certfile=None, ca=None,
+                 use_ssl=False, verify_certs=True, check_hostname=False,
+                 **kwargs):
+        if handler is not None and not isinstance(
+                handler, SequentialThreadingHandler):
+            raise ConfigurationError(
+                "fastzk supports only kazoo's threading handler "
+                "(kazoo.handlers.threading.SequentialThreadingHandler), not "
+                "%s; use kazoo's own KazooClient for gevent or eventlet"
+                % type(handler).__name__
+            )
+        if use_ssl:
+            raise ConfigurationError(
+                "fastzk does not support TLS connections yet (use_ssl=True); "
+                "use kazoo's own KazooClient for them")
+        if sasl_options or any(
+                scheme == "sasl" for scheme, _ in (auth_data or ())):
+            raise ConfigurationError(
+                "fastzk does not support SASL yet; use kazoo's own "
+                "KazooClient for it")
+        super().__init__(
+            hosts=hosts, timeout=timeout, client_id=client_id, handler=handler,
+            default_acl=default_acl, auth_data=auth_data,
+            sasl_options=sasl_options, read_only=read_only,
+            randomize_hosts=randomize_hosts, connection_retry=connection_retry,
+            command_retry=command_retry, logger=logger, keyfile=keyfile,
+            keyfile_password=keyfile_password, certfile=certfile, ca=ca,
+            use_ssl=use_ssl, verify_certs=verify_certs,
+            check_hostname=check_hostname, **kwargs)
+        self._connection = Engine(self, self._conn_retry.copy(),
+                                  logger=self.logger)
+        self.Lock = partial(Lock, self)
+        self.ReadLock = partial(ReadLock, self)
+        self.WriteLock = partial(WriteLock, self)
+        self.Semaphore = partial(Semaphore, self)
+
+    # -- session state ---------------------------------------------------------
+
+    @property
+    def negotiated_timeout(self):
+        """The session timeout granted by the server, in milliseconds, or
+        None before the first connection."""
+        return self._connection.negotiated_timeout
+
+    def _session_callback(self, state):
+        # kazoo's state machine, with one difference: a lost connection
+        # keeps the watches, because the engine restores them on the next
+        # connection instead of firing and dropping them.
+        if state == self._state:
+            return
+        closed_state = self._state in CLOSED_STATES
+        self._state = state
+        if closed_state and state == KeeperState.CONNECTING:
+            return
+        if state in (KeeperState.CONNECTED, KeeperState.CONNECTED_RO):
+            self.logger.info("Zookeeper connection established, state: %s",
+                             state)
+            self._live.set()
+            self._make_state_change(KazooState.CONNECTED)
+        elif state in CLOSED_STATES:
+            self.logger.info("Zookeeper session closed, state: %s", state)
+            self._live.clear()
+            self._make_state_change(KazooState.LOST)
+            self._reset()
+        else:
+            self.logger.info("Zookeeper connection lost")
+            self._live.clear()
+            self._make_state_change(KazooState.SUSPENDED)
+
+    def _make_state_change(self, state):
+        if self.state == state:
+            return
+        self.state = state
+        for listener in list(self.state_listeners):
+            self._dispatch(self._run_listener, listener, state)
+
+    def _run_listener(self, listener, state):
+        try:
+            if listener(state) is True:
+                self.remove_listener(listener)
+        except Exception:
+            self.logger.exception("Error in connection state listener")
+
+    def _reset_watchers(self):
+        connection = getattr(self, "_connection", None)
+        if not isinstance(connection, Engine):
+            return  # called by kazoo's constructor, before the engine exists
+        event = WatchedEvent(EventType.NONE, self._state, None)
+        for func in connection.watches.clear_one_shot():
+            self._dispatch(func, event)
+
+    def _dispatch(self, func, *args):
+        """Run ``func(*args)`` on the handler's callback thread, never on the
+        thread that reads the socket.  Once the handler has stopped (the
+        client is stopping) the call is made directly."""
+        if self.handler.running:
+            self.handler.dispatch_callback(Callback("watch", func, args))
+        else:
+            func(*args)
+
+    def _dispatch_watch(self, event_type, path, funcs):
+        if self._stopped.is_set():
+            return
+        event = WatchedEvent(EVENT_TYPES[event_type], self._state,
+                             self.unchroot(path))
+        dispatch = self.handler.dispatch_callback
+        for func in funcs:
+            dispatch(Callback("watch", func, (event,)))
+
+    # -- requests ----------------------------------------------------------------
+
+    def _call(self, request, async_object):
+        if request is _CONNECTION_DROP:
+            self._connection.drop_connection()
+            return None
+        if request is _SESSION_EXPIRED:
+            self._connection.expire_session()
+            return None
+        self._connection.submit(_request_for(request, async_object))
+        return None
+
+    def stop(self):
+        """Gracefully stop this Zookeeper session.
+
+        Sends closeSession (the server removes the session's ephemeral nodes
+        and fires their watches), waits for the reply, and stops the session
+        thread.
+        """
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        try:
+            self._connection.close_session(
+                max(1.0, self._session_timeout / 1000.0))
+        finally:
+            self._safe_close()
+
+    def get_children(self, path, watch=None, include_data=False):
+        """Get a list of child nodes of a path.
+
+        Same contract as :meth:`kazoo.client.KazooClient.get_children`.
+        """
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if watch and not callable(watch):
+            raise TypeError("Invalid type for 'watch' (must be a callable)")
+        if not isinstance(include_data, bool):
+            raise TypeError("Invalid type for 'include_data' (bool expected)")
+        path = _prefix_root(self.chroot, path)
+        if include_data:
+            opcode, kind = codec.GET_CHILDREN2, _engine.R_CHILDREN_STAT
+        else:
+            opcode, kind = codec.GET_CHILDREN, _engine.R_CHILDREN
+        req = Request(opcode, partial(_encode_path_watch, opcode, path,
+                                      watch is not None),
+                      kind, Waiter(), path, watch or None)
+        return self._connection.call(req)
+
+    def get(self, path, watch=None):
+        """Get the value of a node.
+
+        Same contract as :meth:`kazoo.client.KazooClient.get`.
+        """
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if watch and not callable(watch):
+            raise TypeError("Invalid type for 'watch' (must be a callable)")
+        path = _prefix_root(self.chroot, path)
+        req = Request(codec.GET_DATA,
+                      partial(_encode_path_watch, codec.GET_DATA, path,
+                              watch is not None),
+                      _engine.R_DATA_STAT, Waiter(), path, watch or None)
+        return self._connection.call(req)
+
+    def exists(self, path, watch=None):
+        """Check if a node exists.
+
+        Same contract as :meth:`kazoo.client.KazooClient.exists`.
+        """
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if watch and not callable(watch):
+            raise TypeError("Invalid type for 'watch' (must be a callable)")
+        path = _prefix_root(self.chroot, path)
+        req = Request(codec.EXISTS,
+                      partial(_encode_path_watch, codec.EXISTS, path,
+                              watch is not None),
+                      _engine.R_STAT, Waiter(), path, watch or None)
+        return self._connection.call(req)
+
+    def set(self, path, value, version=-1):
+        """Set the value of a node.
+
+        Same contract as :meth:`kazoo.client.KazooClient.set`.
+        """
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if value is not None and not isinstance(value, bytes):
+            raise TypeError("Invalid type for 'value' (must be a byte string)")
+        if not isinstance(version, int):
+            raise TypeError("Invalid type for 'version' (int expected)")
+        path = _prefix_root(self.chroot, path)
+        req = Request(codec.SET_DATA,
+                      partial(_encode_set_data, path, value, version),
+                      _engine.R_STAT, Waiter())
+        return self._connection.call(req)
+
+    def delete(self, path, version=-1, recursive=False):
+        """Delete a node.
+
+        Same contract as :meth:`kazoo.client.KazooClient.delete`.
+        """
+        if not isinstance(recursive, bool):
+            raise TypeError("Invalid type for 'recursive' (bool expected)")
+        if recursive:
+            return self._delete_recursive(path)
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if not isinstance(version, int):
+            raise TypeError("Invalid type for 'version' (int expected)")
+        path = _prefix_root(self.chroot, path)
+        req = Request(codec.DELETE, partial(_encode_delete, path, version),
+                      _engine.R_VOID, Waiter())
+        return self._connection.call(req)
+
+    def create(self, path, value=b"", acl=None, ephemeral=False,
+               sequence=False, makepath=False, include_data=False):
+        """Create a node with the given value as its data.
+
+        Same contract as :meth:`kazoo.client.KazooClient.create`.
+        """
+        acl = acl or self.default_acl
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if acl and (isinstance(acl, ACL) or not isinstance(acl, (tuple, list))):
+            raise TypeError("Invalid type for 'acl' (acl must be a tuple/list"
+                            " of ACL's")
+        if value is not None and not isinstance(value, bytes):
+            raise TypeError("Invalid type for 'value' (must be a byte string)")
+        for name, flag in (("ephemeral", ephemeral), ("sequence", sequence),
+                           ("makepath", makepath),
+                           ("include_data", include_data)):
+            if not isinstance(flag, bool):
+                raise TypeError("Invalid type for '%s' (bool expected)" % name)
+        flags = (1 if ephemeral else 0) | (2 if sequence else 0)
+        if acl is None:
+            acl = OPEN_ACL_UNSAFE
+        full = _prefix_root(self.chroot, path, trailing=sequence)
+        opcode = codec.CREATE2 if include_data else codec.CREATE
+        kind = _engine.R_STRING_STAT if include_data else _engine.R_STRING
+        frame = partial(_encode_create, opcode, full, value, acl, flags)
+        try:
+            result = self._connection.call(Request(opcode, frame, kind, Waiter()))
+        except NoNodeError:
+            if not makepath:
+                raise
+            if sequence and path.endswith("/"):
+                parent = path.rstrip("/")
+            else:
+                parent, _ = _split_path(path)
+            self.ensure_path(parent, acl)
+            result = self._connection.call(Request(opcode, frame, kind, Waiter()))
+        if include_data:
+            return self.unchroot(result[0]), result[1]
+        return self.unchroot(result)

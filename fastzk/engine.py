@@ -1,0 +1,831 @@
+"""The connection engine: one TCP connection per session.
+
+What it does
+------------
+- Connects to the hosts in turn (after a short random delay on reconnect),
+  performs the handshake, re-sends authentication, restores watches with
+  SetWatches/SetWatches2 (relativeZxid = the last zxid seen, so the server
+  sends catch-up events) and then sends what was queued while disconnected.
+- Pipelines requests: each gets the next xid and goes straight to the socket;
+  replies come back in request order on a session (a ZooKeeper guarantee),
+  so the pending requests form a FIFO matched by xid.
+- Pings when nothing was sent for a third of the read timeout, and drops the
+  connection when nothing was received for the read timeout (2/3 of the
+  negotiated session timeout, as the Java client does).
+- Drives the session state machine through the client's
+  ``_session_callback`` (kazoo's ``KeeperState`` values).
+
+Who reads the socket
+--------------------
+A thread that calls synchronously reads its own reply: it sends, takes the
+*read role* if nobody holds it, and reads frames until its reply is in,
+completing any other request whose reply comes first (leader/follower).
+That saves the two thread hand-offs per request a dedicated I/O thread
+costs.  A caller that finds the role taken parks until its reply is in, or
+until the reader leaves and promotes it.  The session thread takes the role
+only when nobody else will: requests are pending with no caller waiting for
+them (asynchronous calls), or no synchronous caller has been active for a
+little while (so events and pings are read on an idle session).
+
+User code never runs here: replies complete result objects, and watch
+events and state changes are handed to the client's dispatcher.
+"""
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections import deque
+from _thread import allocate_lock
+
+from kazoo.exceptions import (
+    EXCEPTIONS,
+    AuthFailedError,
+    ConnectionClosedError,
+    ConnectionDropped,
+    ConnectionLoss,
+    NoNodeError,
+    SessionExpiredError,
+)
+from kazoo.protocol.states import KeeperState
+from kazoo.retry import ForceRetryError, RetryFailedError
+
+from fastzk._core import codec
+from fastzk.errors import ProtocolError
+from fastzk import watches as _watches
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "Request", "Waiter"]
+
+# How replies are decoded (Request.kind).
+R_VOID = 0  # delete, setWatches, addWatch, removeWatches, check
+R_STAT = 1  # setData, exists
+R_DATA_STAT = 2  # getData
+R_CHILDREN = 3  # getChildren
+R_CHILDREN_STAT = 4  # getChildren2
+R_STRING = 5  # create, sync
+R_STRING_STAT = 6  # create2
+R_MULTI = 7
+R_KAZOO = 8  # a kazoo request object decodes its own reply
+R_CLOSE = 9
+
+_NONODE = NoNodeError.code
+
+# The session thread leaves the socket to synchronous callers while one has
+# been active within this many seconds.
+_QUIET = 0.002
+# A parked caller re-checks the read role at least this often: a safety net,
+# the engine wakes it explicitly.
+_PARK = 0.05
+
+
+class Waiter(object):
+    """The completion of one synchronous call.
+
+    Set by whichever thread reads its reply; the caller's thread waits on a
+    plain lock used as a binary semaphore.  Extra wake-ups are harmless: the
+    caller re-checks ``done``.
+    """
+
+    __slots__ = ("done", "value", "error", "_lock")
+
+    def __init__(self):
+        self.done = False
+        self.value = None
+        self.error = None
+        self._lock = allocate_lock()
+        self._lock.acquire()
+
+    def set(self, value=None):
+        self.value = value
+        self.done = True
+        self.wake()
+
+    def set_exception(self, error):
+        self.error = error
+        self.done = True
+        self.wake()
+
+    def wake(self):
+        try:
+            self._lock.release()
+        except RuntimeError:  # already awake
+            pass
+
+    def park(self, timeout):
+        self._lock.acquire(True, timeout)
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Request(object):
+    """One request: what to send, how to read its reply, whom to tell."""
+
+    __slots__ = (
+        "xid",
+        "opcode",
+        "frame",
+        "kind",
+        "path",
+        "watcher",
+        "result",
+        "kazoo_request",
+    )
+
+    def __init__(self, opcode, frame, kind, result, path=None, watcher=None):
+        self.xid = 0
+        self.opcode = opcode
+        # A function of the xid that returns the encoded frame.
+        self.frame = frame
+        self.kind = kind
+        self.result = result
+        self.path = path
+        self.watcher = watcher
+        self.kazoo_request = None
+
+
+class _Broken(Exception):
+    """The current connection is unusable; the session thread reconnects."""
+
+
+class Engine(object):
+    """The connection engine of one client (one session at a time).
+
+    It takes the place of kazoo's ``ConnectionHandler`` on the client
+    (``client._connection``) and keeps its ``start``/``stop``/``close``
+    contract, so kazoo's own ``start``/``restart``/``close`` work unchanged.
+
+    :param client: the :class:`fastzk.client.KazooClient` it serves.
+    :param retry_sleeper: a :class:`kazoo.retry.KazooRetry` pacing reconnects.
+    """
+
+    def __init__(self, client, retry_sleeper, logger=None, sasl_options=None):
+        self.client = client
+        self.handler = client.handler
+        self.retry_sleeper = retry_sleeper
+        self.logger = logger or log
+        self.sasl_options = sasl_options
+        self.connection_closed = threading.Event()
+        self.connection_closed.set()
+        self.connection_stopped = threading.Event()
+        self.connection_stopped.set()
+        self.watches = _watches.WatchRegistry()
+        self.spin_us = 0
+
+        self._thread = None
+        self._socket = None
+        # kazoo's ConnectionHandler wakes its thread through this socket;
+        # kazoo code that checks it for None must see "open" while started.
+        self._write_sock = None
+        self._frames = None
+        self._xid = 0
+        self._send_lock = threading.Lock()
+        self._mx = threading.Lock()
+        self._session_wakeup = threading.Condition(self._mx)
+        self._pending = deque()
+        self._queue = deque()  # submitted while disconnected
+        self._reader = None
+        self._followers = []
+        self._last_sync = 0.0
+        self._session_parked = False
+        self._last_send = 0.0
+        self._last_recv = 0.0
+        self._read_timeout = 10.0
+        self._ping_interval = 3.0
+        self._negotiated_timeout = None
+        self._close_waiter = None
+        self._drop_requested = None
+        self._connected_host = None
+
+    # -- kazoo ConnectionHandler contract ----------------------------------
+
+    def start(self):
+        """Start the session thread (it connects in the background)."""
+        if self._thread is not None:
+            raise Exception("Unable to start, connection routine already active.")
+        self.connection_closed.clear()
+        self._write_sock = _OpenMarker
+        self.connection_stopped.clear()
+        self._thread = threading.Thread(
+            target=self._session_loop, name="fastzk-session", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout=None):
+        """Wait for the session thread to end; True when it has."""
+        self.connection_stopped.wait(timeout)
+        thread = self._thread
+        if thread is not None and self.connection_stopped.is_set():
+            if thread is not threading.current_thread():
+                thread.join()
+            self._thread = None
+        return self.connection_stopped.is_set()
+
+    def close(self):
+        """Release resources; the engine can be started again."""
+        if not self.connection_stopped.is_set():
+            raise Exception("Cannot close connection until it is stopped")
+        self.connection_closed.set()
+        self._write_sock = None
+
+    # -- public helpers used by the client ----------------------------------
+
+    @property
+    def negotiated_timeout(self):
+        """The session timeout the server granted, in milliseconds."""
+        return self._negotiated_timeout
+
+    @property
+    def connected_host(self):
+        """``(host, port)`` of the server this client is connected to."""
+        return self._connected_host
+
+    def next_xid_frame(self, req):
+        self._xid = xid = (self._xid % 2147483647) + 1
+        req.xid = xid
+        return req.frame(xid)
+
+    def submit(self, req, reader_needed=True):
+        """Send ``req`` now, or queue it until the session is connected.
+
+        Raises nothing: failures reach ``req.result``.  With
+        ``reader_needed`` (an asynchronous call, whose caller will not read
+        the reply itself) a parked session thread is woken to read it.
+        """
+        with self._send_lock:
+            sock = self._socket
+            if sock is None:
+                error = self._refusal()
+                if error is not None:
+                    req.result.set_exception(error)
+                else:
+                    self._queue.append(req)
+                return
+            try:
+                frame = self._encode(req)
+            except Exception as exc:
+                req.result.set_exception(exc)
+                return
+            self._pending.append(req)
+            try:
+                sock.sendall(frame)
+            except (OSError, ValueError) as exc:
+                broken = exc
+            else:
+                self._last_send = time.monotonic()
+                broken = None
+        if broken is not None:
+            self._broken(sock, ConnectionDropped("send failed: %s" % (broken,)))
+        elif reader_needed and self._session_parked and self._reader is None:
+            with self._mx:
+                self._session_wakeup.notify()
+
+    def call(self, req):
+        """Submit ``req`` and wait for its reply in this thread.
+
+        ``req.result`` must be a fresh :class:`Waiter`.  Returns the decoded
+        reply or raises the request's error.
+        """
+        waiter = req.result
+        mx = self._mx
+        self.submit(req, False)
+        me = threading.get_ident()
+        while not waiter.done:
+            with mx:
+                if waiter.done:
+                    break
+                sock = self._socket
+                lead = self._reader is None and sock is not None and req.xid
+                if lead:
+                    self._reader = me
+                    if waiter in self._followers:
+                        self._followers.remove(waiter)
+                elif waiter not in self._followers:
+                    self._followers.append(waiter)
+            if lead:
+                try:
+                    self._read_until(sock, waiter)
+                except _Broken as exc:
+                    self._broken(sock, exc.args[0])
+                finally:
+                    self._leave_role()
+            else:
+                waiter.park(_PARK)
+        if self._followers:
+            with mx:
+                if waiter in self._followers:
+                    self._followers.remove(waiter)
+        self._last_sync = time.monotonic()
+        return waiter.result()
+
+    def drop_connection(self):
+        """Cut the current connection (kazoo's test hook _CONNECTION_DROP)."""
+        sock = self._socket
+        if sock is not None:
+            self._broken(sock, ConnectionDropped("Connection dropped: Testing"))
+
+    def expire_session(self):
+        """End the session on the server (kazoo's test hook _SESSION_EXPIRED).
+
+        Sends closeSession on this connection, so the server really ends the
+        session and removes its ephemeral nodes; the client then sees the
+        expiry (LOST) and opens a new session.
+        """
+        self._drop_requested = KeeperState.EXPIRED_SESSION
+        waiter = Waiter()
+        req = Request(codec.CLOSE, codec.encode_close, R_CLOSE, waiter)
+        self.submit(req)
+
+    def close_session(self, timeout):
+        """Send closeSession and wait up to ``timeout`` for the reply."""
+        waiter = Waiter()
+        self._close_waiter = waiter
+        req = Request(codec.CLOSE, codec.encode_close, R_CLOSE, waiter)
+        with self._send_lock:
+            connected = self._socket is not None
+        if not connected:
+            return
+        self.submit(req)
+        deadline = time.monotonic() + timeout
+        while not waiter.done and time.monotonic() < deadline:
+            waiter.park(0.05)
+
+    # -- internals -----------------------------------------------------------
+
+    def _refusal(self):
+        """The error for a request made while there is no connection, or None
+        to queue it until there is one (kazoo's behaviour while CONNECTING)."""
+        state = self.client._state
+        if self.client._stopped.is_set() or state == KeeperState.CLOSED:
+            return ConnectionClosedError("Connection has been closed")
+        if state == KeeperState.AUTH_FAILED:
+            return AuthFailedError()
+        if state == KeeperState.EXPIRED_SESSION:
+            return SessionExpiredError()
+        return None
+
+    def _encode(self, req):
+        if req.opcode == codec.AUTH:
+            req.xid = codec.AUTH_XID
+            return req.frame(codec.AUTH_XID)
+        self._xid = xid = (self._xid % 2147483647) + 1
+        req.xid = xid
+        return req.frame(xid)
+
+    def _read_until(self, sock, waiter):
+        """Read and handle frames until ``waiter`` is done (read role held)."""
+        frames = self._frames
+        handle = self._handle_frame
+        spin = self.spin_us
+        timeout = self._read_timeout
+        try:
+            while not waiter.done:
+                frame = frames.next_frame()
+                if frame is None:
+                    if not frames.read_from(sock, timeout, spin):
+                        raise _Broken(
+                            ConnectionDropped("no reply from the server within "
+                                              "the read timeout")
+                        )
+                    self._last_recv = time.monotonic()
+                    continue
+                handle(frame)
+        except _Broken:
+            raise
+        except (ConnectionDropped, OSError, ValueError) as exc:
+            raise _Broken(exc)
+
+    def _read_available(self, sock, timeout):
+        """Wait up to ``timeout`` for data, then handle every whole frame."""
+        frames = self._frames
+        try:
+            if frames.read_from(sock, timeout, 0):
+                self._last_recv = time.monotonic()
+            frame = frames.next_frame()
+            while frame is not None:
+                self._handle_frame(frame)
+                frame = frames.next_frame()
+        except _Broken:
+            raise
+        except (ConnectionDropped, OSError, ValueError) as exc:
+            raise _Broken(exc)
+
+    def _leave_role(self):
+        with self._mx:
+            self._reader = None
+            followers = self._followers
+            if followers:
+                followers[0].wake()
+            elif self._pending:
+                self._session_wakeup.notify()
+
+    def _handle_frame(self, frame):
+        xid, zxid, err = codec.decode_reply_header(frame)
+        if xid == codec.WATCH_XID:
+            self._handle_event(frame)
+            return
+        if xid == codec.PING_XID or xid == codec.SET_WATCHES_XID:
+            if err and xid == codec.SET_WATCHES_XID:
+                self.logger.warning("SetWatches failed with error %s", err)
+            return
+        if zxid > 0:
+            self.client.last_zxid = zxid
+        try:
+            req = self._pending.popleft()
+        except IndexError:
+            raise _Broken(ProtocolError("reply xid %d with no request pending" % xid))
+        if req.xid != xid:
+            req.result.set_exception(ConnectionLoss("xid mismatch"))
+            raise _Broken(
+                ProtocolError("xids do not match, expected %r received %r"
+                              % (req.xid, xid))
+            )
+        result = req.result
+        if err:
+            if xid == codec.AUTH_XID:
+                result.set_exception(AuthFailedError())
+                self.client._session_callback(KeeperState.AUTH_FAILED)
+                raise _Broken(AuthFailedError())
+            if err == _NONODE and req.opcode == codec.EXISTS:
+                self._register_watch(req, False)
+                result.set(None)
+                return
+            exc_class = EXCEPTIONS[err]
+            result.set_exception(exc_class())
+            return
+        kind = req.kind
+        try:
+            if kind == R_CHILDREN:
+                value = codec.decode_children(frame, 16)
+            elif kind == R_DATA_STAT:
+                value = codec.decode_data_stat(frame, 16)
+            elif kind == R_STAT:
+                value = codec.decode_stat(frame, 16)
+            elif kind == R_VOID:
+                value = True
+            elif kind == R_STRING:
+                value = codec.decode_string(frame, 16)
+            elif kind == R_CHILDREN_STAT:
+                value = codec.decode_children_stat(frame, 16)
+            elif kind == R_STRING_STAT:
+                value = codec.decode_string_stat(frame, 16)
+            elif kind == R_MULTI:
+                value = codec.decode_multi(frame, 16)
+            elif kind == R_KAZOO:
+                value = self._decode_kazoo(req, frame)
+            elif kind == R_CLOSE:
+                result.set(True)
+                raise _Broken(_SessionClosed())
+            else:
+                value = True
+        except ProtocolError as exc:
+            result.set_exception(ConnectionLoss(str(exc)))
+            raise _Broken(exc)
+        if req.watcher is not None:
+            self._register_watch(req, True)
+        result.set(value)
+
+    def _decode_kazoo(self, req, frame):
+        request = req.kazoo_request
+        if not hasattr(request, "deserialize"):
+            return True
+        try:
+            value = request.deserialize(bytes(frame), 16)
+        except Exception as exc:
+            raise ProtocolError("undecodable reply to %s: %s"
+                                % (type(request).__name__, exc))
+        return value
+
+    def _register_watch(self, req, exists):
+        watcher = req.watcher
+        if watcher is None or self.client._stopped.is_set():
+            return
+        op = req.opcode
+        if op == codec.GET_CHILDREN or op == codec.GET_CHILDREN2:
+            kind = _watches.CHILD
+        elif op == codec.EXISTS and not exists:
+            kind = _watches.EXIST
+        else:
+            kind = _watches.DATA
+        self.watches.add(kind, req.path, watcher)
+
+    def _handle_event(self, frame):
+        event_type, state, path = codec.decode_watch_event(frame, 16)
+        funcs = self.watches.fire(event_type, path)
+        if funcs:
+            self.client._dispatch_watch(event_type, path, funcs)
+
+    def _broken(self, sock, error):
+        """Close ``sock`` if it is still the current connection and fail what
+        was in flight on it; the session thread reconnects."""
+        with self._send_lock:
+            if self._socket is not sock or sock is None:
+                return
+            self._socket = None
+            pending = list(self._pending)
+            self._pending.clear()
+        try:
+            sock.close()
+        except OSError:
+            pass
+        if isinstance(error, _SessionClosed):
+            if self._drop_requested is not None:
+                state = self._drop_requested
+            else:
+                state = KeeperState.CLOSED
+        else:
+            state = KeeperState.CONNECTING
+            self.logger.warning("Connection dropped: %s", error)
+        if state == KeeperState.EXPIRED_SESSION:
+            exc = SessionExpiredError()
+        elif state == KeeperState.CLOSED:
+            exc = ConnectionClosedError("Connection has been closed")
+        else:
+            exc = ConnectionLoss()
+        for req in pending:
+            if req.opcode == codec.CLOSE:
+                req.result.set(True)
+            else:
+                req.result.set_exception(exc)
+        self._lost_state = state
+        with self._mx:
+            self._session_wakeup.notify()
+            for waiter in self._followers:
+                waiter.wake()
+
+    def _fail_queue(self, error):
+        with self._send_lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for req in queued:
+            req.result.set_exception(error)
+
+    # -- the session thread ---------------------------------------------------
+
+    def _session_loop(self):
+        retry = self.retry_sleeper.copy()
+        client = self.client
+        try:
+            while not client._stopped.is_set():
+                try:
+                    if retry(self._connect_round, retry) is _STOP:
+                        break
+                except RetryFailedError:
+                    self.logger.warning(
+                        "Failed connecting to Zookeeper within the connection "
+                        "retry policy."
+                    )
+                    break
+        finally:
+            self._fail_queue(ConnectionClosedError("Connection has been closed"))
+            self.connection_stopped.set()
+            client._session_callback(KeeperState.CLOSED)
+
+    def _hosts(self):
+        hosts = []
+        for host, port in self.client.hosts:
+            try:
+                for info in socket.getaddrinfo(host.strip(), port, 0, 0,
+                                               socket.IPPROTO_TCP):
+                    hosts.append((host, info[4][0], info[4][1]))
+            except socket.gaierror as exc:
+                self.logger.warning("Cannot resolve %s: %s", host, exc)
+        if self.client.randomize_hosts:
+            random.shuffle(hosts)
+        return hosts
+
+    def _connect_round(self, retry):
+        hosts = self._hosts()
+        if not hosts:
+            raise ForceRetryError("No host resolved. Reconnecting")
+        for host, address, port in hosts:
+            if self.client._stopped.is_set():
+                return _STOP
+            status = self._session(host, address, port, retry)
+            if status is _STOP:
+                return _STOP
+        raise ForceRetryError("Reconnecting")
+
+    def _session(self, host, address, port, retry):
+        """Connect to one server and serve the session until the connection
+        ends.  Returns _STOP when the client is done."""
+        client = self.client
+        if client._state != KeeperState.CONNECTING:
+            client._session_callback(KeeperState.CONNECTING)
+        self._lost_state = None
+        self._drop_requested = None
+        try:
+            sock = self._handshake(host, address, port)
+        except SessionExpiredError:
+            retry.reset()
+            self.logger.warning("Session has expired")
+            self._expired()
+            return None
+        except AuthFailedError as exc:
+            self.logger.warning("AUTH_FAILED closing: %s", exc)
+            client._session_callback(KeeperState.AUTH_FAILED)
+            self._fail_queue(AuthFailedError())
+            return _STOP
+        except (OSError, ConnectionDropped, ProtocolError) as exc:
+            self.logger.warning("Connection to %s:%s failed: %s", host, port, exc)
+            return None
+        retry.reset()
+        try:
+            self._serve(sock)
+        except _Broken as exc:
+            self._broken(sock, exc.args[0])
+        state = self._lost_state
+        if state == KeeperState.CLOSED:
+            return _STOP
+        if state == KeeperState.EXPIRED_SESSION:
+            self._expired()
+            return None
+        if client._stopped.is_set():
+            return _STOP
+        client._session_callback(KeeperState.CONNECTING)
+        # Reconnect after a short random delay so a fleet of clients does
+        # not hit the next server at the same instant.
+        time.sleep(random.uniform(0.0, 0.1))
+        return None
+
+    def _expired(self):
+        client = self.client
+        self._xid = 0
+        client._session_callback(KeeperState.EXPIRED_SESSION)
+        self._fail_queue(SessionExpiredError())
+        if not client._stopped.is_set():
+            client._session_callback(KeeperState.CONNECTING)
+
+    def _handshake(self, host, address, port):
+        client = self.client
+        timeout_s = client._session_timeout / 1000.0
+        connect_timeout = timeout_s / max(1, len(client.hosts))
+        sock = socket.create_connection((address, port), timeout=connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            frames = codec.FrameReader()
+            sock.sendall(
+                codec.encode_connect(
+                    client.last_zxid,
+                    client._session_timeout,
+                    client._session_id or 0,
+                    client._session_passwd,
+                    bool(client.read_only),
+                )
+            )
+            frame = self._read_one(sock, frames, connect_timeout)
+            proto, negotiated, session_id, passwd, read_only = (
+                codec.decode_connect_response(frame)
+            )
+            if negotiated <= 0:
+                raise SessionExpiredError("Session has expired")
+            client._session_id = session_id
+            client._session_passwd = passwd
+            client._protocol_version = proto
+            self._negotiated_timeout = negotiated
+            self._read_timeout = negotiated * 2.0 / 3.0 / 1000.0
+            self._ping_interval = self._read_timeout / 3.0
+            sock.settimeout(self._read_timeout)
+            self._xid = 0
+            for scheme, credential in list(client.auth_data):
+                sock.sendall(
+                    codec.encode_raw(
+                        codec.AUTH_XID, codec.AUTH, _auth_body(scheme, credential)
+                    )
+                )
+                frame = self._read_one(sock, frames, connect_timeout)
+                xid, zxid, err = codec.decode_reply_header(frame)
+                if err:
+                    raise AuthFailedError()
+            self._restore_watches(sock, frames)
+        except BaseException:
+            sock.close()
+            raise
+        self._frames = frames
+        self._connected_host = (host, port)
+        now = time.monotonic()
+        self._last_send = self._last_recv = now
+        with self._send_lock:
+            self._socket = sock
+            self._pending.clear()
+            queued = list(self._queue)
+            self._queue.clear()
+            # Requests made while disconnected go out after SetWatches, in
+            # the order they were made.
+            for req in queued:
+                try:
+                    frame = self._encode(req)
+                except Exception as exc:
+                    req.result.set_exception(exc)
+                    continue
+                self._pending.append(req)
+                sock.sendall(frame)
+        if read_only:
+            client._session_callback(KeeperState.CONNECTED_RO)
+        else:
+            client._session_callback(KeeperState.CONNECTED)
+        self.logger.info("Connected to %s:%s, session 0x%x, timeout %d ms",
+                         host, port, session_id, negotiated)
+        with self._mx:
+            for waiter in self._followers:
+                waiter.wake()
+        return sock
+
+    def _read_one(self, sock, frames, timeout):
+        deadline = time.monotonic() + timeout
+        frame = frames.next_frame()
+        while frame is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not frames.read_from(sock, remaining, 0):
+                raise ConnectionDropped("timed out waiting for the server")
+            frame = frames.next_frame()
+        return frame
+
+    def _restore_watches(self, sock, frames):
+        """Re-register the session's watches on a new connection.
+
+        One-shot watches travel with SetWatches and relativeZxid = the last
+        zxid this client saw, so the server fires those whose node changed
+        meanwhile.  Persistent watches go in SetWatches2 (ZooKeeper 3.6+).
+        Replies (xid -8) are read by the normal reply path.
+        """
+        data, exist, child, persistent, recursive = self.watches.paths()
+        for frame in codec.encode_set_watches(
+            self.client.last_zxid, data, exist, child, persistent, recursive
+        ):
+            sock.sendall(frame)
+
+    def _serve(self, sock):
+        """Pings, idle reads and connection checks while connected."""
+        client = self.client
+        mx = self._mx
+        wakeup = self._session_wakeup
+        me = threading.get_ident()
+        while self._socket is sock:
+            now = time.monotonic()
+            if now - self._last_recv > self._read_timeout:
+                raise _Broken(ConnectionDropped(
+                    "outstanding heartbeat ping not received"))
+            if now - self._last_send >= self._ping_interval:
+                self._send_ping(sock)
+            wait = max(0.0, min(self._ping_interval - (now - self._last_send),
+                                self._read_timeout - (now - self._last_recv)))
+            with mx:
+                if self._socket is not sock:
+                    break
+                idle = now - self._last_sync >= _QUIET
+                take = (self._reader is None and not self._followers
+                        and (self._pending or idle))
+                if take:
+                    self._reader = me
+                else:
+                    self._session_parked = True
+                    wakeup.wait(_QUIET if not idle else min(wait, 0.5) or _QUIET)
+                    self._session_parked = False
+                    continue
+            try:
+                self._read_available(sock, min(wait, 0.5) or 0.001)
+            finally:
+                self._leave_role()
+            if client._stopped.is_set() and self._close_waiter is None:
+                break
+
+    def _send_ping(self, sock):
+        with self._send_lock:
+            if self._socket is not sock:
+                return
+            try:
+                sock.sendall(codec.encode_ping())
+            except OSError as exc:
+                error = exc
+            else:
+                self._last_send = time.monotonic()
+                return
+        raise _Broken(ConnectionDropped("ping failed: %s" % (error,)))
+
+
+class _SessionClosed(Exception):
+    """The server confirmed closeSession."""
+
+
+class _OpenMarker(object):
+    """Stands in for kazoo's wake-up socket while the engine is started."""
+
+    @staticmethod
+    def send(data):
+        return len(data)
+
+
+_STOP = object()
+
+
+def _auth_body(scheme, credential):
+    # AuthPacket: int type (0), ustring scheme, buffer auth.
+    from kazoo.protocol.serialization import Auth
+
+    return bytes(Auth(0, scheme, credential).serialize())

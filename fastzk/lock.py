@@ -1,0 +1,451 @@
+"""Locks: kazoo's lock recipe, made cheap to fail and impossible to leak.
+
+The nodes are kazoo's (``<path>/<uuid hex>__lock__<10-digit sequence>``,
+``__rlock__`` for readers, ephemeral sequential, data = the identifier), so
+kazoo and fastzk lockers on one path exclude each other.  What differs:
+
+- A non-blocking attempt first reads the children.  When a contender that
+  would precede it exists it returns False having written nothing; only a
+  lock that looks free costs a create (and, if another contender won the
+  race, a delete).
+- Every node this lock creates and no longer needs is deleted with a
+  guaranteed delete (:mod:`fastzk.cleanup`): a delete that meets a
+  connection loss is retried on reconnect until the server confirms it.
+  A create whose reply was lost is found again by its uuid prefix.
+- Sequence numbers are compared as integers (kazoo #730), and a blocking
+  ``acquire(timeout=T)`` returns within T overall.
+- The lock follows its session: while SUSPENDED it is not known to be held
+  (:attr:`Lock.held` is False), and when the session is lost
+  :attr:`Lock.is_acquired` turns False and the lost callbacks run.
+- :attr:`Lock.fencing_token` is the czxid of the winning node, a number
+  that only grows between successive holders of one lock path.
+
+They work with fastzk's client and with a plain
+:class:`kazoo.client.KazooClient` alike.
+"""
+
+import re
+import threading
+import time
+import uuid
+
+from kazoo.exceptions import (
+    CancelledError,
+    ConnectionClosedError,
+    ConnectionLoss,
+    LockTimeout,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
+from kazoo.protocol.states import KazooState
+from kazoo.recipe.lock import Semaphore as _KazooSemaphore
+
+from fastzk.cleanup import deleter_for
+
+__all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "validate_path"]
+
+# Errors after which an attempt is retried once the client is connected
+# again (kazoo's lock retries the same ones through KazooRetry).
+_RETRYABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
+
+
+def validate_path(path):
+    """Raise ValueError unless ``path`` is a valid absolute ZooKeeper path.
+
+    ZooKeeper's PathUtils.validatePath: absolute, no empty, ``.`` or ``..``
+    component, no trailing slash (except the root), no NUL or control
+    characters.
+    """
+    if not isinstance(path, str):
+        raise TypeError("lock path must be a str, not %s" % type(path).__name__)
+    if not path.startswith("/"):
+        raise ValueError("invalid ZooKeeper path %r: must start with /" % path)
+    if path == "/":
+        return
+    if path.endswith("/"):
+        raise ValueError("invalid ZooKeeper path %r: trailing /" % path)
+    for part in path[1:].split("/"):
+        if part in ("", ".", ".."):
+            raise ValueError("invalid ZooKeeper path %r: empty or relative "
+                             "component" % path)
+    for char in path:
+        if char == "\x00" or "\x01" <= char <= "\x1f" or "\x7f" <= char <= "\x9f":
+            raise ValueError("invalid ZooKeeper path %r: control character"
+                             % path)
+
+
+class _OwnNodeGone(Exception):
+    """Our contender node is not among the children (its session ended)."""
+
+
+class Lock(object):
+    """An exclusive lock, a drop-in for :class:`kazoo.recipe.lock.Lock`.
+
+    Example usage:
+
+    .. code-block:: python
+
+        from fastzk import KazooClient, Lock
+
+        zk = KazooClient()
+        zk.start()
+        lock = Lock(zk, "/lockpath", "my-identifier")
+        if lock.acquire(blocking=False):
+            try:
+                ...  # do the work
+            finally:
+                lock.release()
+
+    :param client: a :class:`fastzk.KazooClient` or
+                   :class:`kazoo.client.KazooClient`.
+    :param path: the lock path (created if missing).
+    :param identifier: stored in the contender node, shown by
+                       :meth:`contenders`.
+    :param extra_lock_patterns: other node-name markers that count as
+                                contenders (e.g. another library's lock).
+    """
+
+    _NODE_NAME = "__lock__"
+    _EXCLUDE_NAMES = ["__lock__"]
+
+    def __init__(self, client, path, identifier=None, extra_lock_patterns=()):
+        validate_path(path)
+        self.client = client
+        self.path = path
+        self._exclude_names = set(self._EXCLUDE_NAMES + list(extra_lock_patterns))
+        self._contenders_re = _contender_re(self._exclude_names)
+        self.data = str(identifier or "").encode("utf-8")
+        self.node = None
+        self.wake_event = client.handler.event_object()
+        self.prefix = uuid.uuid4().hex + self._NODE_NAME
+        self.create_path = self.path + "/" + self.prefix
+        self.create_tried = False
+        self.is_acquired = False
+        self.assured_path = False
+        self.cancelled = False
+        self.fencing_token = None
+        self._ephemeral = True
+        self._session_id = None
+        self._suspended = False
+        self._lost = threading.Event()
+        self._lost_callbacks = []
+        self._acquire_method_lock = threading.Lock()
+        self._deleter = deleter_for(client)
+
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def held(self):
+        """True while the lock is acquired *and* known to be held.
+
+        False while the session is SUSPENDED: until the connection is back
+        nobody can tell whether the server still has the session (and our
+        node).  Curator gives lock holders the same advice.
+        """
+        return self.is_acquired and not self._suspended
+
+    @property
+    def lost(self):
+        """A :class:`threading.Event` set when a held lock is lost with its
+        session; cleared on the next successful acquire."""
+        return self._lost
+
+    def on_lost(self, callback):
+        """Call ``callback(lock)`` when a held lock is lost with its session.
+
+        Callbacks run on the client's event thread and must not block.
+        """
+        self._lost_callbacks.append(callback)
+
+    def _watch_state(self, state):
+        if state == KazooState.SUSPENDED:
+            self._suspended = True
+        elif state == KazooState.CONNECTED:
+            self._suspended = False
+        elif state == KazooState.LOST:
+            self._suspended = False
+            if self.is_acquired and self._ephemeral:
+                self.is_acquired = False
+                self.node = None
+                self._lost.set()
+                for callback in list(self._lost_callbacks):
+                    try:
+                        callback(self)
+                    except Exception:  # pragma: no cover - user code
+                        pass
+            self.wake_event.set()
+        return False
+
+    # -- acquire / release ------------------------------------------------------
+
+    def cancel(self):
+        """Cancel a pending lock acquire."""
+        self.cancelled = True
+        self.wake_event.set()
+
+    def acquire(self, blocking=True, timeout=None, ephemeral=True):
+        """Acquire the lock. By default blocks and waits forever.
+
+        :param blocking: block until the lock is obtained, or return at once.
+        :param timeout: give up after this many seconds (overall).
+        :param ephemeral: use an ephemeral node (the default); a persistent
+                          lock node survives the session and must be
+                          released explicitly.
+        :returns: whether the lock was acquired.
+        :raises: :exc:`~kazoo.exceptions.LockTimeout` if the lock wasn't
+                 acquired within ``timeout`` seconds (blocking mode),
+                 :exc:`~kazoo.exceptions.CancelledError` after
+                 :meth:`cancel`.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._acquire_method_lock.acquire(
+                blocking, -1 if timeout is None or not blocking else timeout):
+            return False
+        try:
+            if self.is_acquired:
+                # Not re-entrant: like kazoo, a second acquire waits for a
+                # release that this holder would have to make.
+                if not blocking:
+                    return False
+                while self.is_acquired:
+                    if self._wait(deadline, 0.1) is False:
+                        raise LockTimeout(
+                            "Failed to acquire lock on %s after %s seconds"
+                            % (self.path, timeout))
+            self._ephemeral = ephemeral
+            try:
+                gotten = self._acquire_retrying(blocking, deadline, timeout,
+                                                ephemeral)
+            except BaseException:
+                self._cleanup()
+                self.cancelled = False
+                raise
+            if gotten:
+                self.is_acquired = True
+                self._suspended = False
+                self._lost.clear()
+                self.client.add_listener(self._watch_state)
+            else:
+                self._cleanup()
+            return gotten
+        finally:
+            self._acquire_method_lock.release()
+
+    def _wait(self, deadline, step):
+        if deadline is None:
+            time.sleep(step)
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(step, remaining))
+        return True
+
+    def _acquire_retrying(self, blocking, deadline, timeout, ephemeral):
+        delay = 0.05
+        while True:
+            try:
+                return self._attempt(blocking, deadline, timeout, ephemeral)
+            except _RETRYABLE:
+                if self.cancelled:
+                    raise CancelledError()
+                if not self._wait(deadline, delay):
+                    return False
+                delay = min(delay * 2, 1.0)
+            except ConnectionClosedError:
+                raise
+
+    def _children(self):
+        try:
+            return self.client.get_children(self.path)
+        except NoNodeError:
+            return None
+
+    def _attempt(self, blocking, deadline, timeout, ephemeral):
+        client = self.client
+        children = None
+        if self.node is None and not self.create_tried and not blocking:
+            children = self._children()
+            if children and self._any_contender(children):
+                return False  # held: nothing written
+        if self.node is None and self.create_tried:
+            # A create whose reply was lost may have succeeded.
+            children = self._children() if children is None else children
+            self.node = self._find_node(children or ())
+        if self.node is None:
+            self.create_tried = True
+            created, stat = client.create(
+                self.create_path, self.data, ephemeral=ephemeral,
+                sequence=True, makepath=True, include_data=True)
+            self.assured_path = True
+            self.node = created[len(self.path) + 1:]
+            self.fencing_token = stat.czxid
+            client_id = client.client_id
+            self._session_id = client_id[0] if ephemeral and client_id else None
+        while True:
+            self.wake_event.clear()
+            if self.cancelled:
+                raise CancelledError()
+            try:
+                predecessor = self._get_predecessor(self.node)
+            except _OwnNodeGone:
+                # The session that held our node ended: start over.
+                self.node = None
+                self.create_tried = False
+                raise SessionExpiredError()
+            if predecessor is None:
+                return True
+            if not blocking:
+                return False
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LockTimeout("Failed to acquire lock on %s after %s "
+                                      "seconds" % (self.path, timeout))
+            client.add_listener(self._watch_session)
+            try:
+                if client.exists(self.path + "/" + predecessor,
+                                 self._watch_predecessor) is not None:
+                    self.wake_event.wait(remaining)
+                    if not self.wake_event.is_set():
+                        raise LockTimeout("Failed to acquire lock on %s after "
+                                          "%s seconds" % (self.path, timeout))
+            finally:
+                client.remove_listener(self._watch_session)
+
+    def _watch_session(self, state):
+        self.wake_event.set()
+        return True
+
+    def _watch_predecessor(self, event):
+        self.wake_event.set()
+
+    def _any_contender(self, children):
+        search = self._contenders_re.search
+        for child in children:
+            if search(child) is not None:
+                return True
+        return False
+
+    def _get_predecessor(self, node):
+        """The contender just before ``node``, or None when ``node`` wins.
+
+        Contenders are compared by their sequence number as an integer.
+        """
+        own = int(node[len(self.prefix):])
+        children = self._children() or ()
+        found_self = False
+        best_seq = None
+        best = None
+        search = self._contenders_re.search
+        for child in children:
+            if child == node:
+                found_self = True
+                continue
+            match = search(child)
+            if match is not None:
+                seq = int(match.group(1))
+                if seq < own and (best_seq is None or seq > best_seq):
+                    best_seq = seq
+                    best = child
+        if not found_self:
+            raise _OwnNodeGone()
+        return best
+
+    def _find_node(self, children):
+        for child in children:
+            if child.startswith(self.prefix):
+                return child
+        return None
+
+    def _cleanup(self):
+        """Remove our node after a failed attempt, whatever it takes."""
+        node = self.node
+        self.node = None
+        tried = self.create_tried
+        self.create_tried = False
+        session = self._session_id if self._ephemeral else None
+        if node is not None:
+            self._deleter.delete(self.path + "/" + node, session)
+        elif tried:
+            # The create's reply was lost: the node may exist under our
+            # unique prefix.
+            self._deleter.delete_prefixed(self.path, self.prefix, session)
+
+    def release(self):
+        """Release the lock immediately.
+
+        :returns: True if the lock was held and is now released, False if
+                  it was not held.  The node's delete is guaranteed: if the
+                  connection is down it completes after reconnecting.
+        """
+        if not self.is_acquired:
+            return False
+        node = self.node
+        session = self._session_id if self._ephemeral else None
+        self.is_acquired = False
+        self.node = None
+        self.create_tried = False
+        self.client.remove_listener(self._watch_state)
+        if node is not None:
+            self._deleter.delete(self.path + "/" + node, session)
+        return True
+
+    def contenders(self):
+        """Return an ordered list of the current contenders' identifiers.
+
+        .. note::
+            A contender that set no identifier appears as a blank string.
+        """
+        children = self._children() or ()
+        names = self._exclude_names | {self._NODE_NAME}
+        pattern = _contender_re(names)
+        found = []
+        for child in children:
+            match = pattern.search(child)
+            if match is not None:
+                found.append((int(match.group(1)), child))
+        found.sort()
+        contenders = []
+        for _, node in found:
+            try:
+                data, _ = self.client.get(self.path + "/" + node)
+            except NoNodeError:
+                continue
+            if data is not None:
+                contenders.append(data.decode("utf-8"))
+        return contenders
+
+    def __enter__(self):
+        self.acquire()
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.release()
+
+
+class WriteLock(Lock):
+    """The write side of a shared lock (kazoo's ``WriteLock``): blocked by
+    any reader or writer."""
+
+    _NODE_NAME = "__lock__"
+    _EXCLUDE_NAMES = ["__lock__", "__rlock__"]
+
+
+class ReadLock(Lock):
+    """The read side of a shared lock (kazoo's ``ReadLock``): blocked only
+    by writers; many readers may hold it together."""
+
+    _NODE_NAME = "__rlock__"
+    _EXCLUDE_NAMES = ["__lock__"]
+
+
+class Semaphore(_KazooSemaphore):
+    """kazoo's :class:`~kazoo.recipe.lock.Semaphore`; on a fastzk client its
+    internal lock is fastzk's :class:`Lock`."""
+
+
+def _contender_re(names):
+    return re.compile(r"(?:%s)(-?\d{10})$"
+                      % "|".join(re.escape(name) for name in sorted(names)))

@@ -1,0 +1,167 @@
+"""The client-side watch registry.
+
+ZooKeeper keeps at most one watch of each kind per path and session; the
+client keeps the functions to call when it fires.  The kinds follow the
+server's own bookkeeping (``WatchManager``), because that is what SetWatches
+must restore after a reconnect:
+
+- *data* watches, left by ``getData`` and by ``exists`` on a node that
+  exists; fired by NodeDataChanged and NodeDeleted;
+- *exist* watches, left by ``exists`` on a node that does not exist; fired
+  by NodeCreated;
+- *child* watches, left by ``getChildren``; fired by NodeChildrenChanged and
+  NodeDeleted of the node itself;
+- *persistent* and *persistent recursive* watches (``addWatch``, ZooKeeper
+  3.6+), which stay until removed.  A recursive watch sees every
+  descendant's creates, deletes and data changes, never child events.
+
+The registry holds paths as the server sees them (chroot included).  It does
+no locking of its own: the connection engine calls it from the thread that
+holds the read role, and from the caller's thread only under the engine's
+lock.
+"""
+
+from collections import defaultdict
+
+from kazoo.protocol.states import EventType
+
+__all__ = ["WatchRegistry", "DATA", "EXIST", "CHILD", "PERSISTENT", "RECURSIVE"]
+
+DATA = 0
+EXIST = 1
+CHILD = 2
+PERSISTENT = 3
+RECURSIVE = 4
+
+_CREATED = 1
+_DELETED = 2
+_CHANGED = 3
+_CHILD = 4
+
+# Which one-shot kinds each event type fires (ZooKeeper's
+# WatchManager.triggerWatch with the EventType -> WatcherType mapping).
+_ONE_SHOT_FIRED = {
+    _CREATED: (DATA, EXIST),
+    _CHANGED: (DATA, EXIST),
+    _DELETED: (DATA, EXIST, CHILD),
+    _CHILD: (CHILD,),
+}
+
+
+def _ancestors(path):
+    """Yield ``path`` and each of its ancestors up to ``/``."""
+    yield path
+    while path != "/":
+        path = path.rsplit("/", 1)[0] or "/"
+        yield path
+
+
+class WatchRegistry(object):
+    """Watch functions by kind and server path."""
+
+    def __init__(self):
+        self._kinds = tuple(defaultdict(set) for _ in range(5))
+
+    def add(self, kind, path, func):
+        """Remember ``func`` as a watch of ``kind`` on ``path``."""
+        self._kinds[kind][path].add(func)
+
+    def discard(self, kind, path, func=None):
+        """Forget one function (or every function) of ``kind`` on ``path``.
+
+        :returns: True when no function of that kind is left on the path.
+        """
+        watchers = self._kinds[kind]
+        funcs = watchers.get(path)
+        if funcs is None:
+            return True
+        if func is None:
+            funcs.clear()
+        else:
+            funcs.discard(func)
+        if not funcs:
+            del watchers[path]
+            return True
+        return False
+
+    def has(self, kind, path):
+        """Whether any function of ``kind`` watches ``path``."""
+        return path in self._kinds[kind]
+
+    def fire(self, event_type, path):
+        """Return the functions an event of ``event_type`` on ``path`` calls.
+
+        One-shot functions are removed as ZooKeeper removes the server-side
+        watch; persistent ones stay.  A function registered under several
+        kinds is returned once, as the server triggers a watcher once per
+        notification.
+        """
+        kinds = self._kinds
+        found = []
+        seen = set()
+        for kind in _ONE_SHOT_FIRED.get(event_type, ()):
+            funcs = kinds[kind].pop(path, None)
+            if funcs:
+                for func in funcs:
+                    if func not in seen:
+                        seen.add(func)
+                        found.append(func)
+        funcs = kinds[PERSISTENT].get(path)
+        if funcs:
+            for func in funcs:
+                if func not in seen:
+                    seen.add(func)
+                    found.append(func)
+        recursive = kinds[RECURSIVE]
+        if recursive and event_type != _CHILD:
+            for ancestor in _ancestors(path):
+                funcs = recursive.get(ancestor)
+                if funcs:
+                    for func in funcs:
+                        if func not in seen:
+                            seen.add(func)
+                            found.append(func)
+        return found
+
+    def paths(self):
+        """The paths to restore with SetWatches, one list per kind.
+
+        :returns: (data, exist, child, persistent, recursive) lists of paths.
+        """
+        return tuple(list(watchers) for watchers in self._kinds)
+
+    def clear_one_shot(self):
+        """Drop every one-shot watch (the session that held them is gone).
+
+        :returns: the distinct functions dropped, to be told about it.
+        """
+        dropped = []
+        seen = set()
+        for kind in (DATA, EXIST, CHILD):
+            for funcs in self._kinds[kind].values():
+                for func in funcs:
+                    if func not in seen:
+                        seen.add(func)
+                        dropped.append(func)
+            self._kinds[kind].clear()
+        return dropped
+
+    def persistent_items(self):
+        """The persistent watches as ``(kind, path, funcs)`` triples."""
+        items = []
+        for kind in (PERSISTENT, RECURSIVE):
+            for path, funcs in self._kinds[kind].items():
+                items.append((kind, path, set(funcs)))
+        return items
+
+    def __len__(self):
+        return sum(len(watchers) for watchers in self._kinds)
+
+
+#: Event types as kazoo names them, by ZooKeeper's numeric type.
+EVENT_TYPES = {
+    _CREATED: EventType.CREATED,
+    _DELETED: EventType.DELETED,
+    _CHANGED: EventType.CHANGED,
+    _CHILD: EventType.CHILD,
+}
