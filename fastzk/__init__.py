@@ -12,6 +12,7 @@ from kazoo.protocol.states import EventType, KazooState, KeeperState
 
 from fastzk._core import EXTENSIONS
 from fastzk.client import KazooClient
+from fastzk.watches import AddWatchMode, WatcherType
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 
 #: fastzk's client is kazoo's client class; ``Client`` is a shorter name.
@@ -20,6 +21,8 @@ Client = KazooClient
 __version__ = "0.1.0"
 
 __all__ = [
+    "AddWatchMode",
+    "WatcherType",
     "Client",
     "EXTENSIONS",
     "EventType",

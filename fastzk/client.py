@@ -35,9 +35,10 @@ from fastzk._core import codec
 from fastzk import engine as _engine
 from fastzk.engine import Engine, Request, Waiter
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
-from fastzk.watches import EVENT_TYPES
+from fastzk import watches as _watches
+from fastzk.watches import EVENT_TYPES, AddWatchMode, WatcherType
 
-__all__ = ["KazooClient"]
+__all__ = ["KazooClient", "AddWatchMode", "WatcherType"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,14 @@ def _encode_path(opcode, path, xid):
     return codec.encode_path(xid, opcode, path)
 
 
+def _encode_add_watch(path, mode, xid):
+    return codec.encode_add_watch(xid, path, mode)
+
+
+def _encode_remove_watches(path, watcher_type, xid):
+    return codec.encode_remove_watches(xid, path, watcher_type)
+
+
 def _encode_raw(opcode, body, xid):
     return codec.encode_raw(xid, opcode, body)
 
@@ -164,10 +173,44 @@ class KazooClient(kazoo.client.KazooClient):
             check_hostname=check_hostname, **kwargs)
         self._connection = Engine(self, self._conn_retry.copy(),
                                   logger=self.logger)
+        self._queue = self._connection._queue
+        self._pending = self._connection._pending
         self.Lock = partial(Lock, self)
         self.ReadLock = partial(ReadLock, self)
         self.WriteLock = partial(WriteLock, self)
         self.Semaphore = partial(Semaphore, self)
+
+    # -- kazoo internals that kazoo's own recipes and tests look at ----------
+
+    @property
+    def _data_watchers(self):
+        connection = getattr(self, "_connection", None)
+        if isinstance(connection, Engine):
+            return connection.watches.by_path(_watches.DATA)
+        return {}
+
+    @_data_watchers.setter
+    def _data_watchers(self, value):
+        pass  # kazoo's constructor; the engine's registry is the truth
+
+    @property
+    def _child_watchers(self):
+        connection = getattr(self, "_connection", None)
+        if isinstance(connection, Engine):
+            return connection.watches.by_path(_watches.CHILD)
+        return {}
+
+    @_child_watchers.setter
+    def _child_watchers(self, value):
+        pass
+
+    def _reset(self):
+        super()._reset()
+        connection = getattr(self, "_connection", None)
+        if isinstance(connection, Engine):
+            # Requests made while disconnected, as kazoo's _queue holds them.
+            self._queue = connection._queue
+            self._pending = connection._pending
 
     # -- session state ---------------------------------------------------------
 
@@ -241,6 +284,86 @@ class KazooClient(kazoo.client.KazooClient):
         dispatch = self.handler.dispatch_callback
         for func in funcs:
             dispatch(Callback("watch", func, (event,)))
+
+    def _dispatch_reconnected(self, persistent):
+        # One NONE event per persistent watcher, carrying the new state and
+        # the watched path: changes may have been missed while disconnected.
+        for _kind, path, funcs in persistent:
+            event = WatchedEvent(EventType.NONE, self._state,
+                                 self.unchroot(path))
+            for func in funcs:
+                self._dispatch(func, event)
+
+    # -- persistent watches --------------------------------------------------------
+
+    def add_watch(self, path, watch, mode):
+        """Add a persistent watch (ZooKeeper 3.6+).
+
+        The watch stays until removed with :meth:`remove_all_watches`, and is
+        restored after every reconnect and re-added on a new session after
+        an expiry; each time, the watcher receives an event of type
+        ``EventType.NONE`` with the new state, as changes may have been
+        missed in between.
+
+        :param path: path of the node to watch.
+        :param watch: a callable taking a
+                      :class:`~kazoo.protocol.states.WatchedEvent`.
+        :param mode: :attr:`AddWatchMode.PERSISTENT` (the node's data, its
+                     children list and its existence) or
+                     :attr:`AddWatchMode.PERSISTENT_RECURSIVE` (the node and
+                     every descendant; no child events).
+        :raises: :exc:`~kazoo.exceptions.ZookeeperError` if the server
+                 returns a non-zero error code (an older server refuses
+                 the request with UnimplementedError).
+        """
+        return self.add_watch_async(path, watch, mode).get()
+
+    def add_watch_async(self, path, watch, mode):
+        """Asynchronously add a persistent watch. Takes the same arguments
+        as :meth:`add_watch`."""
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if not callable(watch):
+            raise TypeError("Invalid type for 'watch' (must be a callable)")
+        mode = AddWatchMode(mode)
+        full = _prefix_root(self.chroot, path)
+        result = self.handler.async_result()
+        req = Request(codec.ADD_WATCH,
+                      partial(_encode_add_watch, full, int(mode)),
+                      _engine.R_VOID, result, full, watch)
+        req.watch_kind = (_watches.RECURSIVE
+                          if mode == AddWatchMode.PERSISTENT_RECURSIVE
+                          else _watches.PERSISTENT)
+        self._connection.submit(req)
+        return result
+
+    def remove_all_watches(self, path, watcher_type):
+        """Remove every watch of ``watcher_type`` on ``path`` this session
+        holds, on the server and in the client.
+
+        :param watcher_type: :attr:`WatcherType.CHILDREN`,
+                             :attr:`WatcherType.DATA` or
+                             :attr:`WatcherType.ANY` (which also removes
+                             persistent watches).
+        :raises: :exc:`~kazoo.exceptions.NoWatcherError` when the session
+                 has no such watch on the path.
+        """
+        return self.remove_all_watches_async(path, watcher_type).get()
+
+    def remove_all_watches_async(self, path, watcher_type):
+        """Asynchronously remove watches. Takes the same arguments as
+        :meth:`remove_all_watches`."""
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        watcher_type = WatcherType(watcher_type)
+        full = _prefix_root(self.chroot, path)
+        result = self.handler.async_result()
+        req = Request(codec.REMOVE_WATCHES,
+                      partial(_encode_remove_watches, full, int(watcher_type)),
+                      _engine.R_VOID, result, full)
+        req.watch_kind = _watches.KINDS_REMOVED_BY[watcher_type]
+        self._connection.submit(req)
+        return result
 
     # -- requests ----------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from kazoo.exceptions import (
     NoNodeError,
     SessionExpiredError,
 )
+from kazoo.protocol.serialization import Transaction
 from kazoo.protocol.states import KeeperState
 from kazoo.retry import ForceRetryError, RetryFailedError
 
@@ -72,6 +73,8 @@ R_KAZOO = 8  # a kazoo request object decodes its own reply
 R_CLOSE = 9
 
 _NONODE = NoNodeError.code
+_REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
+                              KeeperState.EXPIRED_SESSION))
 
 # The session thread leaves the socket to synchronous callers while one has
 # been active within this many seconds.
@@ -135,6 +138,7 @@ class Request(object):
         "watcher",
         "result",
         "kazoo_request",
+        "watch_kind",
     )
 
     def __init__(self, opcode, frame, kind, result, path=None, watcher=None):
@@ -147,6 +151,9 @@ class Request(object):
         self.path = path
         self.watcher = watcher
         self.kazoo_request = None
+        # For addWatch and removeWatches: the registry kind(s) to add or
+        # drop when the server confirms.
+        self.watch_kind = None
 
 
 class _Broken(Exception):
@@ -209,6 +216,7 @@ class Engine(object):
         if self._thread is not None:
             raise Exception("Unable to start, connection routine already active.")
         self.connection_closed.clear()
+        self._close_waiter = None
         self._write_sock = _OpenMarker
         self.connection_stopped.clear()
         self._thread = threading.Thread(
@@ -250,17 +258,24 @@ class Engine(object):
         req.xid = xid
         return req.frame(xid)
 
-    def submit(self, req, reader_needed=True):
+    def submit(self, req, reader_needed=True, force=False):
         """Send ``req`` now, or queue it until the session is connected.
 
         Raises nothing: failures reach ``req.result``.  With
         ``reader_needed`` (an asynchronous call, whose caller will not read
         the reply itself) a parked session thread is woken to read it.
         """
+        if self.client._state in _REFUSING_STATES and not force:
+            error = self._refusal()
+            if error is not None:
+                req.result.set_exception(error)
+                return
         with self._send_lock:
             sock = self._socket
             if sock is None:
                 error = self._refusal()
+                if force:
+                    error = ConnectionClosedError("Connection has been closed")
                 if error is not None:
                     req.result.set_exception(error)
                 else:
@@ -350,7 +365,7 @@ class Engine(object):
             connected = self._socket is not None
         if not connected:
             return
-        self.submit(req)
+        self.submit(req, force=True)
         deadline = time.monotonic() + timeout
         while not waiter.done and time.monotonic() < deadline:
             waiter.park(0.05)
@@ -358,13 +373,16 @@ class Engine(object):
     # -- internals -----------------------------------------------------------
 
     def _refusal(self):
-        """The error for a request made while there is no connection, or None
-        to queue it until there is one (kazoo's behaviour while CONNECTING)."""
+        """The error for a request the session's state refuses, or None.
+
+        kazoo's rules: AUTH_FAILED, CLOSED and EXPIRED_SESSION refuse;
+        while CONNECTING a request waits for the connection.
+        """
         state = self.client._state
-        if self.client._stopped.is_set() or state == KeeperState.CLOSED:
-            return ConnectionClosedError("Connection has been closed")
         if state == KeeperState.AUTH_FAILED:
             return AuthFailedError()
+        if state == KeeperState.CLOSED or self.client._stopped.is_set():
+            return ConnectionClosedError("Connection has been closed")
         if state == KeeperState.EXPIRED_SESSION:
             return SessionExpiredError()
         return None
@@ -486,7 +504,7 @@ class Engine(object):
         except ProtocolError as exc:
             result.set_exception(ConnectionLoss(str(exc)))
             raise _Broken(exc)
-        if req.watcher is not None:
+        if req.watcher is not None or req.watch_kind is not None:
             self._register_watch(req, True)
         result.set(value)
 
@@ -499,14 +517,22 @@ class Engine(object):
         except Exception as exc:
             raise ProtocolError("undecodable reply to %s: %s"
                                 % (type(request).__name__, exc))
+        if request.type == Transaction.type:
+            value = Transaction.unchroot(self.client, value)
         return value
 
     def _register_watch(self, req, exists):
+        op = req.opcode
+        if op == codec.REMOVE_WATCHES:
+            for kind in req.watch_kind:
+                self.watches.discard(kind, req.path)
+            return
         watcher = req.watcher
         if watcher is None or self.client._stopped.is_set():
             return
-        op = req.opcode
-        if op == codec.GET_CHILDREN or op == codec.GET_CHILDREN2:
+        if op == codec.ADD_WATCH:
+            kind = req.watch_kind
+        elif op == codec.GET_CHILDREN or op == codec.GET_CHILDREN2:
             kind = _watches.CHILD
         elif op == codec.EXISTS and not exists:
             kind = _watches.EXIST
@@ -639,6 +665,8 @@ class Engine(object):
             self._serve(sock)
         except _Broken as exc:
             self._broken(sock, exc.args[0])
+        else:
+            self._broken(sock, _SessionClosed())
         state = self._lost_state
         if state == KeeperState.CLOSED:
             return _STOP
@@ -729,6 +757,11 @@ class Engine(object):
             client._session_callback(KeeperState.CONNECTED_RO)
         else:
             client._session_callback(KeeperState.CONNECTED)
+        # SetWatches2 restored the persistent watches, but the server sends
+        # no catch-up events for them: tell their watchers to re-read.
+        persistent = self.watches.persistent_items()
+        if persistent:
+            client._dispatch_reconnected(persistent)
         self.logger.info("Connected to %s:%s, session 0x%x, timeout %d ms",
                          host, port, session_id, negotiated)
         with self._mx:
@@ -792,7 +825,8 @@ class Engine(object):
                 self._read_available(sock, min(wait, 0.5) or 0.001)
             finally:
                 self._leave_role()
-            if client._stopped.is_set() and self._close_waiter is None:
+            closing = self._close_waiter
+            if client._stopped.is_set() and (closing is None or closing.done):
                 break
 
     def _send_ping(self, sock):

@@ -210,9 +210,7 @@ class Lock(object):
                     return False
                 while self.is_acquired:
                     if self._wait(deadline, 0.1) is False:
-                        raise LockTimeout(
-                            "Failed to acquire lock on %s after %s seconds"
-                            % (self.path, timeout))
+                        return False
             self._ephemeral = ephemeral
             try:
                 gotten = self._acquire_retrying(blocking, deadline, timeout,

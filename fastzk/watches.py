@@ -22,10 +22,37 @@ lock.
 """
 
 from collections import defaultdict
+from enum import IntEnum
 
 from kazoo.protocol.states import EventType
 
-__all__ = ["WatchRegistry", "DATA", "EXIST", "CHILD", "PERSISTENT", "RECURSIVE"]
+__all__ = [
+    "AddWatchMode",
+    "WatcherType",
+    "WatchRegistry",
+    "DATA",
+    "EXIST",
+    "CHILD",
+    "PERSISTENT",
+    "RECURSIVE",
+]
+
+
+class AddWatchMode(IntEnum):
+    """Modes of :meth:`fastzk.KazooClient.add_watch` (ZooKeeper's
+    ``AddWatchMode``; the names of kazoo pull request #715)."""
+
+    PERSISTENT = 0
+    PERSISTENT_RECURSIVE = 1
+
+
+class WatcherType(IntEnum):
+    """Watch types for :meth:`fastzk.KazooClient.remove_all_watches`
+    (ZooKeeper's ``Watcher.WatcherType``)."""
+
+    CHILDREN = 1
+    DATA = 2
+    ANY = 3
 
 DATA = 0
 EXIST = 1
@@ -83,6 +110,11 @@ class WatchRegistry(object):
             del watchers[path]
             return True
         return False
+
+    def by_path(self, kind):
+        """The live ``{path: set(funcs)}`` mapping of one kind (kazoo's
+        ``_data_watchers``/``_child_watchers`` shape)."""
+        return self._kinds[kind]
 
     def has(self, kind, path):
         """Whether any function of ``kind`` watches ``path``."""
@@ -164,4 +196,13 @@ EVENT_TYPES = {
     _DELETED: EventType.DELETED,
     _CHANGED: EventType.CHANGED,
     _CHILD: EventType.CHILD,
+}
+
+
+#: Registry kinds a removeWatches of each WatcherType drops.  ZooKeeper 3.8
+#: removes persistent watches only with ANY.
+KINDS_REMOVED_BY = {
+    WatcherType.CHILDREN: (CHILD,),
+    WatcherType.DATA: (DATA, EXIST),
+    WatcherType.ANY: (DATA, EXIST, CHILD, PERSISTENT, RECURSIVE),
 }

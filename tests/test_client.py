@@ -262,9 +262,9 @@ def test_acls_and_auth(zk, zk_hosts):
     zk.create("/secret", b"s", acl=[acl])
     with pytest.raises(NoAuthError):
         zk.get("/secret")
+    zk.add_auth("digest", "user:pw")
     acls, stat = zk.get_acls("/secret")
     assert acls[0].id.scheme == "digest"
-    zk.add_auth("digest", "user:pw")
     assert zk.get("/secret")[0] == b"s"
     zk.set_acls("/secret", [acl], version=0)
     # Auth is re-sent on reconnect, on the same session.
