@@ -26,6 +26,7 @@ import socket
 import ssl
 import struct
 import time
+from _socket import socket as _CSocket
 
 from kazoo.exceptions import ConnectionDropped
 from kazoo.protocol.states import ZnodeStat
@@ -140,13 +141,11 @@ _Q = struct.Struct("!q")
 _HDR = struct.Struct("!iii")  # length, xid, opcode
 _HDR_I = struct.Struct("!iiii")  # length, xid, opcode, int
 _HDR_Q = struct.Struct("!iiiq")  # length, xid, opcode, long
-_IB = struct.Struct("!iB")
 _IBI = struct.Struct("!iBi")
 _CONNECT = struct.Struct("!iiqiqi")  # length, proto, zxid, timeout, sid, len
 _REPLY = struct.Struct("!iqi")
 _CONNECT_RESPONSE = struct.Struct("!iiqi")  # proto, timeout, sid, len
 _II = struct.Struct("!ii")
-_IQ = struct.Struct("!iq")
 _STAT = struct.Struct("!qqqqiiiqiiq")
 _STAT_SIZE = _STAT.size
 
@@ -167,6 +166,7 @@ _POLL_READ = (
     else 0
 )
 _POLLNVAL = getattr(select, "POLLNVAL", 0)
+_POLL_MAX_MS = 0x7FFFFFFF
 
 
 # -- argument checking --------------------------------------------------------
@@ -190,7 +190,7 @@ def _bad_ints(*specs):
             raise ValueError(
                 "%s=%d does not fit in a signed %d-bit integer" % (name, v, bits)
             )
-    raise ValueError("invalid integer argument")  # pragma: no cover
+    raise ValueError("frame too large")
 
 
 def _ustring(value, name="path"):
@@ -490,6 +490,10 @@ def encode_set_watches(
     :returns: the frames, empty when there are no paths.
     :rtype: list[bytes]
     """
+    try:
+        _Q.pack(relative_zxid)
+    except struct.error:
+        _bad_ints(("relative_zxid", relative_zxid, 64))
     lists = [
         [_ustring(p, "watch path") for p in paths]
         for paths in (
@@ -616,10 +620,11 @@ def encode_raw(xid, opcode, body):
 
 
 def _frame(frame):
-    """Return ``frame`` as bytes or bytearray (copying other buffers)."""
-    if type(frame) is bytes or type(frame) is bytearray:
+    """Return ``frame`` as bytes (copying other buffers)."""
+    if type(frame) is bytes:
         return frame
-    return bytes(memoryview(frame))
+    with memoryview(frame) as view:
+        return view.tobytes()
 
 
 def _truncated(what, pos, need, n):
@@ -770,6 +775,16 @@ def decode_data_stat(frame, offset):
     if type(frame) is not bytes:
         frame = _frame(frame)
     n = len(frame)
+    if 0 <= offset <= n - 4:
+        # fast path for well-formed replies
+        (length,) = _I.unpack_from(frame, offset)
+        pos = offset + 4
+        if length >= 0:
+            end = pos + length
+            if end <= n - _STAT_SIZE:
+                return frame[pos:end], _stat_new(_STAT.unpack_from(frame, end))
+        elif length == -1 and pos <= n - _STAT_SIZE:
+            return None, _stat_new(_STAT.unpack_from(frame, pos))
     data, pos = _read_buffer(frame, _start(offset, n), n)
     return data, _read_stat(frame, pos, n)[0]
 
@@ -1032,7 +1047,10 @@ class FrameReader(object):
             self._busy = False
 
     def _read(self, sock, timeout, spin_us):
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is None or timeout >= 1e9:
+            deadline = None
+        else:
+            deadline = time.monotonic() + (timeout if timeout > 0 else 0.0)
         is_ssl = isinstance(sock, ssl.SSLSocket)
         try:
             fd = sock.fileno()
@@ -1046,7 +1064,9 @@ class FrameReader(object):
                 spin_us
                 and spin_us > 0
                 and _MSG_DONTWAIT
+                and isinstance(sock, _CSocket)
                 and not is_ssl
+                # a socket with a timeout would wait in recv despite the flag
                 and not sock.gettimeout()
             ):
                 n = self._spin(sock, view, spin_us)
@@ -1057,7 +1077,10 @@ class FrameReader(object):
                     if deadline is None:
                         ms = -1
                     else:
-                        ms = max(0, math.ceil((deadline - time.monotonic()) * 1000.0))
+                        ms = min(
+                            _POLL_MAX_MS,
+                            max(0, math.ceil((deadline - time.monotonic()) * 1000.0)),
+                        )
                     if not self._wait(fd, ms):
                         if deadline is None or time.monotonic() < deadline:
                             continue

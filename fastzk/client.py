@@ -11,6 +11,7 @@ own request classes and travel over the same connection and session.
 """
 
 import logging
+import threading
 from functools import partial
 
 import kazoo.client
@@ -121,7 +122,9 @@ def _encode_raw(opcode, body, xid):
 class KazooClient(kazoo.client.KazooClient):
     """A ZooKeeper client with kazoo's API and fastzk's engine.
 
-    Takes exactly the arguments of :class:`kazoo.client.KazooClient`.
+    Takes the arguments of :class:`kazoo.client.KazooClient`, plus
+    ``reconnect_on_expiry`` (default True): whether to open a new session
+    by itself after the session expired.
     The handler must be kazoo's threading handler (the default); gevent and
     eventlet handlers are refused with :exc:`~kazoo.exceptions.ConfigurationError`,
     as are TLS and SASL, which fastzk's engine does not speak yet.
@@ -144,7 +147,7 @@ class KazooClient(kazoo.client.KazooClient):
                  connection_retry=None, command_retry=None, logger=None,
                  keyfile=None, keyfile_password=None, certfile=None, ca=None,
                  use_ssl=False, verify_certs=True, check_hostname=False,
-                 **kwargs):
+                 reconnect_on_expiry=True, **kwargs):
         if handler is not None and not isinstance(
                 handler, SequentialThreadingHandler):
             raise ConfigurationError(
@@ -173,6 +176,9 @@ class KazooClient(kazoo.client.KazooClient):
             check_hostname=check_hostname, **kwargs)
         self._connection = Engine(self, self._conn_retry.copy(),
                                   logger=self.logger)
+        self._reconnect_on_expiry = bool(reconnect_on_expiry)
+        self._expiry_callbacks = []
+        self._state_lock = threading.RLock()
         self._queue = self._connection._queue
         self._pending = self._connection._pending
         self.Lock = partial(Lock, self)
@@ -220,12 +226,35 @@ class KazooClient(kazoo.client.KazooClient):
         None before the first connection."""
         return self._connection.negotiated_timeout
 
+    def on_session_expired(self, callback):
+        """Call ``callback()`` each time the session expires.
+
+        Expiry is reported by the server when the client reconnects, or
+        decided by the client after a whole session timeout without a
+        server.  Either way the session's ephemeral nodes and watches are
+        gone; unless the client was made with ``reconnect_on_expiry=False``
+        it opens a new session by itself, and the callback is the place to
+        rebuild application state on it.  fastzk's recipes (locks, caches,
+        persistent watches) handle this themselves.  Callbacks run on the
+        client's event thread.
+        """
+        if not callable(callback):
+            raise ConfigurationError("callback must be callable")
+        self._expiry_callbacks.append(callback)
+
     def _session_callback(self, state):
+        with self._state_lock:
+            self._change_session_state(state)
+
+    def _change_session_state(self, state):
         # kazoo's state machine, with one difference: a lost connection
         # keeps the watches, because the engine restores them on the next
         # connection instead of firing and dropping them.
         if state == self._state:
             return
+        if state == KeeperState.EXPIRED_SESSION:
+            for callback in self._expiry_callbacks:
+                self._dispatch(callback)
         closed_state = self._state in CLOSED_STATES
         self._state = state
         if closed_state and state == KeeperState.CONNECTING:

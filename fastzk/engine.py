@@ -200,6 +200,10 @@ class Engine(object):
         self._followers = []
         self._last_sync = 0.0
         self._session_parked = False
+        # Bumped on every connection change; a client-side expiry timer acts
+        # only if it is still the epoch it was started in.
+        self._suspension = 0
+        self._abandoned_session = None
         self._last_send = 0.0
         self._last_recv = 0.0
         self._read_timeout = 10.0
@@ -650,8 +654,7 @@ class Engine(object):
         except SessionExpiredError:
             retry.reset()
             self.logger.warning("Session has expired")
-            self._expired()
-            return None
+            return self._expired()
         except AuthFailedError as exc:
             self.logger.warning("AUTH_FAILED closing: %s", exc)
             client._session_callback(KeeperState.AUTH_FAILED)
@@ -671,22 +674,71 @@ class Engine(object):
         if state == KeeperState.CLOSED:
             return _STOP
         if state == KeeperState.EXPIRED_SESSION:
-            self._expired()
-            return None
+            return self._expired()
         if client._stopped.is_set():
             return _STOP
         client._session_callback(KeeperState.CONNECTING)
+        self._start_expiry_clock()
         # Reconnect after a short random delay so a fleet of clients does
         # not hit the next server at the same instant.
         time.sleep(random.uniform(0.0, 0.1))
         return None
 
     def _expired(self):
+        """The session is gone: tell the client, fail what waited for it,
+        and go on with a new session unless the client said not to."""
         client = self.client
+        with self._send_lock:
+            self._suspension += 1  # no client-side expiry pending any more
         self._xid = 0
         client._session_callback(KeeperState.EXPIRED_SESSION)
         self._fail_queue(SessionExpiredError())
-        if not client._stopped.is_set():
+        if not client._stopped.is_set() and client._reconnect_on_expiry:
+            client._session_callback(KeeperState.CONNECTING)
+            return None
+        return _STOP
+
+    # -- client-side expiry (Curator's rule) ------------------------------------
+
+    def _start_expiry_clock(self):
+        """Declare the session lost once a whole session timeout has passed
+        since the server was last heard from, if no connection came back.
+
+        The server expires a session it has not heard from for the
+        negotiated timeout; a partitioned client otherwise learns of it only
+        when it reaches a server again, possibly hours later (the seed's
+        closed laptop).  Until then a lock holder must assume it lost the
+        lock, so the client says LOST at the moment the server may expire
+        it, like Curator does.
+        """
+        timeout_ms = self._negotiated_timeout
+        if not timeout_ms:
+            return
+        with self._send_lock:
+            self._suspension += 1
+            epoch = self._suspension
+        delay = self._last_recv + timeout_ms / 1000.0 - time.monotonic()
+        timer = threading.Timer(max(0.0, delay), self._expire_if_suspended,
+                                (epoch,))
+        timer.daemon = True
+        timer.start()
+
+    def _expire_if_suspended(self, epoch):
+        client = self.client
+        with self._send_lock:
+            if epoch != self._suspension or self._socket is not None:
+                return
+            self._suspension += 1
+            self._abandoned_session = client._session_id
+        if client._stopped.is_set():
+            return
+        self.logger.warning(
+            "No server reached for a whole session timeout: session 0x%x "
+            "considered expired", self._abandoned_session or 0)
+        self._xid = 0
+        client._session_callback(KeeperState.EXPIRED_SESSION)
+        self._fail_queue(SessionExpiredError())
+        if client._reconnect_on_expiry:
             client._session_callback(KeeperState.CONNECTING)
 
     def _handshake(self, host, address, port):
@@ -697,11 +749,12 @@ class Engine(object):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             frames = codec.FrameReader()
+            sent_session = client._session_id or 0
             sock.sendall(
                 codec.encode_connect(
                     client.last_zxid,
                     client._session_timeout,
-                    client._session_id or 0,
+                    sent_session,
                     client._session_passwd,
                     bool(client.read_only),
                 )
@@ -711,7 +764,20 @@ class Engine(object):
                 codec.decode_connect_response(frame)
             )
             if negotiated <= 0:
+                if sent_session and sent_session == self._abandoned_session:
+                    # Already reported lost by the client; the server agrees.
+                    self._abandoned_session = None
+                    raise ConnectionDropped("the abandoned session expired")
                 raise SessionExpiredError("Session has expired")
+            if session_id == self._abandoned_session or (
+                    sent_session and client._session_id != sent_session):
+                # The client already declared this session lost (its locks
+                # are reported lost): end it on the server so its ephemeral
+                # nodes go now, and open a fresh one.
+                sock.sendall(codec.encode_close(1))
+                self._abandoned_session = None
+                raise ConnectionDropped("re-attached to a session declared "
+                                        "lost; closed it")
             client._session_id = session_id
             client._session_passwd = passwd
             client._protocol_version = proto
@@ -739,6 +805,7 @@ class Engine(object):
         now = time.monotonic()
         self._last_send = self._last_recv = now
         with self._send_lock:
+            self._suspension += 1
             self._socket = sock
             self._pending.clear()
             queued = list(self._queue)
