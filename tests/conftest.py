@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from proxy import TcpProxy  # noqa: E402
-from zkserver import (  # noqa: E402
+from fastzk.testing.proxy import TcpProxy  # noqa: E402
+from fastzk.testing.zkserver import (  # noqa: E402
     ZooKeeperEnsemble,
     ZooKeeperServer,
     find_zookeeper,

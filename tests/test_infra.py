@@ -9,8 +9,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, NoNodeError
 from kazoo.protocol.states import KazooState
 
-from proxy import TcpProxy, reply_xid, request_opcode
-from zkserver import (
+from fastzk.testing.proxy import TcpProxy, reply_xid, request_opcode
+from fastzk.testing.zkserver import (
     ZooKeeperServer,
     expire_session,
     find_zookeeper,

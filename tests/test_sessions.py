@@ -8,7 +8,7 @@ from kazoo.protocol.states import EventType, KazooState
 
 from fastzk import AddWatchMode, KazooClient, Lock
 from fastzk.cache import TreeCache, TreeEvent
-from zkserver import expire_session
+from fastzk.testing.zkserver import expire_session
 
 
 def wait_for(predicate, timeout=15.0, what="condition"):
