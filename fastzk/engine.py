@@ -171,17 +171,20 @@ class Engine(object):
     :param retry_sleeper: a :class:`kazoo.retry.KazooRetry` pacing reconnects.
     """
 
-    def __init__(self, client, retry_sleeper, logger=None, sasl_options=None):
+    def __init__(self, client, retry_sleeper, logger=None):
         self.client = client
         self.handler = client.handler
         self.retry_sleeper = retry_sleeper
         self.logger = logger or log
-        self.sasl_options = sasl_options
         self.connection_closed = threading.Event()
         self.connection_closed.set()
         self.connection_stopped = threading.Event()
         self.connection_stopped.set()
         self.watches = _watches.WatchRegistry()
+        # Microseconds a synchronous caller busy-polls the socket (GIL
+        # released, compiled core only) before sleeping in poll().  Off by
+        # default: on a 2-core machine shared with the server it did not
+        # lower latency.
         self.spin_us = 0
 
         self._thread = None
@@ -256,11 +259,6 @@ class Engine(object):
     def connected_host(self):
         """``(host, port)`` of the server this client is connected to."""
         return self._connected_host
-
-    def next_xid_frame(self, req):
-        self._xid = xid = (self._xid % 2147483647) + 1
-        req.xid = xid
-        return req.frame(xid)
 
     def submit(self, req, reader_needed=True, force=False):
         """Send ``req`` now, or queue it until the session is connected.
