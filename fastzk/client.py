@@ -25,7 +25,6 @@ from kazoo.protocol import serialization as ks
 from kazoo.protocol.connection import _CONNECTION_DROP, _SESSION_EXPIRED
 from kazoo.protocol.paths import _prefix_root
 from kazoo.protocol.states import (
-    Callback,
     EventType,
     KazooState,
     KeeperState,
@@ -34,6 +33,7 @@ from kazoo.protocol.states import (
 
 from fastzk._core import codec
 from fastzk import engine as _engine
+from fastzk.dispatch import Dispatcher
 from fastzk.engine import Engine, Request, Waiter
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 from fastzk import watches as _watches
@@ -176,6 +176,7 @@ class KazooClient(kazoo.client.KazooClient):
             check_hostname=check_hostname, **kwargs)
         self._connection = Engine(self, self._conn_retry.copy(),
                                   logger=self.logger)
+        self._events = Dispatcher()
         self._reconnect_on_expiry = bool(reconnect_on_expiry)
         self._expiry_callbacks = []
         self._state_lock = threading.RLock()
@@ -297,11 +298,12 @@ class KazooClient(kazoo.client.KazooClient):
             self._dispatch(func, event)
 
     def _dispatch(self, func, *args):
-        """Run ``func(*args)`` on the handler's callback thread, never on the
-        thread that reads the socket.  Once the handler has stopped (the
-        client is stopping) the call is made directly."""
-        if self.handler.running:
-            self.handler.dispatch_callback(Callback("watch", func, args))
+        """Run ``func(*args)`` on the client's event thread, never on the
+        thread that reads the socket.  Before start and after stop the call
+        is made directly."""
+        events = self._events
+        if events.running:
+            events.put(func, *args)
         else:
             func(*args)
 
@@ -310,9 +312,9 @@ class KazooClient(kazoo.client.KazooClient):
             return
         event = WatchedEvent(EVENT_TYPES[event_type], self._state,
                              self.unchroot(path))
-        dispatch = self.handler.dispatch_callback
+        put = self._events.put
         for func in funcs:
-            dispatch(Callback("watch", func, (event,)))
+            put(func, event)
 
     def _dispatch_reconnected(self, persistent):
         # One NONE event per persistent watcher, carrying the new state and
@@ -420,7 +422,19 @@ class KazooClient(kazoo.client.KazooClient):
             self._connection.close_session(
                 max(1.0, self._session_timeout / 1000.0))
         finally:
-            self._safe_close()
+            try:
+                self._safe_close()
+            finally:
+                self._events.stop()
+
+    def start_async(self):
+        """Asynchronously initiate connection to ZK.
+
+        Same contract as :meth:`kazoo.client.KazooClient.start_async`.
+        """
+        if not self._live.is_set():
+            self._events.start()
+        return super().start_async()
 
     def get_children(self, path, watch=None, include_data=False):
         """Get a list of child nodes of a path.
