@@ -215,6 +215,10 @@ class Engine(object):
         self._close_waiter = None
         self._drop_requested = None
         self._connected_host = None
+        self._read_only = False
+        self._preferred_host = None
+        self._next_rw_probe = 0.0
+        self._rw_probe_delay = 0.5
 
     # -- kazoo ConnectionHandler contract ----------------------------------
 
@@ -625,6 +629,10 @@ class Engine(object):
                 self.logger.warning("Cannot resolve %s: %s", host, exc)
         if self.client.randomize_hosts:
             random.shuffle(hosts)
+        preferred = self._preferred_host
+        if preferred is not None:
+            self._preferred_host = None
+            hosts.sort(key=lambda h: (h[0], h[2]) != preferred)
         return hosts
 
     def _connect_round(self, retry):
@@ -637,6 +645,8 @@ class Engine(object):
             status = self._session(host, address, port, retry)
             if status is _STOP:
                 return _STOP
+            if self._preferred_host is not None:
+                return None  # a new round, starting with that host
         raise ForceRetryError("Reconnecting")
 
     def _session(self, host, address, port, retry):
@@ -818,6 +828,9 @@ class Engine(object):
                     continue
                 self._pending.append(req)
                 sock.sendall(frame)
+        self._read_only = bool(read_only)
+        self._next_rw_probe = time.monotonic() + 0.5
+        self._rw_probe_delay = 0.5
         if read_only:
             client._session_callback(KeeperState.CONNECTED_RO)
         else:
@@ -871,6 +884,8 @@ class Engine(object):
                     "outstanding heartbeat ping not received"))
             if now - self._last_send >= self._ping_interval:
                 self._send_ping(sock)
+            if self._read_only and now >= self._next_rw_probe:
+                self._probe_for_rw_server()
             wait = max(0.0, min(self._ping_interval - (now - self._last_send),
                                 self._read_timeout - (now - self._last_recv)))
             with mx:
@@ -893,6 +908,26 @@ class Engine(object):
             closing = self._close_waiter
             if client._stopped.is_set() and (closing is None or closing.done):
                 break
+
+    def _probe_for_rw_server(self):
+        """While connected to a read-only server, look for a read-write one
+        (the ``isro`` four-letter word answers ``rw``) with a growing delay
+        between rounds, and move to it when found."""
+        for host, address, port in self._hosts():
+            if (host, port) == self._connected_host:
+                continue
+            try:
+                with socket.create_connection((address, port), timeout=0.5) as probe:
+                    probe.sendall(b"isro")
+                    answer = probe.recv(16)
+            except OSError:
+                continue
+            if answer == b"rw":
+                self._preferred_host = (host, port)
+                raise _Broken(ConnectionDropped(
+                    "a read-write server is available: %s:%s" % (host, port)))
+        self._rw_probe_delay = min(self._rw_probe_delay * 2, 60.0)
+        self._next_rw_probe = time.monotonic() + self._rw_probe_delay
 
     def _send_ping(self, sock):
         with self._send_lock:
