@@ -201,6 +201,7 @@ class Engine(object):
         self._queue = deque()  # submitted while disconnected
         self._reader = None
         self._followers = []
+        self._closing = []  # broken sockets a reader still holds
         self._last_sync = 0.0
         self._session_parked = False
         # Bumped on every connection change; a client-side expiry timer acts
@@ -442,11 +443,18 @@ class Engine(object):
     def _leave_role(self):
         with self._mx:
             self._reader = None
-            followers = self._followers
-            if followers:
-                followers[0].wake()
-            elif self._pending:
-                self._session_wakeup.notify()
+            closing = self._closing
+            if closing:
+                self._closing = []
+            for waiter in self._followers:
+                if not waiter.done:
+                    waiter.wake()  # the next reader
+                    break
+            else:
+                if self._pending:
+                    self._session_wakeup.notify()
+        for sock in closing:
+            sock.close()
 
     def _handle_frame(self, frame):
         xid, zxid, err = codec.decode_reply_header(frame)
@@ -561,10 +569,24 @@ class Engine(object):
             self._socket = None
             pending = list(self._pending)
             self._pending.clear()
-        try:
+            # shutdown() wakes a thread blocked reading this socket (close()
+            # alone does not, on Linux).  Every send happens under
+            # _send_lock, so no sender is inside the socket now.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        with self._mx:
+            if self._reader is None:
+                close_now = True
+            else:
+                # A reader may still hold the descriptor number: closing now
+                # could let a new connection reuse it under that reader.  The
+                # reader closes it when it leaves the role.
+                close_now = False
+                self._closing.append(sock)
+        if close_now:
             sock.close()
-        except OSError:
-            pass
         if isinstance(error, _SessionClosed):
             if self._drop_requested is not None:
                 state = self._drop_requested
