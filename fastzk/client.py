@@ -13,6 +13,15 @@ own request classes and travel over the same connection and session.
 import logging
 import threading
 from functools import partial
+from typing import (
+    Any,
+    Callable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import kazoo.client
 from kazoo.client import CLOSED_STATES
@@ -24,7 +33,9 @@ from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol import serialization as ks
 from kazoo.protocol.connection import _CONNECTION_DROP, _SESSION_EXPIRED
 from kazoo.protocol.paths import _prefix_root
+from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import (
+    ZnodeStat,
     EventType,
     KazooState,
     KeeperState,
@@ -40,6 +51,9 @@ from fastzk import watches as _watches
 from fastzk.watches import EVENT_TYPES, AddWatchMode, WatcherType
 
 __all__ = ["KazooClient", "AddWatchMode", "WatcherType"]
+
+#: A watch function: called with one :class:`~kazoo.protocol.states.WatchedEvent`.
+WatchFunc = Callable[[WatchedEvent], Any]
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +236,12 @@ class KazooClient(kazoo.client.KazooClient):
     # -- session state ---------------------------------------------------------
 
     @property
-    def negotiated_timeout(self):
+    def negotiated_timeout(self) -> Optional[int]:
         """The session timeout granted by the server, in milliseconds, or
         None before the first connection."""
         return self._connection.negotiated_timeout
 
-    def on_session_expired(self, callback):
+    def on_session_expired(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` each time the session expires.
 
         Expiry is reported by the server when the client reconnects, or
@@ -327,7 +341,8 @@ class KazooClient(kazoo.client.KazooClient):
 
     # -- persistent watches --------------------------------------------------------
 
-    def add_watch(self, path, watch, mode):
+    def add_watch(self, path: str, watch: WatchFunc,
+                  mode: AddWatchMode) -> bool:
         """Add a persistent watch (ZooKeeper 3.6+).
 
         The watch stays until removed with :meth:`remove_all_watches`, and is
@@ -349,7 +364,8 @@ class KazooClient(kazoo.client.KazooClient):
         """
         return self.add_watch_async(path, watch, mode).get()
 
-    def add_watch_async(self, path, watch, mode):
+    def add_watch_async(self, path: str, watch: WatchFunc,
+                        mode: AddWatchMode) -> IAsyncResult:
         """Asynchronously add a persistent watch. Takes the same arguments
         as :meth:`add_watch`."""
         if not isinstance(path, str):
@@ -368,7 +384,8 @@ class KazooClient(kazoo.client.KazooClient):
         self._connection.submit(req)
         return result
 
-    def remove_all_watches(self, path, watcher_type):
+    def remove_all_watches(self, path: str,
+                           watcher_type: WatcherType) -> bool:
         """Remove every watch of ``watcher_type`` on ``path`` this session
         holds, on the server and in the client.
 
@@ -381,7 +398,8 @@ class KazooClient(kazoo.client.KazooClient):
         """
         return self.remove_all_watches_async(path, watcher_type).get()
 
-    def remove_all_watches_async(self, path, watcher_type):
+    def remove_all_watches_async(self, path: str, watcher_type: WatcherType
+                                 ) -> IAsyncResult:
         """Asynchronously remove watches. Takes the same arguments as
         :meth:`remove_all_watches`."""
         if not isinstance(path, str):
@@ -408,7 +426,7 @@ class KazooClient(kazoo.client.KazooClient):
         self._connection.submit(_request_for(request, async_object))
         return None
 
-    def stop(self):
+    def stop(self) -> None:
         """Gracefully stop this Zookeeper session.
 
         Sends closeSession (the server removes the session's ephemeral nodes
@@ -427,7 +445,7 @@ class KazooClient(kazoo.client.KazooClient):
             finally:
                 self._events.stop()
 
-    def start_async(self):
+    def start_async(self) -> threading.Event:
         """Asynchronously initiate connection to ZK.
 
         Same contract as :meth:`kazoo.client.KazooClient.start_async`.
@@ -436,7 +454,9 @@ class KazooClient(kazoo.client.KazooClient):
             self._events.start()
         return super().start_async()
 
-    def get_children(self, path, watch=None, include_data=False):
+    def get_children(self, path: str, watch: Optional[WatchFunc] = None,
+                     include_data: bool = False
+                     ) -> Union[List[str], Tuple[List[str], ZnodeStat]]:
         """Get a list of child nodes of a path.
 
         Same contract as :meth:`kazoo.client.KazooClient.get_children`.
@@ -457,7 +477,8 @@ class KazooClient(kazoo.client.KazooClient):
                       kind, Waiter(), path, watch or None)
         return self._connection.call(req)
 
-    def get(self, path, watch=None):
+    def get(self, path: str, watch: Optional[WatchFunc] = None
+            ) -> Tuple[Optional[bytes], ZnodeStat]:
         """Get the value of a node.
 
         Same contract as :meth:`kazoo.client.KazooClient.get`.
@@ -473,7 +494,8 @@ class KazooClient(kazoo.client.KazooClient):
                       _engine.R_DATA_STAT, Waiter(), path, watch or None)
         return self._connection.call(req)
 
-    def exists(self, path, watch=None):
+    def exists(self, path: str, watch: Optional[WatchFunc] = None
+               ) -> Optional[ZnodeStat]:
         """Check if a node exists.
 
         Same contract as :meth:`kazoo.client.KazooClient.exists`.
@@ -489,7 +511,8 @@ class KazooClient(kazoo.client.KazooClient):
                       _engine.R_STAT, Waiter(), path, watch or None)
         return self._connection.call(req)
 
-    def set(self, path, value, version=-1):
+    def set(self, path: str, value: Optional[bytes],
+            version: int = -1) -> ZnodeStat:
         """Set the value of a node.
 
         Same contract as :meth:`kazoo.client.KazooClient.set`.
@@ -506,7 +529,8 @@ class KazooClient(kazoo.client.KazooClient):
                       _engine.R_STAT, Waiter())
         return self._connection.call(req)
 
-    def delete(self, path, version=-1, recursive=False):
+    def delete(self, path: str, version: int = -1,
+               recursive: bool = False) -> bool:
         """Delete a node.
 
         Same contract as :meth:`kazoo.client.KazooClient.delete`.
@@ -524,8 +548,10 @@ class KazooClient(kazoo.client.KazooClient):
                       _engine.R_VOID, Waiter())
         return self._connection.call(req)
 
-    def create(self, path, value=b"", acl=None, ephemeral=False,
-               sequence=False, makepath=False, include_data=False):
+    def create(self, path: str, value: Optional[bytes] = b"",
+               acl: Optional[Sequence[ACL]] = None, ephemeral: bool = False,
+               sequence: bool = False, makepath: bool = False,
+               include_data: bool = False) -> Union[str, Tuple[str, ZnodeStat]]:
         """Create a node with the given value as its data.
 
         Same contract as :meth:`kazoo.client.KazooClient.create`.
