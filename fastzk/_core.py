@@ -4,29 +4,34 @@ The compiled core (Cython, built from ``src/``) is used unless the
 environment variable ``FASTZK_NO_EXTENSIONS`` is set to a non-empty value
 other than ``0``, or the extension was not built; then the pure-Python
 modules of the same names stand in.  Both implementations expose the same
-functions, and the test suite runs against each.
+functions, and the test suite runs against each.  With
+``FASTZK_REQUIRE_EXTENSIONS=1`` a missing extension is an ImportError
+instead of a silent fallback (``make test`` sets it).
 """
 
 import os
+import types
+from typing import Tuple
 
 __all__ = ["codec", "EXTENSIONS"]
 
 
-def _wanted():
-    return os.environ.get("FASTZK_NO_EXTENSIONS", "") in ("", "0")
+def _flag(name):
+    return os.environ.get(name, "") not in ("", "0")
 
 
-codec = None
-EXTENSIONS = False
+def _load() -> Tuple[types.ModuleType, bool]:
+    if not _flag("FASTZK_NO_EXTENSIONS"):
+        try:
+            from fastzk import _ccodec  # type: ignore[attr-defined]
 
-if _wanted():
-    try:
-        from fastzk import _ccodec as codec
+            return _ccodec, True
+        except ImportError:
+            if _flag("FASTZK_REQUIRE_EXTENSIONS"):
+                raise
+    from fastzk import _codec
 
-        EXTENSIONS = True
-    except ImportError:
-        if os.environ.get("FASTZK_REQUIRE_EXTENSIONS", "") not in ("", "0"):
-            raise
+    return _codec, False
 
-if codec is None:
-    from fastzk import _codec as codec
+
+codec, EXTENSIONS = _load()
