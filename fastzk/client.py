@@ -47,6 +47,7 @@ from fastzk import engine as _engine
 from fastzk.dispatch import Dispatcher
 from fastzk.engine import Engine, Request, Waiter
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
+from fastzk.watchers import ChildrenWatch, DataWatch
 from fastzk import watches as _watches
 from fastzk.watches import EVENT_TYPES, AddWatchMode, WatcherType
 
@@ -200,6 +201,8 @@ class KazooClient(kazoo.client.KazooClient):
         self.ReadLock = partial(ReadLock, self)
         self.WriteLock = partial(WriteLock, self)
         self.Semaphore = partial(Semaphore, self)
+        self.DataWatch = partial(DataWatch, self)
+        self.ChildrenWatch = partial(ChildrenWatch, self)
 
     # -- kazoo internals that kazoo's own recipes and tests look at ----------
 
@@ -373,7 +376,7 @@ class KazooClient(kazoo.client.KazooClient):
         if not callable(watch):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
         mode = AddWatchMode(mode)
-        full = _prefix_root(self.chroot, path)
+        full = self._full_path(path)
         result = self.handler.async_result()
         req = Request(codec.ADD_WATCH,
                       partial(_encode_add_watch, full, int(mode)),
@@ -405,7 +408,7 @@ class KazooClient(kazoo.client.KazooClient):
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
         watcher_type = WatcherType(watcher_type)
-        full = _prefix_root(self.chroot, path)
+        full = self._full_path(path)
         result = self.handler.async_result()
         req = Request(codec.REMOVE_WATCHES,
                       partial(_encode_remove_watches, full, int(watcher_type)),
@@ -454,6 +457,91 @@ class KazooClient(kazoo.client.KazooClient):
             self._events.start()
         return super().start_async()
 
+    def _full_path(self, path):
+        """The server path of ``path``: chroot prefixed, normalised as
+        kazoo's ``_prefix_root`` does.  Already-normal paths (the common
+        case) skip kazoo's general normalisation."""
+        if (path[:1] == "/" and path[-1:] != "/" and "//" not in path
+                and "/." not in path):
+            chroot = self.chroot
+            return chroot + path if chroot else path
+        return _prefix_root(self.chroot, path)
+
+    def _submit(self, opcode, frame, kind, path=None, watch=None):
+        result = self.handler.async_result()
+        self._connection.submit(Request(opcode, frame, kind, result, path,
+                                        watch))
+        return result
+
+    def get_children_async(self, path, watch=None, include_data=False):
+        """Asynchronously get a list of child nodes of a path. Takes the
+        same arguments as :meth:`get_children`."""
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if watch and not callable(watch):
+            raise TypeError("Invalid type for 'watch' (must be a callable)")
+        if not isinstance(include_data, bool):
+            raise TypeError("Invalid type for 'include_data' (bool expected)")
+        full = self._full_path(path)
+        if include_data:
+            opcode, kind = codec.GET_CHILDREN2, _engine.R_CHILDREN_STAT
+        else:
+            opcode, kind = codec.GET_CHILDREN, _engine.R_CHILDREN
+        return self._submit(opcode, partial(_encode_path_watch, opcode, full,
+                                            watch is not None),
+                            kind, full, watch or None)
+
+    def get_async(self, path, watch=None):
+        """Asynchronously get the value of a node. Takes the same arguments
+        as :meth:`get`."""
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if watch and not callable(watch):
+            raise TypeError("Invalid type for 'watch' (must be a callable)")
+        full = self._full_path(path)
+        return self._submit(codec.GET_DATA,
+                            partial(_encode_path_watch, codec.GET_DATA, full,
+                                    watch is not None),
+                            _engine.R_DATA_STAT, full, watch or None)
+
+    def exists_async(self, path, watch=None):
+        """Asynchronously check if a node exists. Takes the same arguments
+        as :meth:`exists`."""
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if watch and not callable(watch):
+            raise TypeError("Invalid type for 'watch' (must be a callable)")
+        full = self._full_path(path)
+        return self._submit(codec.EXISTS,
+                            partial(_encode_path_watch, codec.EXISTS, full,
+                                    watch is not None),
+                            _engine.R_STAT, full, watch or None)
+
+    def set_async(self, path, value, version=-1):
+        """Asynchronously set the value of a node. Takes the same arguments
+        as :meth:`set`."""
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if value is not None and not isinstance(value, bytes):
+            raise TypeError("Invalid type for 'value' (must be a byte string)")
+        if not isinstance(version, int):
+            raise TypeError("Invalid type for 'version' (int expected)")
+        full = self._full_path(path)
+        return self._submit(codec.SET_DATA,
+                            partial(_encode_set_data, full, value, version),
+                            _engine.R_STAT)
+
+    def delete_async(self, path, version=-1):
+        """Asynchronously delete a node. Takes the same arguments as
+        :meth:`delete`, except for ``recursive``."""
+        if not isinstance(path, str):
+            raise TypeError("Invalid type for 'path' (string expected)")
+        if not isinstance(version, int):
+            raise TypeError("Invalid type for 'version' (int expected)")
+        full = self._full_path(path)
+        return self._submit(codec.DELETE, partial(_encode_delete, full, version),
+                            _engine.R_VOID)
+
     def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                      include_data: bool = False
                      ) -> Union[List[str], Tuple[List[str], ZnodeStat]]:
@@ -467,7 +555,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
         if not isinstance(include_data, bool):
             raise TypeError("Invalid type for 'include_data' (bool expected)")
-        path = _prefix_root(self.chroot, path)
+        path = self._full_path(path)
         if include_data:
             opcode, kind = codec.GET_CHILDREN2, _engine.R_CHILDREN_STAT
         else:
@@ -487,7 +575,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'path' (string expected)")
         if watch and not callable(watch):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
-        path = _prefix_root(self.chroot, path)
+        path = self._full_path(path)
         req = Request(codec.GET_DATA,
                       partial(_encode_path_watch, codec.GET_DATA, path,
                               watch is not None),
@@ -504,7 +592,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'path' (string expected)")
         if watch and not callable(watch):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
-        path = _prefix_root(self.chroot, path)
+        path = self._full_path(path)
         req = Request(codec.EXISTS,
                       partial(_encode_path_watch, codec.EXISTS, path,
                               watch is not None),
@@ -523,7 +611,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'value' (must be a byte string)")
         if not isinstance(version, int):
             raise TypeError("Invalid type for 'version' (int expected)")
-        path = _prefix_root(self.chroot, path)
+        path = self._full_path(path)
         req = Request(codec.SET_DATA,
                       partial(_encode_set_data, path, value, version),
                       _engine.R_STAT, Waiter())
@@ -543,7 +631,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'path' (string expected)")
         if not isinstance(version, int):
             raise TypeError("Invalid type for 'version' (int expected)")
-        path = _prefix_root(self.chroot, path)
+        path = self._full_path(path)
         req = Request(codec.DELETE, partial(_encode_delete, path, version),
                       _engine.R_VOID, Waiter())
         return self._connection.call(req)

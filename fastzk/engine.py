@@ -34,6 +34,7 @@ events and state changes are handed to the client's dispatcher.
 import logging
 import random
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -814,7 +815,16 @@ class Engine(object):
             self._negotiated_timeout = negotiated
             self._read_timeout = negotiated * 2.0 / 3.0 / 1000.0
             self._ping_interval = self._read_timeout / 3.0
-            sock.settimeout(self._read_timeout)
+            # Blocking sends bounded by the kernel (SO_SNDTIMEO) rather than a
+            # Python socket timeout, which would add a poll() before every
+            # send.  Reads wait in FrameReader.read_from with their own
+            # timeout.
+            sock.settimeout(None)
+            seconds = int(self._read_timeout)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                            struct.pack("ll", seconds,
+                                        int((self._read_timeout - seconds)
+                                            * 1e6)))
             self._xid = 0
             for scheme, credential in list(client.auth_data):
                 sock.sendall(

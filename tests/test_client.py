@@ -400,3 +400,25 @@ def test_requests_made_while_suspended_go_out_after_reconnect(proxied, proxy):
     proxy.reject(False)
     assert pending.get(timeout=15) == "/queued"
     assert proxied.get("/queued")[0] == b"q"
+
+
+@pytest.mark.parametrize("chroot", ["", "/base", "/a/b"])
+def test_fast_path_normalisation_agrees_with_kazoo(chroot):
+    from hypothesis import given, settings, strategies as st
+    from kazoo.protocol.paths import _prefix_root
+
+    client = KazooClient("127.0.0.1:2181" + chroot)
+    alphabet = st.sampled_from(["/", "a", "b", ".", "-", "_", "é", "0"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(alphabet, min_size=1, max_size=12).map("".join))
+    def check(path):
+        try:
+            expected = _prefix_root(client.chroot, path)
+        except ValueError:
+            with pytest.raises(ValueError):
+                client._full_path(path)
+            return
+        assert client._full_path(path) == expected
+
+    check()
