@@ -46,5 +46,8 @@ kazoo-suite:
 		$(KAZOO_TESTS) \
 		-k "not TestSSLClient and not TestConnectionHandler and not TestUnorderedXids"
 
-bench:
-	$(PYTHON) -m pytest benchmarks -q
+# fastzk vs kazoo 2.11 side by side: one table of ratios, and
+# benchmarks/results.json.  About 10-15 minutes; BENCH_ARGS=--quick for a
+# 2-3 minute smoke run (see python benchmarks/run.py --help).
+bench: zookeeper deps build
+	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)

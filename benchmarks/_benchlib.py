@@ -1,0 +1,341 @@
+"""Helpers shared by the benchmark files (not a benchmark itself).
+
+Everything here is side-by-side plumbing: making a kazoo or a fastzk client
+on the same server, reading the server's zxid, the process's RSS, building
+and wiping test trees quickly.  Configuration comes from the environment,
+set by ``benchmarks/run.py`` (``fastzk.bench``) or by hand:
+
+``FASTZK_BENCH_HOSTS``
+    connection string of the server to use (the conftest starts its own
+    ZooKeeper when unset).
+``FASTZK_BENCH_QUICK``
+    ``1`` for a short smoke run (smaller counts everywhere).
+``FASTZK_BENCH_MEM_N`` / ``FASTZK_BENCH_MEM_N_KAZOO``
+    requests made by the client-memory case (fastzk / kazoo).
+``FASTZK_BENCH_TREE_N``
+    nodes in the TreeCache start/reconnect case.
+``FASTZK_BENCH_STORM_RUNS``
+    runs of the TreeCache update/delete storm with cuts, per client.
+"""
+
+import gc
+import os
+import socket
+import time
+import uuid
+
+IMPLS = ("kazoo", "fastzk")
+
+KAZOO_START_TIMEOUT = 30.0
+
+
+def quick():
+    """True for a ``--quick`` smoke run."""
+    return os.environ.get("FASTZK_BENCH_QUICK", "") not in ("", "0")
+
+
+def pick(full, short):
+    """``full`` normally, ``short`` in a quick run."""
+    return short if quick() else full
+
+
+def env_int(name, full, short):
+    """An integer from the environment, else ``pick(full, short)``."""
+    value = os.environ.get(name, "").strip().replace("_", "").replace(",", "")
+    if value:
+        return int(float(value))
+    return pick(full, short)
+
+
+def client_class(impl):
+    """The KazooClient class of ``impl`` ("kazoo" or "fastzk")."""
+    if impl == "kazoo":
+        from kazoo.client import KazooClient
+    elif impl == "fastzk":
+        from fastzk import KazooClient
+    else:
+        raise ValueError("unknown impl %r" % (impl,))
+    return KazooClient
+
+
+def make_client(impl, hosts, **kwargs):
+    """Start and return a client of ``impl`` connected to ``hosts``."""
+    kwargs.setdefault("timeout", 10.0)
+    client = client_class(impl)(hosts=hosts, **kwargs)
+    client.start(timeout=KAZOO_START_TIMEOUT)
+    return client
+
+
+def lock_class(impl):
+    """The Lock recipe of ``impl``: kazoo's, or fastzk's."""
+    if impl == "kazoo":
+        from kazoo.recipe.lock import Lock
+    else:
+        from fastzk.lock import Lock
+    return Lock
+
+
+def tree_cache_class(impl):
+    """The TreeCache recipe of ``impl``."""
+    if impl == "kazoo":
+        from kazoo.recipe.cache import TreeCache
+    else:
+        from fastzk.cache import TreeCache
+    return TreeCache
+
+
+def close_client(client):
+    try:
+        client.stop()
+    finally:
+        client.close()
+
+
+# -- the server --------------------------------------------------------------
+
+def first_host(hosts):
+    """``(host, port)`` of the first server in a connection string."""
+    item = hosts.split("/", 1)[0].split(",")[0].strip()
+    host, _, port = item.rpartition(":")
+    if not host:
+        host, port = port, "2181"
+    return host.strip("[]"), int(port)
+
+
+def four_letter(hosts, word, timeout=5.0):
+    host, port = first_host(hosts)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(word.encode("ascii"))
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def server_zxid(hosts):
+    """The server's last zxid (``srvr``), or None if it does not answer
+    four-letter words (then transaction counts are not reported)."""
+    import re
+
+    try:
+        text = four_letter(hosts, "srvr")
+    except OSError:
+        return None
+    match = re.search(r"^Zxid:\s*(0x[0-9a-fA-F]+)", text, re.M)
+    return int(match.group(1), 16) if match else None
+
+
+def server_version(hosts):
+    import re
+
+    try:
+        text = four_letter(hosts, "srvr")
+    except OSError:
+        return None
+    match = re.search(r"^Zookeeper version:\s*([^,\s-]+)", text, re.M)
+    return match.group(1) if match else None
+
+
+def zxid_delta(before, after):
+    if before is None or after is None:
+        return None
+    # The low 32 bits count transactions within an epoch.
+    if (before >> 32) != (after >> 32):
+        return None
+    return after - before
+
+
+# -- the process ----------------------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes():
+    """Resident set size of this process, in bytes."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def settled_rss():
+    gc.collect()
+    return rss_bytes()
+
+
+def cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+# -- trees --------------------------------------------------------------------------
+
+def unique_root(prefix="bench"):
+    return "/%s-%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+def _wait_all(results):
+    for r in results:
+        r.get()
+
+
+def populate(client, root, names, data=b"", batch=2000):
+    """Create ``root`` and a child for each name, pipelined."""
+    client.ensure_path(root)
+    names = list(names)
+    for i in range(0, len(names), batch):
+        _wait_all([client.create_async(root + "/" + n, data)
+                   for n in names[i:i + batch]])
+
+
+def wipe(client, root, batch=2000):
+    """Delete ``root`` and everything below it, pipelined level by level."""
+    from kazoo.exceptions import NoNodeError, NotEmptyError
+
+    for _ in range(5):
+        levels = []
+        level = [root]
+        try:
+            while level:
+                levels.append(level)
+                results = [(p, client.get_children_async(p)) for p in level]
+                nxt = []
+                for p, r in results:
+                    try:
+                        nxt.extend(p + "/" + c for c in r.get())
+                    except NoNodeError:
+                        pass
+                level = nxt
+            for level in reversed(levels):
+                for i in range(0, len(level), batch):
+                    results = [client.delete_async(p)
+                               for p in level[i:i + batch]]
+                    for r in results:
+                        try:
+                            r.get()
+                        except NoNodeError:
+                            pass
+            return
+        except NotEmptyError:
+            time.sleep(0.2)  # an ephemeral node appeared meanwhile
+
+
+def wait_for(predicate, timeout, step=0.01):
+    """Poll ``predicate()`` until true; return the seconds it took, or None
+    on timeout."""
+    start = time.perf_counter()
+    deadline = start + timeout
+    while True:
+        if predicate():
+            return time.perf_counter() - start
+        if time.perf_counter() > deadline:
+            return None
+        time.sleep(step)
+
+
+def record(benchmark, case, impl, ops_per_round=None, **metrics):
+    """Attach what the runner's table needs to a pytest-benchmark result.
+
+    ``ops_per_round``: operations one timed round performs (the runner
+    derives a rate from the round times); ``metrics``: figures measured
+    directly (rates, counts, bytes).
+    """
+    info = benchmark.extra_info
+    info["case"] = case
+    info["impl"] = impl
+    if ops_per_round is not None:
+        info["ops_per_round"] = ops_per_round
+    info.setdefault("metrics", {}).update(metrics)
+
+
+# -- a writer in another process ------------------------------------------------
+
+def _writer_main(conn, hosts):
+    """Body of :class:`Writer`'s process: run pipelined write batches on
+    request and report how long each took."""
+    from kazoo.exceptions import NoNodeError, NodeExistsError
+
+    client = make_client("fastzk", hosts)
+    conn.send("ready")
+    try:
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                break
+            ops, window = msg
+            start = time.perf_counter()
+            pending = []
+            errors = 0
+            for op in ops:
+                kind, path = op[0], op[1]
+                if kind == "set":
+                    pending.append(client.set_async(path, op[2]))
+                elif kind == "create":
+                    pending.append(client.create_async(path, op[2]))
+                elif kind == "delete":
+                    pending.append(client.delete_async(path))
+                if len(pending) >= window:
+                    for r in pending:
+                        try:
+                            r.get()
+                        except (NoNodeError, NodeExistsError):
+                            errors += 1
+                    pending = []
+            for r in pending:
+                try:
+                    r.get()
+                except (NoNodeError, NodeExistsError):
+                    errors += 1
+            conn.send((time.perf_counter() - start, errors))
+    finally:
+        close_client(client)
+
+
+class Writer(object):
+    """A fastzk client in a separate process that applies batches of
+    writes (``("set", path, data)``, ``("create", path, data)``,
+    ``("delete", path)``) pipelined, so that the client under test has the
+    CPU (and the GIL) to itself."""
+
+    def __init__(self, hosts):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_writer_main, args=(child, hosts),
+                                 daemon=True)
+        self._proc.start()
+        if not self._conn.poll(60) or self._conn.recv() != "ready":
+            self.close()
+            raise RuntimeError("writer process did not start")
+
+    def start(self, ops, window=1000):
+        """Send a batch; returns at once."""
+        self._conn.send((list(ops), window))
+
+    def wait(self, timeout=120):
+        """Wait for the batch; returns (seconds it took, NoNode/NodeExists
+        errors)."""
+        if not self._conn.poll(timeout):
+            raise RuntimeError("writer process did not finish its batch")
+        return self._conn.recv()
+
+    def run(self, ops, window=1000, timeout=120):
+        self.start(ops, window)
+        return self.wait(timeout)
+
+    def close(self):
+        try:
+            self._conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)

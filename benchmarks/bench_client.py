@@ -1,0 +1,120 @@
+"""Client round trips against the same local server: synchronous
+``get_children`` and ``get``, 2,000 pipelined ``get_children_async``, and
+the client's memory after many requests.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import _benchlib as lib
+from _benchlib import IMPLS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+SYNC_CALLS = 200
+PIPELINED = 2000
+
+
+@pytest.fixture
+def small_tree(admin, root):
+    """A node with 10 children and 100 bytes of data."""
+    admin.set(root, b"d" * 100)
+    lib.populate(admin, root, ["child-%02d" % i for i in range(10)])
+    return root
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sync_get_children(benchmark, impl, clients, small_tree):
+    client = clients(impl)
+    get_children = client.get_children
+    assert len(get_children(small_tree)) == 10
+
+    def run():
+        for _ in range(SYNC_CALLS):
+            get_children(small_tree)
+
+    benchmark.group = "sync get_children"
+    benchmark.pedantic(run, rounds=lib.pick(15, 5), warmup_rounds=1)
+    lib.record(benchmark, "client.sync_get_children", impl,
+               ops_per_round=SYNC_CALLS)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sync_get(benchmark, impl, clients, small_tree):
+    client = clients(impl)
+    get = client.get
+    assert len(get(small_tree)[0]) == 100
+
+    def run():
+        for _ in range(SYNC_CALLS):
+            get(small_tree)
+
+    benchmark.group = "sync get"
+    benchmark.pedantic(run, rounds=lib.pick(15, 5), warmup_rounds=1)
+    lib.record(benchmark, "client.sync_get", impl, ops_per_round=SYNC_CALLS)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_pipelined_get_children(benchmark, impl, clients, small_tree):
+    client = clients(impl)
+    get_children_async = client.get_children_async
+
+    def run():
+        results = [get_children_async(small_tree) for _ in range(PIPELINED)]
+        for r in results:
+            r.get()
+
+    benchmark.group = "2,000 pipelined get_children_async"
+    benchmark.pedantic(run, rounds=lib.pick(10, 3), warmup_rounds=1)
+    lib.record(benchmark, "client.pipelined_get_children", impl,
+               ops_per_round=PIPELINED)
+
+
+def memory_requests(impl):
+    """Requests made by the memory case: 1,000,000 for fastzk, 100,000 for
+    kazoo (about 25 s at kazoo's pipelined rate; 1,000,000 would take
+    minutes), 20,000 each in a quick run.  Environment overrides:
+    FASTZK_BENCH_MEM_N and FASTZK_BENCH_MEM_N_KAZOO."""
+    if impl == "kazoo":
+        return lib.env_int("FASTZK_BENCH_MEM_N_KAZOO", 100000, 20000)
+    return lib.env_int("FASTZK_BENCH_MEM_N", 1000000, 20000)
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_client_memory(benchmark, impl, zk, small_tree):
+    """RSS growth of a fresh client process over N pipelined requests
+    (batches of 1,000) after a warm-up.  Target: flat."""
+    n = memory_requests(impl)
+    holder = {}
+
+    def run():
+        proc = subprocess.run(
+            [sys.executable, os.path.join(HERE, "_memchild.py"), impl,
+             zk.hosts, small_tree, str(n), "1000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=1700)
+        if proc.returncode != 0:
+            raise RuntimeError("memory child failed (%d): %s"
+                               % (proc.returncode, proc.stderr.decode()[-3000:]))
+        holder["result"] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+    benchmark.group = "client memory"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    res = holder["result"]
+    mib = 1024.0 * 1024.0
+    lib.record(
+        benchmark, "client.memory", impl,
+        requests=res["requests"],
+        rss_base_mib=res["rss_base"] / mib,
+        rss_end_mib=res["rss_end"] / mib,
+        rss_growth_mib=res["growth"] / mib,
+        rss_growth_second_half_mib=res["growth_second_half"] / mib,
+        rss_growth_per_100k_kib=res["growth"] / 1024.0 / (res["requests"] / 1e5),
+        pipelined_rate=res["rate"],
+        cpu_us_per_request=res["cpu_seconds"] / res["requests"] * 1e6,
+        rss_samples_mib=[(k, v / mib) for k, v in res["samples"]],
+    )

@@ -1,0 +1,976 @@
+"""Benchmark runner: fastzk against kazoo 2.11, side by side, one table.
+
+``make bench`` and ``python benchmarks/run.py`` call :func:`main`; so can a
+command line (``fastzk bench``)::
+
+    from fastzk.bench import main
+    sys.exit(main(["--quick"]))
+
+What it does, in order:
+
+1. starts one local ZooKeeper (:class:`fastzk.testing.zkserver.ZooKeeperServer`)
+   unless ``--hosts`` names an existing one;
+2. runs the pytest-benchmark suite in ``benchmarks/`` (codec, client round
+   trips, memory, lock, watches, TreeCache) against it, in a subprocess,
+   printing one progress line per case;
+3. runs the fleet benchmark (``benchmarks/fleet.py``, issue 6) last;
+4. prints ONE table of fastzk/kazoo ratios, each marked better or worse
+   and checked against its target, and writes ``benchmarks/results.json``
+   (date, machine, Python, ZooKeeper version, every figure).
+
+Speed is never asserted anywhere: the table reports; the exit status is
+non-zero only when a benchmark could not run (or ``--strict`` is given and
+a target was missed).
+
+The benchmark files live in the source tree (``benchmarks/`` next to the
+``fastzk`` package); ``--bench-dir`` points elsewhere.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+__all__ = ["main", "run_suite", "run_fleet", "build_rows", "format_table",
+           "write_plot", "machine_info", "TARGETS"]
+
+IMPLS = ("kazoo", "fastzk")
+
+
+# ---------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------
+
+class Target(object):
+    """What a row must show.  ``kind``:
+
+    - ``"ratio"``: fastzk/kazoo >= value (higher is better);
+    - ``"fewer"``: kazoo/fastzk >= value (lower is better: time, CPU,
+      transactions);
+    - ``"zero"``: fastzk's figure is 0;
+    - ``"max"``: fastzk's figure <= value.
+    """
+
+    def __init__(self, kind, value=None, text=None, source="brief"):
+        self.kind = kind
+        self.value = value
+        self.text = text
+        self.source = source
+
+    def describe(self):
+        if self.text:
+            return self.text
+        if self.kind == "ratio":
+            return ">=%gx" % self.value
+        if self.kind == "fewer":
+            return ">=%gx less" % self.value
+        if self.kind == "zero":
+            return "0"
+        return "<=%g" % self.value
+
+    def met(self, kazoo, fastzk):
+        """True/False, or None when it cannot be judged."""
+        if fastzk is None:
+            return None
+        if self.kind == "zero":
+            return fastzk == 0
+        if self.kind == "max":
+            return fastzk <= self.value
+        if kazoo is None:
+            return None
+        if self.kind == "ratio":
+            return kazoo > 0 and fastzk / kazoo >= self.value
+        if self.kind == "fewer":
+            if fastzk == 0:
+                return kazoo > 0
+            return kazoo / fastzk >= self.value
+        return None
+
+
+#: Targets.  "brief" ones come from the issues (fleet: issue 6; memory:
+#: flat; leaks and violations: zero); "proposed" ones are derived from
+#: /work/shared/notes/performance.md (the ZooKeeper C client's figures on
+#: the same machines) and are for the lead to confirm.
+TARGETS = {
+    "client.sync_get_children": Target("ratio", 2, source="proposed"),
+    "client.pipelined_get_children": Target("ratio", 3, source="proposed"),
+    "client.memory": Target("max", 2.0, "flat (<=2 MiB)"),
+    "lock.failed_attempt": Target("ratio", 10, source="proposed"),
+    "lock.failed_attempt.txns": Target("zero", text="0 writes"),
+    "lock.uncontended_cycle": Target("ratio", 2, source="proposed"),
+    "cache.storm": Target("zero", text="0 runs"),
+    "fleet.attempts_per_cpu_s": Target("ratio", 10),
+    "fleet.txns_per_attempt": Target("fewer", 20),
+    "fleet.violations": Target("zero"),
+    "fleet.leaked_nodes": Target("zero"),
+}
+
+
+# ---------------------------------------------------------------------------
+# Machine and server
+# ---------------------------------------------------------------------------
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _uname_m():
+    try:
+        return subprocess.run(["uname", "-m"], stdout=subprocess.PIPE,
+                              universal_newlines=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return platform.machine()
+
+
+def _nproc():
+    try:
+        return int(subprocess.run(["nproc"], stdout=subprocess.PIPE,
+                                  universal_newlines=True,
+                                  timeout=10).stdout.strip())
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return os.cpu_count()
+
+
+def _load():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def machine_info(zookeeper_version=None):
+    """What the figures were measured on."""
+    import fastzk
+    import kazoo
+
+    try:
+        from importlib.metadata import version
+        kazoo_version = version("kazoo")
+    except Exception:
+        kazoo_version = getattr(kazoo, "__version__", None)
+    return {
+        "machine": _uname_m(),
+        "nproc": _nproc(),
+        "cpu_model": _cpu_model(),
+        "python": "%s %s" % (platform.python_implementation(),
+                             platform.python_version()),
+        "zookeeper_version": zookeeper_version,
+        "kazoo_version": kazoo_version,
+        "fastzk_version": fastzk.__version__,
+        "fastzk_core": "cython" if fastzk.EXTENSIONS else "python",
+        "kernel": platform.release(),
+    }
+
+
+def _srvr(hosts, timeout=5.0):
+    import socket
+
+    item = hosts.split("/", 1)[0].split(",")[0].strip()
+    host, _, port = item.rpartition(":")
+    if not host:
+        host, port = port, "2181"
+    with socket.create_connection((host.strip("[]"), int(port)),
+                                  timeout=timeout) as sock:
+        sock.sendall(b"srvr")
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def server_version(hosts):
+    """The version a server reports in ``srvr``, or None."""
+    try:
+        text = _srvr(hosts)
+    except OSError:
+        return None
+    match = re.search(r"^Zookeeper version:\s*([0-9][^,\s-]*)", text, re.M)
+    return match.group(1) if match else None
+
+
+class _Server(object):
+    """The server the run uses: one started here, or ``--hosts``."""
+
+    def __init__(self, hosts=None):
+        self.owned = None
+        self.hosts = hosts
+        self.version = None
+
+    def start(self, log):
+        if self.hosts:
+            self.version = server_version(self.hosts)
+            if self.version is None:
+                log("note: %s does not answer the srvr four-letter word; "
+                    "server transaction counts will be n/a" % self.hosts)
+            return
+        from fastzk.testing.zkserver import ZooKeeperServer, zookeeper_version
+
+        self.owned = ZooKeeperServer()
+        try:
+            self.owned.start(timeout=90)
+        except Exception:
+            self.owned.cleanup()
+            self.owned = None
+            raise
+        self.hosts = self.owned.address
+        self.version = zookeeper_version() or server_version(self.hosts)
+
+    def stop(self):
+        if self.owned is not None:
+            self.owned.cleanup()
+            self.owned = None
+
+
+# ---------------------------------------------------------------------------
+# Running the two halves
+# ---------------------------------------------------------------------------
+
+def find_bench_dir(explicit=None):
+    """The ``benchmarks`` directory: ``explicit``, else next to the fastzk
+    package (a source checkout), else ``./benchmarks``."""
+    candidates = []
+    if explicit:
+        candidates.append(explicit)
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates.append(os.path.join(os.path.dirname(here), "benchmarks"))
+    candidates.append(os.path.join(os.getcwd(), "benchmarks"))
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "conftest.py")) and \
+                os.path.isfile(os.path.join(path, "fleet.py")):
+            return os.path.abspath(path)
+    raise RuntimeError(
+        "benchmark files not found (looked in %s); run from a fastzk source "
+        "checkout or pass --bench-dir" % ", ".join(candidates))
+
+
+def _env(hosts, quick):
+    env = dict(os.environ)
+    env["FASTZK_BENCH_HOSTS"] = hosts
+    env["FASTZK_BENCH_PROGRESS"] = "1"
+    if quick:
+        env["FASTZK_BENCH_QUICK"] = "1"
+    else:
+        env.pop("FASTZK_BENCH_QUICK", None)
+    # The benchmark subprocesses import fastzk from this very tree.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
+                                if env.get("PYTHONPATH") else "")
+    return env
+
+
+def run_suite(bench_dir, hosts, quick, workdir, log, select=None):
+    """Run the pytest-benchmark suite; returns (returncode, its JSON or
+    None, path of its log)."""
+    out_json = os.path.join(workdir, "suite.json")
+    log_path = os.path.join(workdir, "pytest.log")
+    argv = [
+        sys.executable, "-m", "pytest", bench_dir,
+        "-q", "-p", "no:cacheprovider",
+        "--benchmark-json=" + out_json,
+        "--benchmark-sort=name",
+        "-o", "timeout=1800",
+        "--benchmark-max-time=%s" % ("0.1" if quick else "0.5"),
+        "--benchmark-min-rounds=%d" % (3 if quick else 5),
+    ]
+    if select:
+        argv += ["-k", select]
+    with open(log_path, "w") as logf:
+        proc = subprocess.run(argv, stdout=logf, stderr=None,
+                              env=_env(hosts, quick), cwd=os.path.dirname(
+                                  bench_dir))
+    data = None
+    if os.path.exists(out_json):
+        with open(out_json) as f:
+            data = json.load(f)
+    return proc.returncode, data, log_path
+
+
+def run_fleet(bench_dir, hosts, quick, workdir, log, variants=None):
+    """Run the fleet benchmark; returns (returncode, its JSON or None)."""
+    out_json = os.path.join(workdir, "fleet.json")
+    argv = [sys.executable, os.path.join(bench_dir, "fleet.py"),
+            "--hosts", hosts, "--json", out_json]
+    if quick:
+        argv.append("--quick")
+    for variant in variants or ():
+        argv += ["--variant", variant]
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=None,
+                          env=_env(hosts, quick),
+                          cwd=os.path.dirname(bench_dir))
+    data = None
+    if os.path.exists(out_json):
+        with open(out_json) as f:
+            data = json.load(f)
+    return proc.returncode, data
+
+
+# ---------------------------------------------------------------------------
+# From raw results to rows
+# ---------------------------------------------------------------------------
+
+def suite_results(data):
+    """{(case, impl): {"rate": ops/s or None, "median_s": ..., metrics...}}
+    from pytest-benchmark's JSON."""
+    out = {}
+    for bench in (data or {}).get("benchmarks", ()):
+        info = bench.get("extra_info") or {}
+        case, impl = info.get("case"), info.get("impl")
+        if not case:
+            continue
+        stats = bench.get("stats") or {}
+        median = stats.get("median")
+        entry = dict(info.get("metrics") or {})
+        entry["median_s"] = median
+        entry["rounds"] = stats.get("rounds")
+        ops = info.get("ops_per_round")
+        entry["rate"] = (ops / median) if ops and median else None
+        entry["name"] = bench.get("name")
+        out[(case, impl)] = entry
+    return out
+
+
+class Row(object):
+    """One line of the table."""
+
+    def __init__(self, label, kazoo, fastzk, unit="", higher_better=True,
+                 target=None, note="", kazoo_text=None, fastzk_text=None,
+                 ratio=True, key=None, judge=True):
+        self.label = label
+        self.kazoo = kazoo
+        self.fastzk = fastzk
+        self.unit = unit
+        self.higher_better = higher_better
+        self.target = target
+        self.note = note
+        self.kazoo_text = kazoo_text
+        self.fastzk_text = fastzk_text
+        self.show_ratio = ratio
+        self.judge = judge
+        self.key = key or label
+
+    @property
+    def ratio(self):
+        if not self.show_ratio or self.kazoo is None or self.fastzk is None:
+            return None
+        if self.kazoo == 0:
+            return None
+        return self.fastzk / float(self.kazoo)
+
+    def verdict(self):
+        parts = []
+        r = self.ratio if self.judge else None
+        if r is not None:
+            if abs(r - 1.0) < 0.05:
+                parts.append("same")
+            elif (r > 1.0) == self.higher_better:
+                parts.append("better")
+            else:
+                parts.append("WORSE")
+        elif self.judge and self.show_ratio and self.kazoo == 0 \
+                and self.fastzk is not None:
+            parts.append("same" if self.fastzk == 0 else (
+                "WORSE" if not self.higher_better else "better"))
+        met = self.target.met(self.kazoo, self.fastzk) if self.target else None
+        if met is True:
+            parts.append("target met")
+        elif met is False:
+            parts.append("target MISSED")
+        return ", ".join(parts) or "-"
+
+    def as_dict(self):
+        return {
+            "label": self.label,
+            "key": self.key,
+            "kazoo": self.kazoo,
+            "fastzk": self.fastzk,
+            "unit": self.unit,
+            "ratio_fastzk_over_kazoo": self.ratio,
+            "higher_is_better": self.higher_better,
+            "target": self.target.describe() if self.target else None,
+            "target_source": self.target.source if self.target else None,
+            "target_met": (self.target.met(self.kazoo, self.fastzk)
+                           if self.target else None),
+            "verdict": self.verdict(),
+            "note": self.note,
+        }
+
+
+def _get(results, case, impl, key="rate"):
+    entry = results.get((case, impl))
+    if entry is None:
+        return None
+    return entry.get(key)
+
+
+_CODEC_CASES = (
+    "encode getChildren",
+    "encode getData",
+    "encode create (ephemeral sequential)",
+    "encode setData (100 B)",
+    "decode getChildren reply (50 names)",
+    "decode getData reply (100 B + Stat)",
+    "decode setData reply (Stat)",
+    "decode create reply",
+    "decode watch event",
+)
+
+
+def _fmt_cpu(result):
+    value = (result or {}).get("cpu_s_per_1000_attempts")
+    return "n/a" if value is None else "%.3f" % value
+
+
+def _fmt_count(n):
+    return "{:,}".format(int(n)) if n is not None else "n/a"
+
+
+def build_rows(suite, fleet):
+    """The table's rows from the suite's results (:func:`suite_results`)
+    and the fleet's JSON."""
+    rows = []
+    sections = []
+
+    def section(title):
+        sections.append((len(rows), title))
+
+    # -- codec ---------------------------------------------------------------
+    if any(k[0].startswith("codec.") for k in suite):
+        section("codec (frames/s; fastzk = compiled core, pure Python in "
+                "the note)")
+        for case in _CODEC_CASES:
+            key = "codec." + case
+            k = _get(suite, key, "kazoo")
+            f = _get(suite, key, "fastzk")
+            p = _get(suite, key, "fastzk-python")
+            note = ""
+            if p is not None and k:
+                note = "pure Python %.1fx" % (p / k)
+            rows.append(Row(case, k, f, "", note=note, key=key))
+
+    # -- client ---------------------------------------------------------------
+    if any(k[0].startswith("client.") for k in suite):
+        section("client round trips (one local server)")
+        rows.append(Row("sync get_children", _get(suite, "client.sync_get_children", "kazoo"),
+                        _get(suite, "client.sync_get_children", "fastzk"), "/s",
+                        target=TARGETS["client.sync_get_children"],
+                        key="client.sync_get_children"))
+        rows.append(Row("sync get", _get(suite, "client.sync_get", "kazoo"),
+                        _get(suite, "client.sync_get", "fastzk"), "/s",
+                        key="client.sync_get"))
+        rows.append(Row("2,000 pipelined get_children_async",
+                        _get(suite, "client.pipelined_get_children", "kazoo"),
+                        _get(suite, "client.pipelined_get_children", "fastzk"),
+                        "/s", target=TARGETS["client.pipelined_get_children"],
+                        key="client.pipelined_get_children"))
+        mk = suite.get(("client.memory", "kazoo"))
+        mf = suite.get(("client.memory", "fastzk"))
+        if mk or mf:
+            nk = mk and mk.get("requests")
+            nf = mf and mf.get("requests")
+            label = "client RSS growth, 2nd half of run (MiB)"
+            note = "requests: fastzk %s, kazoo %s" % (_fmt_count(nf),
+                                                      _fmt_count(nk))
+            if nk and nf and nk != nf:
+                note += " (kazoo fewer: minutes otherwise)"
+            rows.append(Row(label,
+                            mk and mk.get("rss_growth_second_half_mib"),
+                            mf and mf.get("rss_growth_second_half_mib"),
+                            " MiB", higher_better=False, ratio=False,
+                            target=TARGETS["client.memory"], note=note,
+                            key="client.memory.second_half"))
+            rows.append(Row("client RSS growth after warm-up (MiB)",
+                            mk and mk.get("rss_growth_mib"),
+                            mf and mf.get("rss_growth_mib"), " MiB",
+                            higher_better=False, ratio=False,
+                            note="RSS at end: kazoo %s, fastzk %s MiB" % (
+                                "%.1f" % mk["rss_end_mib"] if mk else "n/a",
+                                "%.1f" % mf["rss_end_mib"] if mf else "n/a"),
+                            key="client.memory.growth"))
+            rows.append(Row("  pipelined rate in that run",
+                            mk and mk.get("pipelined_rate"),
+                            mf and mf.get("pipelined_rate"), "/s",
+                            key="client.memory.rate"))
+
+    # -- lock -------------------------------------------------------------------
+    if any(k[0].startswith("lock.") for k in suite):
+        section("Lock (kazoo's Lock on kazoo vs fastzk's Lock on fastzk)")
+        rows.append(Row("failed non-blocking acquires, held lock (/s)",
+                        _get(suite, "lock.failed_attempt", "kazoo"),
+                        _get(suite, "lock.failed_attempt", "fastzk"), "/s",
+                        target=TARGETS["lock.failed_attempt"],
+                        key="lock.failed_attempt"))
+        rows.append(Row("  server transactions per failed attempt",
+                        _get(suite, "lock.failed_attempt", "kazoo",
+                             "txns_per_attempt"),
+                        _get(suite, "lock.failed_attempt", "fastzk",
+                             "txns_per_attempt"), "",
+                        higher_better=False,
+                        target=TARGETS["lock.failed_attempt.txns"],
+                        key="lock.failed_attempt.txns"))
+        rows.append(Row("uncontended acquire+release cycles",
+                        _get(suite, "lock.uncontended_cycle", "kazoo"),
+                        _get(suite, "lock.uncontended_cycle", "fastzk"), "/s",
+                        target=TARGETS["lock.uncontended_cycle"],
+                        key="lock.uncontended_cycle"))
+        rows.append(Row("  server transactions per cycle",
+                        _get(suite, "lock.uncontended_cycle", "kazoo",
+                             "txns_per_cycle"),
+                        _get(suite, "lock.uncontended_cycle", "fastzk",
+                             "txns_per_cycle"), "", higher_better=False,
+                        key="lock.uncontended_cycle.txns"))
+
+    # -- watches and caches -------------------------------------------------------
+    if any(k[0].startswith(("watch.", "cache.")) for k in suite):
+        section("watches and TreeCache")
+        wk = suite.get(("watch.events", "kazoo")) or {}
+        wf = suite.get(("watch.events", "fastzk")) or {}
+        ceiling = [x.get("writer_rate") for x in (wk, wf) if x.get("writer_rate")]
+        rows.append(Row("change events delivered (/s)", wk.get("rate"),
+                        wf.get("rate"), "/s",
+                        note=("writer ceiling ~{:,.0f}/s".format(min(ceiling))
+                              if ceiling else ""),
+                        key="watch.events"))
+        ck = suite.get(("cache.events", "kazoo")) or {}
+        cf = suite.get(("cache.events", "fastzk")) or {}
+        ceiling = [x.get("writer_rate") for x in (ck, cf) if x.get("writer_rate")]
+        rows.append(Row("TreeCache NODE_UPDATED events", ck.get("rate"),
+                        cf.get("rate"), "/s",
+                        note=("writer ceiling ~{:,.0f}/s".format(min(ceiling))
+                              if ceiling else ""),
+                        key="cache.events"))
+        sk = suite.get(("cache.start", "kazoo")) or {}
+        sf = suite.get(("cache.start", "fastzk")) or {}
+        nodes = sk.get("nodes") or sf.get("nodes")
+        rows.append(Row("TreeCache start, %s nodes" % _fmt_count(nodes),
+                        sk.get("seconds_to_initialized"),
+                        sf.get("seconds_to_initialized"), " s",
+                        higher_better=False, key="cache.start"))
+        rk = suite.get(("cache.reconnect", "kazoo")) or {}
+        rf = suite.get(("cache.reconnect", "fastzk")) or {}
+        rows.append(Row("TreeCache converged after a cut",
+                        rk.get("seconds_to_converge"),
+                        rf.get("seconds_to_converge"), " s",
+                        higher_better=False,
+                        note="%s changes made while cut" % _fmt_count(
+                            rk.get("changes") or rf.get("changes")),
+                        key="cache.reconnect"))
+        tk = suite.get(("cache.storm", "kazoo"))
+        tf = suite.get(("cache.storm", "fastzk"))
+        if tk or tf:
+            def text(entry):
+                if not entry:
+                    return "n/a"
+                return "%d of %d" % (entry["not_converged"], entry["runs"])
+            rows.append(Row("storm with cuts: runs NOT converged",
+                            tk and tk["not_converged"],
+                            tf and tf["not_converged"], "",
+                            higher_better=False, ratio=False,
+                            kazoo_text=text(tk), fastzk_text=text(tf),
+                            target=TARGETS["cache.storm"],
+                            key="cache.storm"))
+
+    # -- fleet ---------------------------------------------------------------------
+    results = (fleet or {}).get("results") or []
+    by = {(r["variant"], r["impl"]): r for r in results}
+    titles = {
+        "plain": "fleet, issue 6 (%s)",
+        "cuts": "fleet with connection cuts (%s)",
+        "held": "fleet, locks mostly held (%s)",
+    }
+    for variant in ("plain", "held", "cuts"):
+        k, f = by.get((variant, "kazoo")), by.get((variant, "fastzk"))
+        if not (k or f):
+            continue
+        any_r = k or f
+        desc = "%d sessions/%d procs, %d items, %g-%g ms jobs" % (
+            any_r["sessions"], any_r["processes"], any_r["items"],
+            any_r["job_ms"][0], any_r["job_ms"][1])
+        if variant == "cuts":
+            desc += ", %d sessions cut" % any_r["sessions_cut"]
+        section(titles[variant] % desc)
+
+        def val(r, key):
+            return None if r is None else r.get(key)
+
+        def wf(r):
+            if r is None:
+                return "n/a"
+            return "%s/%s" % (_fmt_count(r["won"]), _fmt_count(r["failed"]))
+
+        tag = "fleet.%s." % variant
+        rows.append(Row("lock attempts", val(k, "attempts_per_s"),
+                        val(f, "attempts_per_s"), "/s",
+                        key=tag + "attempts_per_s"))
+        rows.append(Row("  attempts won/failed", None, None, ratio=False,
+                        kazoo_text=wf(k), fastzk_text=wf(f),
+                        key=tag + "won_failed"))
+        if variant != "cuts":
+            rows.append(Row("attempts per client CPU second",
+                            val(k, "attempts_per_cpu_s"),
+                            val(f, "attempts_per_cpu_s"), "",
+                            target=TARGETS["fleet.attempts_per_cpu_s"],
+                            note="CPU s/1000 attempts: %s vs %s" % (
+                                _fmt_cpu(k), _fmt_cpu(f)),
+                            key=tag + "attempts_per_cpu_s"))
+            rows.append(Row("server transactions per attempt",
+                            val(k, "txns_per_attempt"),
+                            val(f, "txns_per_attempt"), "",
+                            higher_better=False,
+                            target=TARGETS["fleet.txns_per_attempt"],
+                            key=tag + "txns_per_attempt"))
+            rows.append(Row("server transactions",
+                            val(k, "server_txns_per_s"),
+                            val(f, "server_txns_per_s"), "/s",
+                            higher_better=False, judge=False,
+                            key=tag + "txns_per_s"))
+        rows.append(Row("items processed", val(k, "items_processed"),
+                        val(f, "items_processed"), "",
+                        note="jobs done: %s vs %s" % (
+                            _fmt_count(val(k, "jobs")),
+                            _fmt_count(val(f, "jobs"))),
+                        key=tag + "items_processed"))
+        rows.append(Row("mutual-exclusion violations", val(k, "violations"),
+                        val(f, "violations"), "", higher_better=False,
+                        ratio=False, target=TARGETS["fleet.violations"],
+                        key=tag + "violations"))
+        note = ""
+        if variant == "cuts":
+            def cuts_text(r):
+                c = (r or {}).get("cuts_made") or {}
+                return "%s+%s" % (c.get("plain", "?"), c.get("on_delete", "?"))
+            note = ("cuts (all + at a delete): kazoo %s, fastzk %s"
+                    % (cuts_text(k), cuts_text(f)))
+        rows.append(Row("contender nodes left behind", val(k, "leaked_nodes"),
+                        val(f, "leaked_nodes"), "", higher_better=False,
+                        ratio=False, target=TARGETS["fleet.leaked_nodes"],
+                        note=note, key=tag + "leaked_nodes"))
+    return rows, sections
+
+
+def _fmt_value(v, unit):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and (unit in (" s", " MiB") or abs(v) < 10):
+        if unit == " MiB":
+            return "%+.1f" % v
+        if abs(v) < 10:
+            return "%.3f" % v if abs(v) < 1 else "%.2f" % v
+    return "{:,.0f}".format(v)
+
+
+def _fmt_ratio(r, higher_better):
+    if r is None:
+        return "-"
+    if r == 0:
+        return "0x"
+    if r >= 10 or r <= 0.1:
+        text = "%.0fx" % r if r >= 10 else "%.3fx" % r
+    else:
+        text = "%.2fx" % r
+    if not higher_better and 0 < r < 1:
+        text += " (%.0fx less)" % (1 / r) if 1 / r >= 10 else \
+            " (%.1fx less)" % (1 / r)
+    return text
+
+
+def format_table(rows, sections, notes=()):
+    """Render the rows as one text table."""
+    head = ("%-46s %13s %13s %19s %12s  %s"
+            % ("", "kazoo 2.11", "fastzk", "fastzk/kazoo", "target",
+               "verdict"))
+    width = len(head) + 12
+    lines = [head, "-" * width]
+    starts = dict(sections)
+    for i, row in enumerate(rows):
+        if i in starts:
+            if i:
+                lines.append("")
+            lines.append(starts[i])
+        kt = row.kazoo_text or _fmt_value(row.kazoo, row.unit)
+        ft = row.fastzk_text or _fmt_value(row.fastzk, row.unit)
+        label = "  " + row.label
+        if row.unit.strip() in ("/s", "s") and not row.label.endswith(")"):
+            label += " (%s)" % row.unit.strip()
+        line = "%-46s %13s %13s %19s %12s  %s" % (
+            label[:46], kt, ft, _fmt_ratio(row.ratio, row.higher_better),
+            row.target.describe() if row.target else "",
+            row.verdict() if (row.kazoo is not None or row.fastzk is not None)
+            else "")
+        if row.note:
+            line += "  [%s]" % row.note
+        lines.append(line.rstrip())
+    lines.append("-" * width)
+    for i, note in enumerate(notes):
+        lines.append(note)
+    return "\n".join(lines)
+
+
+def _notes(suite, fleet, info, quick):
+    notes = []
+    if ("watch.events", "kazoo") in suite or ("watch.events", "fastzk") in suite:
+        notes.append(
+            "change events: fastzk = ONE persistent recursive watch "
+            "(add_watch); kazoo 2.11 has no persistent watches, so its best "
+            "equivalent is a DataWatch on every node (a get per event "
+            "re-arms the one-shot watch).  TreeCache events: both read the "
+            "data of every changed node.")
+    tk = suite.get(("cache.storm", "kazoo"))
+    tf = suite.get(("cache.storm", "fastzk"))
+    if tk or tf:
+        parts = []
+        for name, entry in (("kazoo", tk), ("fastzk", tf)):
+            if entry:
+                parts.append(
+                    "%s did not converge in %d of %d runs (content wrong in "
+                    "%d, last event wrong in %d)" % (
+                        name, entry["not_converged"], entry["runs"],
+                        entry["content_wrong"], entry["last_event_wrong"]))
+        text = ("TreeCache storm (random set/delete/create on 100 nodes, "
+                "connection cut every 0.3-0.8 s): " + "; ".join(parts) + ".")
+        if tk and tk.get("reasons"):
+            text += "  kazoo, e.g.: %s." % tk["reasons"][0]
+        notes.append(text)
+    if fleet and fleet.get("results"):
+        notes.append(
+            "fleet: the loop of kazoo #732 (get_children, shuffle, a new "
+            "non-blocking Lock per item, a job when won, release, delete the "
+            "item when its work is done, pause); attempts = "
+            "acquire(blocking=False) calls; transactions = zxid delta; CPU = "
+            "user+system of the worker processes.  With 20-50 ms jobs most "
+            "locks are free when tried, so most attempts win and write with "
+            "either client; the issue-6 targets assume most attempts meet a "
+            "held lock, as in the issue (the 'mostly held' run).")
+    notes.append(
+        "Ratios are fastzk/kazoo from one run on a shared machine "
+        "(load average %s at start, %s at end); absolute figures drift up "
+        "to 2x between runs.%s" % (
+            info.get("load_start"), info.get("load_end"),
+            " QUICK run: small counts, smoke test only." if quick else ""))
+    return ["%d. %s" % (i + 1, n) for i, n in enumerate(notes)]
+
+
+# ---------------------------------------------------------------------------
+# Plot
+# ---------------------------------------------------------------------------
+
+def write_plot(rows, path, title=None):
+    """Bar chart of the ratios (log scale).  Returns None on success, else
+    the reason no plot was written."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ("matplotlib is not installed: no plot written "
+                "(pip install matplotlib)")
+    items = []
+    for row in rows:
+        r = row.ratio
+        if r is None or r <= 0 or not row.judge:
+            continue
+        better = r if row.higher_better else 1.0 / r
+        items.append((row.key, better))
+    if not items:
+        return "no ratios to plot"
+    fig, ax = plt.subplots(figsize=(10, max(4, 0.28 * len(items))))
+    labels = [k for k, _ in items]
+    values = [v for _, v in items]
+    colors = ["#2a9d3f" if v >= 1 else "#c0392b" for v in values]
+    # Bars grow from 1x: right = fastzk better, left = worse.
+    ax.barh(range(len(items)), [v - 1.0 for v in values], left=1.0,
+            color=colors)
+    ax.set_yticks(range(len(items)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("fastzk advantage over kazoo 2.11 (x, log scale; "
+                  ">1 = fastzk better)")
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="fastzk bench",
+        description="Benchmark fastzk against kazoo 2.11 side by side and "
+                    "print one table of ratios.")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short smoke run (2-3 minutes)")
+    parser.add_argument("--hosts", metavar="H",
+                        help="use this ZooKeeper (e.g. 127.0.0.1:2181) "
+                             "instead of starting one")
+    parser.add_argument("--json", metavar="FILE",
+                        help="write the results here (default: "
+                             "benchmarks/results.json)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="draw the ratios as a bar chart (needs "
+                             "matplotlib)")
+    parser.add_argument("--bench-dir", metavar="DIR",
+                        help="where the benchmark files are (default: "
+                             "benchmarks/ of the source tree)")
+    parser.add_argument("-k", dest="select", metavar="EXPR",
+                        help="run only the suite cases matching this pytest "
+                             "-k expression")
+    parser.add_argument("--no-suite", action="store_true",
+                        help="skip the pytest-benchmark suite")
+    parser.add_argument("--no-fleet", action="store_true",
+                        help="skip the fleet benchmark")
+    parser.add_argument("--fleet-variant", action="append",
+                        choices=("plain", "cuts", "held"),
+                        help="run only this fleet variant (repeatable)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 3 when a target is missed")
+    return parser
+
+
+def main(argv=None):
+    """Run the benchmarks; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    started = time.monotonic()
+
+    def log(msg):
+        sys.stderr.write("[%5.0fs] %s\n" % (time.monotonic() - started, msg))
+        sys.stderr.flush()
+
+    try:
+        bench_dir = find_bench_dir(args.bench_dir)
+    except RuntimeError as exc:
+        log("error: %s" % exc)
+        return 2
+    if not args.no_suite:
+        try:
+            import pytest_benchmark  # noqa: F401
+        except ImportError:
+            log("error: pytest-benchmark is not installed (make deps, or pip "
+                "install pytest pytest-benchmark)")
+            return 2
+    json_path = args.json or os.path.join(bench_dir, "results.json")
+    server = _Server(args.hosts)
+    log("starting ZooKeeper ..." if not args.hosts
+        else "using ZooKeeper at %s" % args.hosts)
+    try:
+        server.start(log)
+    except Exception as exc:
+        log("error: could not start ZooKeeper: %s" % exc)
+        return 2
+    status = 0
+    info = {}
+    suite_data = fleet_data = None
+    try:
+        log("ZooKeeper %s at %s" % (server.version or "(unknown version)",
+                                    server.hosts))
+        info = machine_info(server.version)
+        info["load_start"] = ", ".join("%.1f" % x for x in _load() or ())
+        workdir = tempfile.mkdtemp(prefix="fastzk-bench-")
+        if not args.no_suite:
+            log("pytest-benchmark suite (%s) ..." % (
+                "quick" if args.quick else "full"))
+            rc, suite_data, log_path = run_suite(
+                bench_dir, server.hosts, args.quick, workdir, log,
+                args.select)
+            if rc != 0:
+                status = 1
+                log("suite FAILED (exit %d); pytest output: %s" % (rc, log_path))
+                try:
+                    with open(log_path) as f:
+                        tail = f.read().splitlines()[-40:]
+                    sys.stderr.write("\n".join(tail) + "\n")
+                except OSError:
+                    pass
+            else:
+                log("suite done")
+        if not args.no_fleet:
+            log("fleet benchmark ...")
+            rc, fleet_data = run_fleet(bench_dir, server.hosts, args.quick,
+                                       workdir, log, args.fleet_variant)
+            if rc != 0:
+                status = 1
+                log("fleet benchmark FAILED (exit %d)" % rc)
+            else:
+                log("fleet done")
+        info["load_end"] = ", ".join("%.1f" % x for x in _load() or ())
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        server.stop()
+
+    suite = suite_results(suite_data)
+    rows, sections = build_rows(suite, fleet_data)
+    notes = _notes(suite, fleet_data, info, args.quick)
+    header = ("fastzk %s (%s core) vs kazoo %s -- ZooKeeper %s -- %s, %s "
+              "CPUs (%s), %s -- %s" % (
+                  info.get("fastzk_version"), info.get("fastzk_core"),
+                  info.get("kazoo_version"), info.get("zookeeper_version"),
+                  info.get("machine"), info.get("nproc"),
+                  info.get("cpu_model"), info.get("python"),
+                  datetime.datetime.now().strftime("%Y-%m-%d %H:%M")))
+    print()
+    print(header)
+    print(format_table(rows, sections, notes))
+
+    missed = [r.label for r in rows
+              if r.target and r.target.met(r.kazoo, r.fastzk) is False]
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "quick": bool(args.quick),
+        "server": "external %s" % args.hosts if args.hosts else "local",
+        "machine": info,
+        "seconds": time.monotonic() - started,
+        "rows": [r.as_dict() for r in rows],
+        "targets_missed": missed,
+        "notes": notes,
+        "suite": [
+            dict(case=case, impl=impl, **{k: v for k, v in entry.items()})
+            for (case, impl), entry in sorted(suite.items())
+        ],
+        "fleet": fleet_data,
+        "status": status,
+    }
+    try:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        log("results written to %s" % json_path)
+    except OSError as exc:
+        log("error: cannot write %s: %s" % (json_path, exc))
+        status = status or 1
+    if args.plot:
+        problem = write_plot(rows, args.plot, header)
+        if problem:
+            log(problem)
+        else:
+            log("plot written to %s" % args.plot)
+    if status == 0 and args.strict and missed:
+        status = 3
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
