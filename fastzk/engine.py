@@ -343,6 +343,11 @@ class Engine(object):
             with mx:
                 if waiter in self._followers:
                     self._followers.remove(waiter)
+                    if (self._session_parked and self._reader is None
+                            and not self._followers):
+                        # The session thread stood aside for us; nobody
+                        # else is reading now.
+                        self._session_wakeup.notify()
         self._last_sync = time.monotonic()
         return waiter.result()
 
@@ -452,7 +457,9 @@ class Engine(object):
                     waiter.wake()  # the next reader
                     break
             else:
-                if self._pending:
+                if self._pending or self._session_parked:
+                    # Someone must read what comes next: pending replies,
+                    # or watch events on an otherwise idle session.
                     self._session_wakeup.notify()
         for sock in closing:
             sock.close()
@@ -929,8 +936,11 @@ class Engine(object):
                 if take:
                     self._reader = me
                 else:
-                    self._session_parked = True
-                    wakeup.wait(_QUIET if not idle else min(wait, 0.5) or _QUIET)
+                    # Synchronous callers active: look again shortly.
+                    # Otherwise sleep until the reader leaves the role (it
+                    # notifies us) or a ping is due.
+                    self._session_parked = idle
+                    wakeup.wait(min(wait, 0.5) if idle else _QUIET)
                     self._session_parked = False
                     continue
             try:

@@ -422,3 +422,25 @@ def test_fast_path_normalisation_agrees_with_kazoo(chroot):
         assert client._full_path(path) == expected
 
     check()
+
+
+def test_events_are_not_held_back_after_a_synchronous_call(zk, kazoo_client):
+    """Regression: after a synchronous call the session thread stood aside
+    and slept up to half a second before reading the next watch event."""
+    from fastzk import AddWatchMode
+
+    arrived = []
+    zk.ensure_path("/prompt")
+    zk.add_watch("/prompt", lambda e: arrived.append(time.monotonic()),
+                 AddWatchMode.PERSISTENT_RECURSIVE)
+    delays = []
+    for i in range(5):
+        zk.exists("/prompt")  # a synchronous call right before the change
+        before = len(arrived)
+        sent = time.monotonic()
+        kazoo_client.set("/prompt", b"%d" % i)
+        wait_for(lambda: len(arrived) > before, what="event %d" % i)
+        delays.append(arrived[before] - sent)
+        time.sleep(0.1)
+    # The stall was ~0.5 s on every round; allow for a loaded machine.
+    assert sorted(delays)[2] < 0.4, delays
