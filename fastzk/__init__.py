@@ -14,6 +14,8 @@ from fastzk._core import EXTENSIONS
 from fastzk.client import KazooClient
 from fastzk.watches import AddWatchMode, WatcherType
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
+from fastzk.watchers import ChildrenWatch, DataWatch
+from fastzk.cache import NodeData, TreeCache, TreeEvent
 
 #: fastzk's client is kazoo's client class; ``Client`` is a shorter name.
 Client = KazooClient
@@ -23,6 +25,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AddWatchMode",
     "WatcherType",
+    "ChildrenWatch",
+    "DataWatch",
+    "NodeData",
+    "TreeCache",
+    "TreeEvent",
     "Client",
     "EXTENSIONS",
     "EventType",

@@ -1,0 +1,484 @@
+"""Higher level data and children watches that do not miss changes.
+
+:class:`DataWatch` and :class:`ChildrenWatch` have kazoo's signatures and
+callback contracts (:mod:`kazoo.recipe.watchers`) and are subclasses of
+kazoo's classes, so code written for kazoo keeps working.  What differs is
+what kazoo gets wrong:
+
+- A watch fires once, and changes made between the event and the read that
+  sets the next watch are collapsed into what that read returns.  Both
+  recipes therefore re-read after every event and report what the read
+  shows, with the watch set by that same read, so the last call always
+  reflects the node's final state.
+- :class:`DataWatch` tells a node's incarnations apart (by ``czxid``): a
+  delete it saw is reported (``func(None, None)``) even when the read after
+  the event already finds the node created again, and so is a delete and
+  re-create that happened while the client was disconnected.  kazoo reports
+  neither.
+- :class:`ChildrenWatch` keeps working when its node is deleted: it reports
+  an empty list and watches for the node to come back (kazoo #153 stops it
+  for good).
+- Neither leaves a server-side watch behind once its function returned
+  ``False``: the watches it held are removed from the server, unless
+  another function of the same client shares them.
+- On fastzk's client, one-shot watches survive a reconnect (they are
+  restored with SetWatches and the server sends catch-up events); both
+  recipes still re-read after every reconnect, and after a session expiry
+  they set their watches again on the new session.
+
+Functions are called on the client's callback thread (or the thread that
+registers them, for the first call), one at a time per watch.
+"""
+
+import inspect
+import logging
+import warnings
+
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    KazooException,
+    NoNodeError,
+    NoWatcherError,
+    SessionExpiredError,
+)
+from kazoo.protocol.paths import _prefix_root
+from kazoo.protocol.states import EventType, KazooState
+from kazoo.recipe import watchers as _kazoo
+
+from fastzk import watches as _watches
+from fastzk.watches import WatcherType
+
+__all__ = ["DataWatch", "ChildrenWatch"]
+
+log = logging.getLogger(__name__)
+
+# A read interrupted by these is repeated after the reconnection.
+_RETRY_LATER = (ConnectionLoss, SessionExpiredError)
+
+_ALL_KINDS = (_watches.DATA, _watches.EXIST, _watches.CHILD,
+              _watches.PERSISTENT, _watches.RECURSIVE)
+# Registry kinds of the watches a function holds, by WatcherType.
+_HOLDS = {
+    WatcherType.DATA: (_watches.DATA, _watches.EXIST),
+    WatcherType.CHILDREN: (_watches.CHILD,),
+    WatcherType.ANY: _ALL_KINDS,
+}
+# Registry kinds whose server-side watches a removeWatches of each
+# WatcherType drops.  ZooKeeper 3.8 keeps persistent watches in its data
+# (and, non-recursive ones, also child) watch tables, so removing DATA
+# drops persistent and recursive watches too, and CHILDREN the child half
+# of a persistent one.
+_DROPS = {
+    WatcherType.DATA: (_watches.DATA, _watches.EXIST, _watches.PERSISTENT,
+                       _watches.RECURSIVE),
+    WatcherType.CHILDREN: (_watches.CHILD, _watches.PERSISTENT),
+    WatcherType.ANY: _ALL_KINDS,
+}
+
+
+def release_watches(client, path, func, watcher_type):
+    """Remove from the server the watches ``func`` holds on ``path``.
+
+    ZooKeeper keeps one watch per kind, path and session, whatever the
+    number of client-side functions behind it, and removeWatches drops them
+    all (persistent ones included: see ``_DROPS``).  So the watches are
+    removed only when no other function of this client uses a watch the
+    request would drop; otherwise they stay for the others (and ``func`` is
+    ignored when they fire).  A client without fastzk's watch registry is
+    left alone.
+
+    :returns: the asynchronous result of the removeWatches request, or
+              None when none was sent.
+    """
+    connection = getattr(client, "_connection", None)
+    registry = getattr(connection, "watches", None)
+    remove = getattr(client, "remove_all_watches_async", None)
+    if registry is None or remove is None:
+        return None
+    full = _prefix_root(client.chroot, path)
+    held = shared = False
+    holds = _HOLDS[watcher_type]
+    for kind in _DROPS[watcher_type]:
+        funcs = registry.by_path(kind).get(full)
+        if not funcs:
+            continue
+        for other in list(funcs):
+            if other != func:
+                shared = True
+            elif kind in holds:
+                held = True
+    if not held:
+        return None
+    if shared:
+        if watcher_type == WatcherType.ANY:
+            # Persistent watches are never fired away: forget ours locally so
+            # the next reconnect stops restoring it (the others' one-shot
+            # watches on the path keep the server-side entry meanwhile).
+            for kind in (_watches.PERSISTENT, _watches.RECURSIVE):
+                funcs = registry.by_path(kind).get(full)
+                if funcs and func in funcs:
+                    registry.discard(kind, full, func)
+        return None
+    try:
+        return remove(path, watcher_type)
+    except Exception:  # the client is closing
+        log.debug("could not remove the watches of %s", path, exc_info=True)
+        return None
+
+
+def wait_released(results, timeout=5.0):
+    """Wait for removeWatches results from :func:`release_watches`,
+    ignoring the errors a watch that already fired produces."""
+    for result in results:
+        if result is None:
+            continue
+        try:
+            result.get(timeout=timeout)
+        except (NoWatcherError, NoNodeError, KazooException):
+            pass
+        except Exception:  # timeout of the handler
+            log.debug("removeWatches did not complete", exc_info=True)
+
+
+def _takes_event(func, count):
+    """Whether ``func`` can be called with ``count`` positional arguments
+    (None when its signature cannot be read)."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    positional = 0
+    for param in signature.parameters.values():
+        if param.kind == param.VAR_POSITIONAL:
+            return True
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= count
+
+
+class DataWatch(_kazoo.DataWatch):
+    """Watches a node for data updates and calls the specified function
+    each time it changes.
+
+    kazoo's :class:`~kazoo.recipe.watchers.DataWatch` contract: the function
+    is called the very first time it is registered, then each time the node
+    changes; with ``None`` for both values while the node does not exist.
+    Returning ``False`` from it stops the watch.  If the function takes three
+    arguments the third is the :class:`~kazoo.protocol.states.WatchedEvent`
+    the server sent (None for the first call and for reads made after a
+    reconnection).
+
+    Unlike kazoo's, every deletion is reported: when the node is deleted
+    and created again before the read that follows the event (or while the
+    client is disconnected), the function is called with ``(None, None)``
+    and then with the new node's data, in that order.  After the function
+    returned ``False`` the watches this DataWatch set are removed from the
+    server.
+
+    Example with client:
+
+    .. code-block:: python
+
+        @client.DataWatch('/path/to/watch')
+        def my_func(data, stat):
+            print("Data is %s" % data)
+            print("Version is %s" % stat.version)
+
+        # Or if you want the event object
+        @client.DataWatch('/path/to/watch')
+        def my_func(data, stat, event):
+            print("Data is %s" % data)
+            print("Event is %s" % event)
+    """
+
+    def __init__(self, client, path, func=None, *args, **kwargs):
+        """Create a data watcher for a path.
+
+        :param client: A zookeeper client.
+        :type client: :class:`~fastzk.KazooClient`
+        :param path: The path to watch for data changes on.
+        :type path: str
+        :param func: Function to call initially and every time the node
+                     changes. `func` will be called with a tuple, the value
+                     of the node and a :class:`~kazoo.client.ZnodeStat`
+                     instance (or None, None when the node does not exist).
+        :type func: callable
+        """
+        self._client = client
+        self._path = path
+        self._func = func
+        self._stopped = False
+        self._run_lock = client.handler.lock_object()
+        self._version = None
+        self._stat = None
+        self._include_event = None
+        self._ever_called = False
+        self._used = False
+        if args or kwargs:
+            warnings.warn(
+                "Passing additional arguments to DataWatch is"
+                " deprecated. ignore_missing_node is now assumed "
+                " to be True by default, and the event will be "
+                " sent if the function can handle receiving it",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if func is not None:
+            self._used = True
+            self._client.add_listener(self._session_watcher)
+            self._get_data()
+
+    def __call__(self, func):
+        """Callable version for use as a decorator.
+
+        :param func: Function to call initially and every time the data
+                     changes (see the class documentation).
+        :type func: callable
+        """
+        if self._used:
+            raise KazooException(
+                "A function has already been associated with this "
+                "DataWatch instance.")
+        self._func = func
+        self._used = True
+        self._client.add_listener(self._session_watcher)
+        self._get_data()
+        return func
+
+    def _read(self):
+        """Read the node and leave a watch on it: (data, stat), or
+        (None, None) with an exists watch when the node does not exist."""
+        client = self._client
+        while True:
+            try:
+                return client.get(self._path, self._watcher)
+            except NoNodeError:
+                stat = client.exists(self._path, self._watcher)
+                if stat is None:
+                    return None, None
+                # Created in between; its data is read on the next turn.
+
+    def _get_data(self, event=None):
+        with self._run_lock:
+            if self._stopped or self._func is None:
+                return
+            try:
+                data, stat = self._read()
+            except ConnectionClosedError:
+                return
+            except _RETRY_LATER:
+                # The session listener reads again once reconnected.
+                return
+            for call in self._calls(data, stat, event):
+                if self._call(*call) is False:
+                    self._stop()
+                    return
+
+    def _calls(self, data, stat, event):
+        """What to tell the function after a read: a list of
+        (data, stat, event) calls."""
+        last = self._stat
+        first = not self._ever_called
+        self._stat = stat
+        self._version = None if stat is None else stat.mzxid
+        if stat is None:
+            if last is not None or first:
+                return [(None, None, event)]
+            return []
+        if last is not None and last.czxid != stat.czxid:
+            # Another incarnation of the node: it was deleted since the last
+            # call.  Report the deletion first.  The server's event goes
+            # with the call it announced.
+            if event is not None and event.type == EventType.DELETED:
+                return [(None, None, event), (data, stat, None)]
+            return [(None, None, None), (data, stat, event)]
+        if first or last is None or stat.mzxid > last.mzxid:
+            return [(data, stat, event)]
+        return []
+
+    def _call(self, data, stat, event):
+        func = self._func
+        if func is None:
+            return None
+        self._ever_called = True
+        if self._include_event is None:
+            self._include_event = _takes_event(func, 3)
+        try:
+            if self._include_event is None:
+                try:
+                    return func(data, stat, event)
+                except TypeError:
+                    return func(data, stat)
+            if self._include_event:
+                return func(data, stat, event)
+            return func(data, stat)
+        except Exception:
+            log.exception("Error in DataWatch function for %s", self._path)
+            return None
+
+    def _stop(self):
+        self._stopped = True
+        self._func = None
+        self._client.remove_listener(self._session_watcher)
+        release_watches(self._client, self._path, self._watcher,
+                        WatcherType.DATA)
+
+    def _watcher(self, event):
+        if event.type == EventType.NONE:
+            return  # connection state: the session listener re-reads
+        self._get_data(event=event)
+
+    def _session_watcher(self, state):
+        if state == KazooState.CONNECTED and not self._stopped:
+            self._client.handler.spawn(self._get_data)
+
+
+class ChildrenWatch(_kazoo.ChildrenWatch):
+    """Watches a node for children updates and calls the specified
+    function each time it changes.
+
+    kazoo's :class:`~kazoo.recipe.watchers.ChildrenWatch` contract: the
+    function is called the very first time it is registered with the list
+    of children, then each time the server reports a change (after a
+    reconnection only if the list differs).  Returning ``False`` stops the
+    watch.  With ``send_event=True`` the function also receives the
+    :class:`~kazoo.protocol.states.WatchedEvent` (None for the first call
+    and for reads after a reconnection).
+
+    Unlike kazoo's (#153), the watch survives the deletion of its node:
+    the function is called with an empty list, and with the children again
+    once the node is re-created.  A node that does not exist yet is watched
+    the same way (the first call gets an empty list).  With
+    ``allow_session_lost=False`` the watch stops when the session is lost.
+    After it stopped, the watches it set are removed from the server.
+
+    Example with client:
+
+    .. code-block:: python
+
+        @client.ChildrenWatch('/path/to/watch')
+        def my_func(children):
+            print("Children are %s" % children)
+    """
+
+    def __init__(self, client, path, func=None, allow_session_lost=True,
+                 send_event=False):
+        """Create a children watcher for a path.
+
+        :param client: A zookeeper client.
+        :type client: :class:`~fastzk.KazooClient`
+        :param path: The path to watch for children on.
+        :type path: str
+        :param func: Function to call initially and every time the
+                     children change. `func` will be called with a single
+                     argument, the list of children.
+        :type func: callable
+        :param allow_session_lost: Whether the watch should be
+                                   re-registered if the zookeeper session
+                                   is lost.
+        :type allow_session_lost: bool
+        :param send_event: Whether the function should be passed the event
+                           sent by ZooKeeper or None upon initialization
+                           (see class documentation).
+        :type send_event: bool
+        """
+        self._client = client
+        self._path = path
+        self._func = func
+        self._send_event = send_event
+        self._stopped = False
+        self._watch_established = False
+        self._allow_session_lost = allow_session_lost
+        self._run_lock = client.handler.lock_object()
+        self._prior_children = None
+        self._used = False
+        if func is not None:
+            self._used = True
+            self._client.add_listener(self._session_watcher)
+            self._get_children()
+
+    def __call__(self, func):
+        """Callable version for use as a decorator.
+
+        :param func: Function to call initially and every time the
+                     children change. `func` will be called with a single
+                     argument, the list of children.
+        :type func: callable
+        """
+        if self._used:
+            raise KazooException(
+                "A function has already been associated with this "
+                "ChildrenWatch instance.")
+        self._func = func
+        self._used = True
+        self._client.add_listener(self._session_watcher)
+        self._get_children()
+        return func
+
+    def _read(self):
+        """The children, with a child watch set; an empty list with an
+        exists watch set when the node does not exist."""
+        client = self._client
+        while True:
+            try:
+                return client.get_children(self._path, self._watcher)
+            except NoNodeError:
+                if client.exists(self._path, self._watcher) is None:
+                    return []
+                # Re-created in between: read its children.
+
+    def _get_children(self, event=None):
+        with self._run_lock:
+            if self._stopped or self._func is None:
+                return
+            try:
+                children = self._read()
+            except ConnectionClosedError:
+                return
+            except _RETRY_LATER:
+                self._watch_established = False
+                return
+            self._watch_established = True
+            prior = self._prior_children
+            self._prior_children = children
+            if (prior is not None
+                    and (event is None or event.type == EventType.CHANGED)
+                    and sorted(prior) == sorted(children)):
+                # A reconnection or a change of the node's data: nothing
+                # the function has not seen.
+                return
+            try:
+                if self._send_event:
+                    result = self._func(children, event)
+                else:
+                    result = self._func(children)
+            except Exception:
+                log.exception("Error in ChildrenWatch function for %s",
+                              self._path)
+                return
+            if result is False:
+                self._stop()
+
+    def _stop(self):
+        self._stopped = True
+        self._func = None
+        self._client.remove_listener(self._session_watcher)
+        for watcher_type in (WatcherType.CHILDREN, WatcherType.DATA):
+            release_watches(self._client, self._path, self._watcher,
+                            watcher_type)
+
+    def _watcher(self, event):
+        if event.type != EventType.NONE:
+            self._get_children(event)
+
+    def _session_watcher(self, state):
+        if state in (KazooState.LOST, KazooState.SUSPENDED):
+            self._watch_established = False
+            if state == KazooState.LOST and not self._allow_session_lost:
+                self._stopped = True
+                self._func = None
+                return True  # removes this listener
+        elif state == KazooState.CONNECTED and not self._stopped:
+            self._client.handler.spawn(self._get_children)
+        return None
