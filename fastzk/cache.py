@@ -9,38 +9,44 @@ types), built differently:
   cache about every create, delete and data change below it.  On servers
   without ``addWatch``, or when asked with ``use_persistent_watch=False``,
   one-shot data and child watches on every node do the same job.
-- Every notification is answered by a fresh read of the node, and what the
-  read shows is what the cache applies: an event never installs data older
-  than what the cache has (versions only move forward, a new incarnation of
-  a path is told apart by its czxid), so once writes stop the cache equals
-  the server and the last event delivered for each path agrees with its
-  final state (no NODE_ADDED after the node is gone: kazoo #645).
+- Every notification is answered by a fresh read, and what the read shows is
+  what the cache applies.  Reads are pipelined and their replies applied
+  strictly in the order they were sent: ZooKeeper answers a session's
+  requests in order, so each applied read is at least as recent as every
+  read applied before it, and the cache never goes back to older data.
+  Once writes stop, the last read of every path was made after its last
+  change: the cache equals the server, and the last event delivered for
+  each path agrees with its final state (no NODE_ADDED after the node is
+  gone, no stale data: kazoo #645).
+- A node's incarnations are told apart by ``czxid``: a node deleted and
+  created again between two reads is reported as NODE_REMOVED then
+  NODE_ADDED.
 - After a reconnect or a new session the whole subtree is read again and
   compared with the cache, emitting the events that bring listeners up to
   date: a persistent watch gets no catch-up events from the server.
-- Reads are pipelined: a batch of notifications or a level of the tree goes
-  out at once and the replies are applied in order.
 
 All work and all listener calls happen on one background thread per cache,
-in order.
+in order: a slow listener delays this cache only, never the client's
+connection or its other watchers.
 """
 
 import logging
 import queue
 import threading
+from collections import deque
 
 from kazoo.exceptions import (
     ConnectionClosedError,
     ConnectionLoss,
     KazooException,
-    SessionExpiredError,
     NoNodeError,
-    NoWatcherError,
+    SessionExpiredError,
     UnimplementedError,
 )
 from kazoo.protocol.states import EventType, KazooState
 from kazoo.recipe.cache import NodeData, TreeEvent
 
+from fastzk.watchers import release_watches, wait_released
 from fastzk.watches import AddWatchMode, WatcherType
 
 __all__ = ["TreeCache", "TreeEvent", "NodeData"]
@@ -51,8 +57,19 @@ _CONNECTION_ERRORS = (ConnectionLoss, ConnectionClosedError,
                       SessionExpiredError)
 _STOP = object()
 _RESYNC = object()
-# How many notifications one pipelined batch reads at most.
-_BATCH = 512
+# How many notifications are taken from the queue before the next reply is
+# applied.
+_BATCH = 256
+# How often a thread waiting for a reply checks whether the cache closed.
+_POLL = 0.25
+
+# Operations in flight, applied in the order they were sent.
+_OP_NODE = 1  # get: (data, stat)
+_OP_CHILDREN = 2  # get_children(include_data=True): (names, stat)
+_OP_WALK = 3  # get and get_children of one node during a (re)load
+_OP_EXISTS = 4  # exists on the missing root (one-shot mode)
+_OP_STATE = 5  # a connection TreeEvent to publish in order
+_OP_ADD_WATCH = 6  # addWatch of the persistent recursive watch
 
 
 def _join(parent, name):
@@ -63,15 +80,40 @@ def _parent(path):
     return path.rsplit("/", 1)[0] or "/"
 
 
+class _Op(object):
+    __slots__ = ("kind", "path", "results", "value")
+
+    def __init__(self, kind, path, results=(), value=None):
+        self.kind = kind
+        self.path = path
+        self.results = results
+        self.value = value
+
+
 class TreeCache(object):
     """The cache of a ZooKeeper subtree.
 
-    :param client: a started :class:`fastzk.KazooClient` (a plain kazoo
-                   client works too, in one-shot-watch mode).
-    :param path: the root path of the subtree.
-    :param use_persistent_watch: None (the default) uses a persistent
+    :param client: A started :class:`~fastzk.KazooClient` instance (a plain
+                   kazoo client works too, with one-shot watches).
+    :param path: The root path of the subtree.
+    :param use_persistent_watch: None (the default) uses one persistent
         recursive watch when the client and server support it and falls
         back to one-shot watches otherwise; False forces one-shot watches.
+
+    Example:
+
+    .. code-block:: python
+
+        cache = TreeCache(client, "/services")
+
+        @cache.listen
+        def on_event(event):
+            if event.event_type == TreeEvent.NODE_ADDED:
+                print("added", event.event_data.path)
+
+        cache.start()
+        data = cache.get_data("/services/web")  # a NodeData or None
+        cache.close()
     """
 
     STATE_LATENT = 0
@@ -83,44 +125,57 @@ class TreeCache(object):
         self._root = path.rstrip("/") or "/"
         self._state = self.STATE_LATENT
         self._persistent = use_persistent_watch is not False and hasattr(
-            client, "add_watch")
+            client, "add_watch_async")
         self._nodes = {}  # path -> NodeData
         self._children = {}  # path -> set of child names
         self._event_listeners = []
         self._error_listeners = []
         self._queue = queue.Queue()
+        self._inflight = deque()
         self._thread = None
         self._is_initialized = False
         self._resync_queued = False
-        self._exist_watched = set()  # one-shot mode: exists() on gone nodes
+        self._walks = 0  # walk operations in flight
+        self._walk_failed = False
 
     # -- kazoo's API ---------------------------------------------------------
 
     @property
     def uses_persistent_watch(self):
-        """Whether the cache runs on a persistent recursive watch."""
+        """Whether the cache runs on a persistent recursive watch (False
+        with one-shot watches)."""
         return self._persistent
 
     def start(self):
-        """Start the cache: load the subtree and follow its changes.
+        """Starts the cache.
 
-        Listeners receive NODE_ADDED for every node, then INITIALIZED.
+        The cache is not started automatically; call this method.  Listeners
+        receive NODE_ADDED for every node of the subtree, then INITIALIZED,
+        then events for every change.  Call :meth:`close` when done.
+
+        :raises: :exc:`~kazoo.exceptions.KazooException` if the cache was
+                 already started or closed.
         """
         if self._state == self.STATE_CLOSED:
             raise KazooException("already closed")
         if self._state == self.STATE_STARTED:
             raise KazooException("already started")
         self._state = self.STATE_STARTED
-        self._client.ensure_path(self._root)
         self._client.add_listener(self._session_watcher)
+        self._client.ensure_path(self._root)
         self._thread = threading.Thread(target=self._run,
                                         name="fastzk-treecache", daemon=True)
         self._thread.start()
-        self._queue.put(_RESYNC)
+        self._queue_resync()
 
     def close(self):
-        """Close the cache: stop following changes and remove its watches
-        from the server."""
+        """Closes the cache.
+
+        It stops following the subtree, removes its watches from the server
+        (watches that another function of the same client also uses stay)
+        and forgets the cached nodes.  A closed cache cannot be started
+        again.
+        """
         if self._state != self.STATE_STARTED:
             return
         self._state = self.STATE_CLOSED
@@ -133,42 +188,56 @@ class TreeCache(object):
         self._children.clear()
 
     def listen(self, listener):
-        """Register ``listener(event)`` for :class:`TreeEvent` s; usable as a
-        decorator."""
+        """Registers a function to listen to the cache events.
+
+        :param listener: A callable accepting a
+                         :class:`~kazoo.recipe.cache.TreeEvent` instance.
+                         Usable as a decorator.  Listeners run on the
+                         cache's own thread, in event order.
+        """
         self._event_listeners.append(listener)
         return listener
 
     def listen_fault(self, listener):
-        """Register ``listener(exception)`` for errors met in the
-        background; usable as a decorator."""
+        """Registers a function to listen to the exceptions met while the
+        cache runs (including a listener's own exceptions).
+
+        :param listener: A callable accepting an exception.  Usable as a
+                         decorator.
+        """
         self._error_listeners.append(listener)
         return listener
 
     def get_data(self, path, default=None):
-        """The cached :class:`NodeData` of ``path``, or ``default``.
+        """Gets data of a node from the cache.
 
-        :raises ValueError: if the path is outside of this subtree.
+        :param path: The absolute path string.
+        :param default: The value returned if the node is not cached.
+        :raises ValueError: If the path is outside of this subtree.
+        :returns: A :class:`~kazoo.recipe.cache.NodeData` instance.
         """
-        self._check_inside(path)
-        return self._nodes.get(path.rstrip("/") or "/", default)
+        path = self._inside(path)
+        return self._nodes.get(path, default)
 
     def get_children(self, path, default=None):
-        """The cached child names of ``path`` as a frozenset, or
-        ``default``.
+        """Gets the names of a node's children from the cache.
 
-        :raises ValueError: if the path is outside of this subtree.
+        :param path: The absolute path string.
+        :param default: The value returned if the node is not cached.
+        :raises ValueError: If the path is outside of this subtree.
+        :returns: A :class:`frozenset` of child names.
         """
-        self._check_inside(path)
-        path = path.rstrip("/") or "/"
+        path = self._inside(path)
         if path not in self._nodes:
             return default
         return frozenset(self._children.get(path, ()))
 
-    def _check_inside(self, path):
+    def _inside(self, path):
+        path = path.rstrip("/") or "/"
         root = self._root
-        if not (path == root or root == "/" or path.startswith(root + "/")
-                or path.rstrip("/") == root):
-            raise ValueError("outside of tree")
+        if path == root or root == "/" or path.startswith(root + "/"):
+            return path
+        raise ValueError("outside of tree")
 
     # -- notifications (client's event thread; never blocks) ------------------
 
@@ -176,8 +245,8 @@ class TreeCache(object):
         if self._state != self.STATE_STARTED:
             return
         if event.type == EventType.NONE:
-            # Reconnected, or the session's watches were dropped: anything
-            # may have changed.
+            # Reconnected (persistent watch), or the session's one-shot
+            # watches were dropped: anything may have changed.
             self._queue_resync()
         else:
             self._queue.put((event.type, event.path))
@@ -199,21 +268,54 @@ class TreeCache(object):
     # -- the background thread -------------------------------------------------
 
     def _run(self):
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            while len(batch) < _BATCH:
+        inflight = self._inflight
+        notifications = self._queue
+        try:
+            while True:
                 try:
-                    item = self._queue.get_nowait()
+                    if inflight:
+                        item = notifications.get_nowait()
+                    else:
+                        item = notifications.get()
                 except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._safely(self._process, batch)
-                    return
-                batch.append(item)
-            self._safely(self._process, batch)
+                    item = None
+                taken = 0
+                while item is not None:
+                    if item is _STOP:
+                        return
+                    self._safely(self._take, item)
+                    taken += 1
+                    if taken >= _BATCH:
+                        break
+                    try:
+                        item = notifications.get_nowait()
+                    except queue.Empty:
+                        item = None
+                if inflight:
+                    op = inflight.popleft()
+                    if not self._wait(op):
+                        return
+                    self._safely(self._apply, op)
+        finally:
+            self._drain()
+
+    def _wait(self, op):
+        """Wait for an operation's replies; False if the cache closed."""
+        for result in op.results:
+            while not result.wait(_POLL):
+                if self._state == self.STATE_CLOSED:
+                    return False
+        return True
+
+    def _drain(self):
+        """On close: let the replies in flight arrive, so that the watches
+        they set are known before :meth:`close` removes them."""
+        if not self._client.connected:
+            return
+        for op in self._inflight:
+            for result in op.results:
+                result.wait(5.0)
+        self._inflight.clear()
 
     def _safely(self, func, *args):
         try:
@@ -221,102 +323,194 @@ class TreeCache(object):
         except Exception as exc:
             if isinstance(exc, _CONNECTION_ERRORS):
                 log.debug("TreeCache read interrupted: %r", exc)
-            elif not self._error_listeners:
-                log.exception("TreeCache error")
-            for listener in self._error_listeners:
-                try:
-                    listener(exc)
-                except Exception:  # pragma: no cover - user code
-                    log.exception("Exception handling exception")
-            if self._state == self.STATE_STARTED:
-                # A failed read leaves the cache unsure: read everything
-                # again once the client can.
+                self._read_lost()
+                return
+            self._fault(exc)
+
+    def _fault(self, exc):
+        if not self._error_listeners:
+            log.error("TreeCache error", exc_info=exc)
+        for listener in self._error_listeners:
+            try:
+                listener(exc)
+            except Exception:  # pragma: no cover - user code
+                log.exception("Exception handling exception")
+
+    def _read_lost(self):
+        """A read failed with the connection: the cache is unsure of what
+        it missed.  Read everything again once connected (the CONNECTED
+        state change does it when the client is not connected now)."""
+        if self._state == self.STATE_STARTED and self._client.connected:
+            self._queue_resync()
+
+    def _send(self, kind, path, *results):
+        self._inflight.append(_Op(kind, path, results))
+
+    def _take(self, item):
+        """Turn one notification into operations."""
+        client = self._client
+        if item is _RESYNC:
+            self._resync_queued = False
+            if not client.connected:
+                return  # the CONNECTED state change queues another
+            if self._persistent:
+                self._send(_OP_ADD_WATCH, self._root, client.add_watch_async(
+                    self._root, self._watcher,
+                    AddWatchMode.PERSISTENT_RECURSIVE))
+            self._walk_failed = False
+            self._send_walk(self._root)
+            return
+        if len(item) == 1:
+            self._inflight.append(_Op(_OP_STATE, None, (), item[0]))
+            return
+        event_type, path = item
+        if self._persistent:
+            self._send(_OP_NODE, path, client.get_async(path))
+            if event_type in (EventType.CREATED, EventType.DELETED) \
+                    and path != self._root:
+                # The parent's stat (cversion, numChildren, pzxid) changed
+                # too; a recursive watch sends no child events for it.
+                parent = _parent(path)
+                self._send(_OP_NODE, parent, client.get_async(parent))
+        elif event_type == EventType.CHILD:
+            self._send(_OP_CHILDREN, path, client.get_children_async(
+                path, watch=self._watcher, include_data=True))
+        else:
+            self._send(_OP_NODE, path, client.get_async(
+                path, watch=self._watcher))
+
+    def _send_walk(self, path):
+        client = self._client
+        watch = None if self._persistent else self._watcher
+        self._walks += 1
+        self._send(_OP_WALK, path, client.get_async(path, watch=watch),
+                   client.get_children_async(path, watch=watch,
+                                             include_data=True))
+
+    # -- applying replies, in the order they were sent --------------------------
+
+    def _apply(self, op):
+        kind = op.kind
+        if kind == _OP_WALK:
+            try:
+                self._apply_walk(op)
+            except BaseException:
+                self._walk_failed = True
+                raise
+            finally:
+                self._walks -= 1
+                self._maybe_initialized()
+        elif kind == _OP_NODE:
+            try:
+                data, stat = op.results[0].get()
+            except NoNodeError:
+                self._gone(op.path)
+                return
+            if self._apply_node(op.path, data, stat) \
+                    and not self._persistent:
+                # One-shot mode: a node new to the cache needs its child
+                # watch.
+                self._send(_OP_CHILDREN, op.path,
+                           self._client.get_children_async(
+                               op.path, watch=self._watcher,
+                               include_data=True))
+        elif kind == _OP_CHILDREN:
+            try:
+                names, stat = op.results[0].get()
+            except NoNodeError:
+                self._gone(op.path)
+                return
+            if op.path not in self._nodes:
+                return  # found again through its parent, if it exists
+            self._refresh_stat(op.path, stat)
+            for name in self._reconcile(op.path, names):
+                self._send_walk(_join(op.path, name))
+        elif kind == _OP_EXISTS:
+            if op.results[0].get() is not None:
+                self._walk_failed = False
+                self._send_walk(op.path)
+        elif kind == _OP_STATE:
+            if op.value == TreeEvent.CONNECTION_LOST:
+                self._is_initialized = False
+            self._publish(op.value, None)
+        elif kind == _OP_ADD_WATCH:
+            try:
+                op.results[0].get()
+            except UnimplementedError:
+                log.info("The server has no addWatch: TreeCache falls back "
+                         "to one-shot watches")
+                self._persistent = False
                 self._queue_resync()
 
-    def _process(self, batch):
-        reads = []
-        for item in batch:
-            if item is _RESYNC:
-                self._apply_reads(reads)
-                reads = []
-                self._resync_queued = False
-                self._resync()
-            elif len(item) == 1:
-                self._apply_reads(reads)
-                reads = []
-                self._publish(item[0], None)
-            else:
-                event_type, path = item
-                reads.append((event_type, path, self._read_async(
-                    path, event_type == EventType.CHILD)))
-        self._apply_reads(reads)
-
-    def _read_async(self, path, children):
-        """Start reading ``path`` (its data, or its children list)."""
-        client = self._client
-        if children:
-            watch = None if self._persistent else self._watcher
-            return client.get_children_async(path, watch=watch)
-        if self._persistent:
-            return client.get_async(path)
-        return client.get_async(path, watch=self._watcher)
-
-    def _apply_reads(self, reads):
-        for event_type, path, result in reads:
-            if event_type == EventType.CHILD:
-                try:
-                    names = result.get()
-                except NoNodeError:
-                    self._remove(path)
-                    continue
-                self._apply_children(path, names)
-                continue
-            try:
-                data, stat = result.get()
-            except NoNodeError:
-                self._remove(path)
-                if not self._persistent:
-                    # Leave an exist watch so a quick re-create is seen.
-                    self._exist_watched.add(path)
-                    self._client.exists_async(path, watch=self._watcher)
-                continue
-            if self._apply_node(path, data, stat) and not self._persistent:
-                # A node new to the cache: follow its children too.
-                self._walk([path], skip_data=True)
-
-    def _apply_children(self, path, names):
-        """One-shot mode: a child list read after NodeChildrenChanged."""
-        if path not in self._nodes:
+    def _apply_walk(self, op):
+        path = op.path
+        data_result, children_result = op.results
+        try:
+            data, stat = data_result.get()
+        except NoNodeError:
+            self._gone(path)
             return
+        self._apply_node(path, data, stat)
+        try:
+            names, stat = children_result.get()
+        except NoNodeError:
+            self._gone(path)
+            return
+        self._refresh_stat(path, stat)
+        self._reconcile(path, names)
+        for name in names:
+            self._send_walk(_join(path, name))
+
+    def _maybe_initialized(self):
+        if self._walks == 0 and not self._walk_failed \
+                and not self._is_initialized:
+            self._is_initialized = True
+            self._publish(TreeEvent.INITIALIZED, None)
+
+    def _gone(self, path):
+        """A read found ``path`` missing."""
+        self._remove(path)
+        if path == self._root and not self._persistent:
+            # Watch for the root to come back (a recursive watch sees it).
+            self._send(_OP_EXISTS, path, self._client.exists_async(
+                path, watch=self._watcher))
+
+    def _reconcile(self, path, names):
+        """Drop the cached children of ``path`` that are not in ``names``;
+        return the names new to the cache."""
         known = self._children.setdefault(path, set())
         names = set(names)
         for gone in known - names:
             self._remove(_join(path, gone))
-        fresh = [_join(path, name) for name in names - known]
-        if fresh:
-            self._walk(fresh)
+        return names - known
+
+    def _refresh_stat(self, path, stat):
+        """Take the newer stat of a children read when the data did not
+        change since the cached read."""
+        current = self._nodes.get(path)
+        if current is None:
+            return
+        old = current.stat
+        if old.czxid == stat.czxid and old.mzxid == stat.mzxid \
+                and stat.pzxid >= old.pzxid and stat != old:
+            self._nodes[path] = NodeData.make(path, current.data, stat)
 
     def _apply_node(self, path, data, stat):
         """Bring one node up to what a read returned.  Returns True when the
-        node is new to the cache."""
+        node is new to the cache (or a new incarnation of it)."""
         current = self._nodes.get(path)
         if current is not None:
-            if current.stat.czxid != stat.czxid:
-                # Deleted and created again since the cache saw it.
-                self._remove(path)
-            elif stat.mzxid > current.stat.mzxid or (
-                    stat.mzxid == current.stat.mzxid
-                    and stat.pzxid > current.stat.pzxid):
-                node = NodeData.make(path, data, stat)
-                self._nodes[path] = node
-                if stat.mzxid > current.stat.mzxid:
+            old = current.stat
+            if old.czxid == stat.czxid:
+                if stat.mzxid > old.mzxid:
+                    node = NodeData.make(path, data, stat)
+                    self._nodes[path] = node
                     self._publish(TreeEvent.NODE_UPDATED, node)
+                elif stat.mzxid == old.mzxid and stat.pzxid > old.pzxid:
+                    self._nodes[path] = NodeData.make(path, data, stat)
                 return False
-            else:
-                return False
-        if path != self._root and not path.startswith(
-                self._root.rstrip("/") + "/"):
-            return False
+            # Deleted and created again since the cache saw it.
+            self._remove(path)
         node = NodeData.make(path, data, stat)
         self._nodes[path] = node
         self._children.setdefault(path, set())
@@ -328,91 +522,43 @@ class TreeCache(object):
 
     def _remove(self, path):
         """Drop ``path`` and everything below it, deepest first."""
-        if path not in self._nodes:
-            return
         for name in list(self._children.get(path, ())):
             self._remove(_join(path, name))
-        node = self._nodes.pop(path)
         self._children.pop(path, None)
+        node = self._nodes.pop(path, None)
         if path != self._root:
             siblings = self._children.get(_parent(path))
             if siblings is not None:
                 siblings.discard(path.rsplit("/", 1)[1])
-        self._publish(TreeEvent.NODE_REMOVED, node)
-
-    def _resync(self):
-        """Read the whole subtree and converge the cache onto it."""
-        client = self._client
-        if not client.connected:
-            return  # the CONNECTED state change queues another
-        if self._persistent:
-            try:
-                client.add_watch(self._root, self._watcher,
-                                 AddWatchMode.PERSISTENT_RECURSIVE)
-            except UnimplementedError:
-                log.info("Server has no addWatch: TreeCache falls back to "
-                         "one-shot watches")
-                self._persistent = False
-        seen = self._walk([self._root])
-        for path in [p for p in self._nodes if p not in seen]:
-            self._remove(path)
-        if not self._is_initialized:
-            self._is_initialized = True
-            self._publish(TreeEvent.INITIALIZED, None)
-
-    def _walk(self, paths, skip_data=False):
-        """Read ``paths`` and their subtrees level by level, pipelined, and
-        apply what was read.  Returns the set of paths found."""
-        watch = None if self._persistent else self._watcher
-        client = self._client
-        seen = set()
-        level = list(paths)
-        first = True
-        while level:
-            pending = []
-            for path in level:
-                data = None if skip_data and first else client.get_async(
-                    path, watch=watch)
-                pending.append((path, data, client.get_children_async(
-                    path, watch=watch)))
-            level = []
-            for path, data_result, children_result in pending:
-                try:
-                    if data_result is not None:
-                        data, stat = data_result.get()
-                    names = children_result.get()
-                except NoNodeError:
-                    self._remove(path)
-                    continue
-                seen.add(path)
-                if data_result is not None:
-                    self._apply_node(path, data, stat)
-                known = self._children.get(path)
-                if known is not None:
-                    for gone in known - set(names):
-                        self._remove(_join(path, gone))
-                level.extend(_join(path, name) for name in names)
-            first = False
-        return seen
+        if node is not None:
+            self._publish(TreeEvent.NODE_REMOVED, node)
 
     def _remove_watches(self):
         client = self._client
-        if not client.connected or not hasattr(client, "remove_all_watches"):
+        if not client.connected:
             return
-        if self._persistent:
-            paths = [self._root]
-        else:
-            paths = set(self._nodes) | self._exist_watched
-        results = [(path, client.remove_all_watches_async(path, WatcherType.ANY))
-                   for path in paths]
-        for path, result in results:
-            try:
-                result.get()
-            except (NoWatcherError, NoNodeError):
-                pass
-            except KazooException:
-                log.debug("Could not remove watches of %s", path,
-                          exc_info=True)
+        paths = {self._root}
+        if not self._persistent:
+            paths.update(self._nodes)
+            paths.update(self._watched_paths())
+        wait_released([release_watches(client, path, self._watcher,
+                                       WatcherType.ANY) for path in paths])
+
+    def _watched_paths(self):
+        """The paths where the client's registry holds this cache's watch
+        function (a read may have set a watch on a node the cache no
+        longer holds)."""
+        registry = getattr(getattr(self._client, "_connection", None),
+                           "watches", None)
+        if registry is None:
+            return ()
+        found = set()
+        func = self._watcher
+        for kind in range(len(registry.paths())):
+            for full, funcs in list(registry.by_path(kind).items()):
+                if func in funcs:
+                    found.add(self._client.unchroot(full))
+        return found
 
     def _publish(self, event_type, data):
         if self._state == self.STATE_CLOSED:
@@ -422,10 +568,4 @@ class TreeCache(object):
             try:
                 listener(event)
             except Exception as exc:
-                for fault in self._error_listeners:
-                    try:
-                        fault(exc)
-                    except Exception:  # pragma: no cover - user code
-                        log.exception("Exception handling exception")
-                if not self._error_listeners:
-                    log.exception("TreeCache listener failed")
+                self._fault(exc)

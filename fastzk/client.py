@@ -394,8 +394,10 @@ class KazooClient(kazoo.client.KazooClient):
 
         :param watcher_type: :attr:`WatcherType.CHILDREN`,
                              :attr:`WatcherType.DATA` or
-                             :attr:`WatcherType.ANY` (which also removes
-                             persistent watches).
+                             :attr:`WatcherType.ANY`.  As on the server
+                             (ZooKeeper 3.6-3.8), DATA and ANY also remove
+                             a persistent or recursive watch on the path,
+                             and CHILDREN a persistent one.
         :raises: :exc:`~kazoo.exceptions.NoWatcherError` when the session
                  has no such watch on the path.
         """

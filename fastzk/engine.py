@@ -74,6 +74,14 @@ R_KAZOO = 8  # a kazoo request object decodes its own reply
 R_CLOSE = 9
 
 _NONODE = NoNodeError.code
+# The registry kind of the watch each read leaves (exists on a missing node
+# leaves an exist watch, but DATA and EXIST are covered alike).
+_ONE_SHOT_KIND = {
+    codec.EXISTS: _watches.DATA,
+    codec.GET_DATA: _watches.DATA,
+    codec.GET_CHILDREN: _watches.CHILD,
+    codec.GET_CHILDREN2: _watches.CHILD,
+}
 _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
                               KeeperState.EXPIRED_SESSION))
 
@@ -401,11 +409,17 @@ class Engine(object):
         return None
 
     def _encode(self, req):
-        if req.opcode == codec.AUTH:
+        opcode = req.opcode
+        if opcode == codec.AUTH:
             req.xid = codec.AUTH_XID
             return req.frame(codec.AUTH_XID)
         self._xid = xid = (self._xid % 2147483647) + 1
         req.xid = xid
+        if req.watcher is not None and opcode in _ONE_SHOT_KIND:
+            kind = _ONE_SHOT_KIND[opcode]
+            if self.watches.covered(kind, req.path):
+                # Registered on the client only (see WatchRegistry.covered).
+                return codec.encode_path_watch(xid, opcode, req.path, False)
         return req.frame(xid)
 
     def _read_until(self, sock, waiter):

@@ -155,12 +155,31 @@ class WatchRegistry(object):
                             found.append(func)
         return found
 
+    def covered(self, kind, path):
+        """Whether a persistent watch on ``path`` already delivers what a
+        one-shot watch of ``kind`` there would.
+
+        ZooKeeper before 3.9 keeps a single watch mode per path and session
+        (ZOOKEEPER-4466): setting a one-shot watch where a persistent one
+        is would turn it into a one-shot watch.  A covered one-shot watch
+        is therefore kept on the client only.  A recursive watch sends no
+        child events, so it covers data and exist watches only.
+        """
+        kinds = self._kinds
+        if path in kinds[PERSISTENT]:
+            return True
+        return kind != CHILD and path in kinds[RECURSIVE]
+
     def paths(self):
-        """The paths to restore with SetWatches, one list per kind.
+        """The paths to restore with SetWatches, one list per kind; one-shot
+        watches covered by a persistent watch stay on the client.
 
         :returns: (data, exist, child, persistent, recursive) lists of paths.
         """
-        return tuple(list(watchers) for watchers in self._kinds)
+        return tuple(
+            [path for path in watchers
+             if kind >= PERSISTENT or not self.covered(kind, path)]
+            for kind, watchers in enumerate(self._kinds))
 
     def clear_one_shot(self):
         """Drop every one-shot watch (the session that held them is gone).
@@ -199,10 +218,12 @@ EVENT_TYPES = {
 }
 
 
-#: Registry kinds a removeWatches of each WatcherType drops.  ZooKeeper 3.8
-#: removes persistent watches only with ANY.
+#: Registry kinds a removeWatches of each WatcherType drops.  ZooKeeper
+#: 3.6-3.8 keeps one watch per path and session whatever its mode, and
+#: removes a persistent (recursive) watch with DATA, and a persistent one
+#: with CHILDREN too; the Java client forgets them the same way.
 KINDS_REMOVED_BY = {
-    WatcherType.CHILDREN: (CHILD,),
-    WatcherType.DATA: (DATA, EXIST),
+    WatcherType.CHILDREN: (CHILD, PERSISTENT),
+    WatcherType.DATA: (DATA, EXIST, PERSISTENT, RECURSIVE),
     WatcherType.ANY: (DATA, EXIST, CHILD, PERSISTENT, RECURSIVE),
 }
