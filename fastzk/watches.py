@@ -171,15 +171,15 @@ class WatchRegistry(object):
         return kind != CHILD and path in kinds[RECURSIVE]
 
     def paths(self):
-        """The paths to restore with SetWatches, one list per kind; one-shot
-        watches covered by a persistent watch stay on the client.
+        """The paths to restore with SetWatches, one list per kind.
+
+        Covered one-shot watches are included: SetWatches2 handles the
+        one-shot lists before the persistent ones, so the server sends their
+        catch-up events and then leaves the persistent mode in place.
 
         :returns: (data, exist, child, persistent, recursive) lists of paths.
         """
-        return tuple(
-            [path for path in watchers
-             if kind >= PERSISTENT or not self.covered(kind, path)]
-            for kind, watchers in enumerate(self._kinds))
+        return tuple(list(watchers) for watchers in self._kinds)
 
     def clear_one_shot(self):
         """Drop every one-shot watch (the session that held them is gone).
