@@ -469,59 +469,31 @@ class KazooClient(kazoo.client.KazooClient):
             return chroot + path if chroot else path
         return _prefix_root(self.chroot, path)
 
-    def _submit(self, opcode, frame, kind, path=None, watch=None):
-        result = self.handler.async_result()
-        self._connection.submit(Request(opcode, frame, kind, result, path,
-                                        watch))
-        return result
+    # Each hot request is built once, for the synchronous method (with a
+    # Waiter, read by the calling thread) and the asynchronous one (with
+    # kazoo's async result) alike; the checks and messages are kazoo's.
 
-    def get_children_async(self, path, watch=None, include_data=False):
-        """Asynchronously get a list of child nodes of a path. Takes the
-        same arguments as :meth:`get_children`."""
+    def _read_request(self, opcode, kind, path, watch, result):
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
         if watch and not callable(watch):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
+        full = self._full_path(path)
+        return Request(opcode, partial(_encode_path_watch, opcode, full,
+                                       watch is not None),
+                       kind, result, full, watch or None)
+
+    def _children_request(self, path, watch, include_data, result):
         if not isinstance(include_data, bool):
             raise TypeError("Invalid type for 'include_data' (bool expected)")
-        full = self._full_path(path)
         if include_data:
-            opcode, kind = codec.GET_CHILDREN2, _engine.R_CHILDREN_STAT
-        else:
-            opcode, kind = codec.GET_CHILDREN, _engine.R_CHILDREN
-        return self._submit(opcode, partial(_encode_path_watch, opcode, full,
-                                            watch is not None),
-                            kind, full, watch or None)
+            return self._read_request(codec.GET_CHILDREN2,
+                                      _engine.R_CHILDREN_STAT, path, watch,
+                                      result)
+        return self._read_request(codec.GET_CHILDREN, _engine.R_CHILDREN,
+                                  path, watch, result)
 
-    def get_async(self, path, watch=None):
-        """Asynchronously get the value of a node. Takes the same arguments
-        as :meth:`get`."""
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if watch and not callable(watch):
-            raise TypeError("Invalid type for 'watch' (must be a callable)")
-        full = self._full_path(path)
-        return self._submit(codec.GET_DATA,
-                            partial(_encode_path_watch, codec.GET_DATA, full,
-                                    watch is not None),
-                            _engine.R_DATA_STAT, full, watch or None)
-
-    def exists_async(self, path, watch=None):
-        """Asynchronously check if a node exists. Takes the same arguments
-        as :meth:`exists`."""
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if watch and not callable(watch):
-            raise TypeError("Invalid type for 'watch' (must be a callable)")
-        full = self._full_path(path)
-        return self._submit(codec.EXISTS,
-                            partial(_encode_path_watch, codec.EXISTS, full,
-                                    watch is not None),
-                            _engine.R_STAT, full, watch or None)
-
-    def set_async(self, path, value, version=-1):
-        """Asynchronously set the value of a node. Takes the same arguments
-        as :meth:`set`."""
+    def _set_request(self, path, value, version, result):
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
         if value is not None and not isinstance(value, bytes):
@@ -529,20 +501,54 @@ class KazooClient(kazoo.client.KazooClient):
         if not isinstance(version, int):
             raise TypeError("Invalid type for 'version' (int expected)")
         full = self._full_path(path)
-        return self._submit(codec.SET_DATA,
-                            partial(_encode_set_data, full, value, version),
-                            _engine.R_STAT)
+        return Request(codec.SET_DATA,
+                       partial(_encode_set_data, full, value, version),
+                       _engine.R_STAT, result)
 
-    def delete_async(self, path, version=-1):
-        """Asynchronously delete a node. Takes the same arguments as
-        :meth:`delete`, except for ``recursive``."""
+    def _delete_request(self, path, version, result):
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
         if not isinstance(version, int):
             raise TypeError("Invalid type for 'version' (int expected)")
         full = self._full_path(path)
-        return self._submit(codec.DELETE, partial(_encode_delete, full, version),
-                            _engine.R_VOID)
+        return Request(codec.DELETE, partial(_encode_delete, full, version),
+                       _engine.R_VOID, result)
+
+    def _submit(self, request):
+        self._connection.submit(request)
+        return request.result
+
+    def get_children_async(self, path, watch=None, include_data=False):
+        """Asynchronously get a list of child nodes of a path. Takes the
+        same arguments as :meth:`get_children`."""
+        return self._submit(self._children_request(
+            path, watch, include_data, self.handler.async_result()))
+
+    def get_async(self, path, watch=None):
+        """Asynchronously get the value of a node. Takes the same arguments
+        as :meth:`get`."""
+        return self._submit(self._read_request(
+            codec.GET_DATA, _engine.R_DATA_STAT, path, watch,
+            self.handler.async_result()))
+
+    def exists_async(self, path, watch=None):
+        """Asynchronously check if a node exists. Takes the same arguments
+        as :meth:`exists`."""
+        return self._submit(self._read_request(
+            codec.EXISTS, _engine.R_STAT, path, watch,
+            self.handler.async_result()))
+
+    def set_async(self, path, value, version=-1):
+        """Asynchronously set the value of a node. Takes the same arguments
+        as :meth:`set`."""
+        return self._submit(self._set_request(path, value, version,
+                                              self.handler.async_result()))
+
+    def delete_async(self, path, version=-1):
+        """Asynchronously delete a node. Takes the same arguments as
+        :meth:`delete`, except for ``recursive``."""
+        return self._submit(self._delete_request(path, version,
+                                                 self.handler.async_result()))
 
     def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                      include_data: bool = False
@@ -551,21 +557,8 @@ class KazooClient(kazoo.client.KazooClient):
 
         Same contract as :meth:`kazoo.client.KazooClient.get_children`.
         """
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if watch and not callable(watch):
-            raise TypeError("Invalid type for 'watch' (must be a callable)")
-        if not isinstance(include_data, bool):
-            raise TypeError("Invalid type for 'include_data' (bool expected)")
-        path = self._full_path(path)
-        if include_data:
-            opcode, kind = codec.GET_CHILDREN2, _engine.R_CHILDREN_STAT
-        else:
-            opcode, kind = codec.GET_CHILDREN, _engine.R_CHILDREN
-        req = Request(opcode, partial(_encode_path_watch, opcode, path,
-                                      watch is not None),
-                      kind, Waiter(), path, watch or None)
-        return self._connection.call(req)
+        return self._connection.call(
+            self._children_request(path, watch, include_data, Waiter()))
 
     def get(self, path: str, watch: Optional[WatchFunc] = None
             ) -> Tuple[Optional[bytes], ZnodeStat]:
@@ -573,16 +566,8 @@ class KazooClient(kazoo.client.KazooClient):
 
         Same contract as :meth:`kazoo.client.KazooClient.get`.
         """
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if watch and not callable(watch):
-            raise TypeError("Invalid type for 'watch' (must be a callable)")
-        path = self._full_path(path)
-        req = Request(codec.GET_DATA,
-                      partial(_encode_path_watch, codec.GET_DATA, path,
-                              watch is not None),
-                      _engine.R_DATA_STAT, Waiter(), path, watch or None)
-        return self._connection.call(req)
+        return self._connection.call(self._read_request(
+            codec.GET_DATA, _engine.R_DATA_STAT, path, watch, Waiter()))
 
     def exists(self, path: str, watch: Optional[WatchFunc] = None
                ) -> Optional[ZnodeStat]:
@@ -590,16 +575,8 @@ class KazooClient(kazoo.client.KazooClient):
 
         Same contract as :meth:`kazoo.client.KazooClient.exists`.
         """
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if watch and not callable(watch):
-            raise TypeError("Invalid type for 'watch' (must be a callable)")
-        path = self._full_path(path)
-        req = Request(codec.EXISTS,
-                      partial(_encode_path_watch, codec.EXISTS, path,
-                              watch is not None),
-                      _engine.R_STAT, Waiter(), path, watch or None)
-        return self._connection.call(req)
+        return self._connection.call(self._read_request(
+            codec.EXISTS, _engine.R_STAT, path, watch, Waiter()))
 
     def set(self, path: str, value: Optional[bytes],
             version: int = -1) -> ZnodeStat:
@@ -607,17 +584,8 @@ class KazooClient(kazoo.client.KazooClient):
 
         Same contract as :meth:`kazoo.client.KazooClient.set`.
         """
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if value is not None and not isinstance(value, bytes):
-            raise TypeError("Invalid type for 'value' (must be a byte string)")
-        if not isinstance(version, int):
-            raise TypeError("Invalid type for 'version' (int expected)")
-        path = self._full_path(path)
-        req = Request(codec.SET_DATA,
-                      partial(_encode_set_data, path, value, version),
-                      _engine.R_STAT, Waiter())
-        return self._connection.call(req)
+        return self._connection.call(self._set_request(path, value, version,
+                                                       Waiter()))
 
     def delete(self, path: str, version: int = -1,
                recursive: bool = False) -> bool:
@@ -629,14 +597,8 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'recursive' (bool expected)")
         if recursive:
             return self._delete_recursive(path)
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if not isinstance(version, int):
-            raise TypeError("Invalid type for 'version' (int expected)")
-        path = self._full_path(path)
-        req = Request(codec.DELETE, partial(_encode_delete, path, version),
-                      _engine.R_VOID, Waiter())
-        return self._connection.call(req)
+        return self._connection.call(self._delete_request(path, version,
+                                                          Waiter()))
 
     def create(self, path: str, value: Optional[bytes] = b"",
                acl: Optional[Sequence[ACL]] = None, ephemeral: bool = False,
