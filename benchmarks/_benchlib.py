@@ -20,9 +20,10 @@ set by ``benchmarks/run.py`` (``fastzk.bench``) or by hand:
 
 import gc
 import os
-import socket
 import time
 import uuid
+
+from fastzk.testing.zkserver import four_letter_word
 
 IMPLS = ("kazoo", "fastzk")
 
@@ -104,15 +105,7 @@ def first_host(hosts):
 
 def four_letter(hosts, word, timeout=5.0):
     host, port = first_host(hosts)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode("ascii"))
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode("utf-8", "replace")
+    return four_letter_word(host, port, word, timeout)
 
 
 def server_zxid(hosts):

@@ -177,22 +177,13 @@ def machine_info(zookeeper_version=None):
 
 
 def _srvr(hosts, timeout=5.0):
-    import socket
+    from fastzk.testing.zkserver import four_letter_word
 
     item = hosts.split("/", 1)[0].split(",")[0].strip()
     host, _, port = item.rpartition(":")
     if not host:
         host, port = port, "2181"
-    with socket.create_connection((host.strip("[]"), int(port)),
-                                  timeout=timeout) as sock:
-        sock.sendall(b"srvr")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode("utf-8", "replace")
+    return four_letter_word(host.strip("[]"), int(port), "srvr", timeout)
 
 
 def server_version(hosts):

@@ -31,6 +31,8 @@ import sys
 import time
 import warnings
 
+from fastzk.testing.zkserver import four_letter_word
+
 __all__ = ["main", "EXIT_LOCK_TIMEOUT"]
 
 PROG = "fastzk"
@@ -794,21 +796,6 @@ def _predecessors(contenders, index):
     if me.shared:
         return [c for c in before if not c.shared]
     return before
-
-
-def four_letter_word(host, port, word, timeout=5.0, limit=64 << 20):
-    """Send a four-letter word and return the whole answer (text)."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode("ascii"))
-        chunks = []
-        size = 0
-        while size < limit:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-            size += len(data)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 class _ServerView(object):

@@ -188,16 +188,19 @@ def free_port():
 # Four-letter words
 # ---------------------------------------------------------------------------
 
-def four_letter_word(host, port, word, timeout=5.0):
-    """Send a four-letter word to ``host:port`` and return the whole answer."""
+def four_letter_word(host, port, word, timeout=5.0, limit=64 << 20):
+    """Send a four-letter word to ``host:port`` and return the whole answer
+    (at most ``limit`` bytes of it) as text."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(word.encode("ascii"))
         chunks = []
-        while True:
+        size = 0
+        while size < limit:
             data = sock.recv(65536)
             if not data:
                 break
             chunks.append(data)
+            size += len(data)
     return b"".join(chunks).decode("utf-8", "replace")
 
 
