@@ -1,16 +1,25 @@
 """Guaranteed deletes: a node this client must remove is never abandoned.
 
-A delete that fails for a connection reason (ConnectionLoss, a closed or
-suspended connection) is recorded and retried whenever the client is
-connected again, until the server confirms it (the delete succeeds or the
-node is already gone) or the node cannot exist any more: an ephemeral node
-dies with the session that created it, so a lost session settles it.
-Curator's ``guaranteed()`` delete does the same; kazoo's lock swallows the
-error and leaks the node (kazoo issue #732).
+A delete that fails for a connection reason (ConnectionLoss, an operation
+timeout, a connection that is down) is recorded and retried whenever the
+client is connected again, until the server confirms it (the delete
+succeeds or the node is already gone) or the node cannot exist any more: an
+ephemeral node dies with the session that created it, so the end of that
+session (expiry, or the client closing it) settles the delete.  Curator's
+``guaranteed()`` delete does the same; kazoo's lock swallows the error and
+leaks the node (kazoo issue #732).
+
+Two kinds of job:
+
+- a path (:meth:`GuaranteedDeleter.delete`): the node is known;
+- a ``(parent, prefix)`` pair (:meth:`GuaranteedDeleter.delete_prefixed`):
+  a create whose reply was lost may or may not have made a node; if it did,
+  its name starts with the creator's unique prefix.
 """
 
 import logging
 import threading
+import time
 
 from kazoo.exceptions import (
     ConnectionClosedError,
@@ -25,12 +34,12 @@ __all__ = ["GuaranteedDeleter", "deleter_for"]
 
 log = logging.getLogger(__name__)
 
-_CONNECTION_ERRORS = (
-    ConnectionLoss,
-    ConnectionClosedError,
-    OperationTimeoutError,
-    SessionExpiredError,
-)
+# The request may not have reached the server, or its reply was lost:
+# only the server can tell, so the job stays pending.
+_RETRY_ERRORS = (ConnectionLoss, OperationTimeoutError)
+# The session is over (expired, or the client closed it): its ephemeral
+# nodes are gone or going; a persistent node's delete waits for a restart.
+_SESSION_OVER = (SessionExpiredError, ConnectionClosedError)
 
 _ATTRIBUTE = "_fastzk_guaranteed_deleter"
 _CREATE_LOCK = threading.Lock()
@@ -48,20 +57,30 @@ def deleter_for(client):
     return deleter
 
 
+class _Owner(object):
+    """Who owns a pending job's node: ephemeral or not, and the session id
+    that created it when known."""
+
+    __slots__ = ("ephemeral", "session")
+
+    def __init__(self, ephemeral, session):
+        self.ephemeral = ephemeral
+        self.session = session
+
+
 class GuaranteedDeleter(object):
     """Deletes nodes, retrying across reconnects until each delete is done.
 
-    :param client: a started :class:`kazoo.client.KazooClient` (fastzk's or
+    :param client: a :class:`kazoo.client.KazooClient` (fastzk's or
                    kazoo's own).
     """
 
     def __init__(self, client):
         self.client = client
         self._lock = threading.Lock()
-        # path -> session id that owned the ephemeral node, or None for a
-        # persistent node.
-        self._pending = {}
-        self._retrying = False
+        self._settled = threading.Condition(self._lock)
+        self._pending = {}  # job -> _Owner
+        self._running = False
         client.add_listener(self._on_state)
 
     @property
@@ -71,62 +90,103 @@ class GuaranteedDeleter(object):
         with self._lock:
             return list(self._pending)
 
-    def delete(self, path, ephemeral_session=None):
+    def delete(self, path, ephemeral_session=None, timeout=None):
         """Delete ``path`` now, or as soon as the connection allows.
 
         :param ephemeral_session: the session id that owns the node when it
-            is ephemeral (its expiry then settles the delete), else None.
-        :returns: True when the node is known to be gone now, False when the
-            delete was deferred.
+            is ephemeral (its end then settles the delete), else None.
+        :param timeout: None to delete on the calling thread (waiting for
+            the server as long as the request takes); else the delete runs
+            on a worker thread and the caller waits at most this long.
+        :returns: True when the delete is settled, False when it is pending
+            (it will be retried until it is).
         """
-        try:
-            self.client.delete(path)
-        except NoNodeError:
-            return True
-        except _CONNECTION_ERRORS as exc:
-            log.info("Delete of %s deferred: %r", path, exc)
-            with self._lock:
-                self._pending[path] = ephemeral_session
-            if self.client.connected:
-                self._schedule()
-            return False
-        return True
+        return self._submit(path, _Owner(ephemeral_session is not None,
+                                         ephemeral_session), timeout)
 
-    def delete_prefixed(self, parent, prefix, ephemeral_session=None):
+    def delete_prefixed(self, parent, prefix, ephemeral=True, timeout=None):
         """Delete every child of ``parent`` whose name starts with ``prefix``.
 
         For a create whose reply was lost: the node, if the server made it,
         carries the creator's unique prefix (Curator's protected mode).
-        Deferred like :meth:`delete` when the connection is down.
+        Whatever session the create ran in, the job runs until the server
+        answered it: a lost create can run no later than requests sent after
+        it on the same client, so the job's own requests see its node.
+        Takes ``timeout`` and returns like :meth:`delete`.
         """
-        job = (parent, prefix)
+        return self._submit((parent, prefix), _Owner(ephemeral, None),
+                            timeout)
+
+    def wait(self, timeout=None):
+        """Wait until nothing is pending; True if so within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._pending:
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                self._settled.wait(remaining)
+            return True
+
+    # -- internals -------------------------------------------------------------
+
+    def _submit(self, job, owner, timeout):
+        with self._lock:
+            self._pending[job] = owner
+        if owner.ephemeral and self.client._stopped.is_set():
+            # The client closed (or is closing) the session: the server
+            # removes its ephemeral nodes.
+            self._settle(job, owner)
+            return True
+        if not self.client.connected:
+            return False  # CONNECTED schedules the retry
+        if timeout is not None:
+            self._schedule()
+            with self._lock:
+                return self._settled.wait_for(
+                    lambda: self._pending.get(job) is not owner,
+                    max(0.0, timeout))
         try:
             self._delete_job(job)
-        except _CONNECTION_ERRORS as exc:
-            log.info("Delete of %s/%s* deferred: %r", parent, prefix, exc)
-            with self._lock:
-                self._pending[job] = ephemeral_session
+        except _RETRY_ERRORS as exc:
+            log.info("Delete of %r deferred: %r", job, exc)
             if self.client.connected:
                 self._schedule()
             return False
+        except _SESSION_OVER as exc:
+            if not owner.ephemeral:
+                log.info("Delete of %r deferred: %r", job, exc)
+                return False
+        except Exception:
+            log.exception("Guaranteed delete of %r failed", job)
+        self._settle(job, owner)
         return True
 
+    def _settle(self, job, owner):
+        with self._lock:
+            if self._pending.get(job) is owner:
+                del self._pending[job]
+            self._settled.notify_all()
+
     def _delete_job(self, job):
+        client = self.client
         if isinstance(job, str):
             try:
-                self.client.delete(job)
+                client.delete(job)
             except NoNodeError:
                 pass
             return
         parent, prefix = job
         try:
-            children = self.client.get_children(parent)
+            children = client.get_children(parent)
         except NoNodeError:
             return
         for child in children:
             if child.startswith(prefix):
                 try:
-                    self.client.delete(parent + "/" + child)
+                    client.delete(parent + "/" + child)
                 except NoNodeError:
                     pass
 
@@ -137,44 +197,49 @@ class GuaranteedDeleter(object):
 
     def _schedule(self):
         with self._lock:
-            if self._retrying or not self._pending:
+            if self._running or not self._pending:
                 return
-            self._retrying = True
-        thread = threading.Thread(target=self._retry_pending,
+            self._running = True
+        thread = threading.Thread(target=self._work,
                                   name="fastzk-guaranteed-delete", daemon=True)
         thread.start()
 
-    def _retry_pending(self):
+    def _work(self):
         try:
-            client = self.client
-            client_id = client.client_id
-            if client_id is None:
-                return  # disconnected again; the next CONNECTED retries
-            session = client_id[0]
-            with self._lock:
-                todo = list(self._pending.items())
-            for path, owner in todo:
-                if owner is not None and owner != session:
-                    # The owning session is gone, and its ephemeral node
-                    # with it (ZooKeeper removes them on expiry).
-                    with self._lock:
-                        self._pending.pop(path, None)
-                    continue
-                try:
-                    self._delete_job(path)
-                except _CONNECTION_ERRORS:
-                    continue  # next CONNECTED retries it
-                except Exception:
-                    # Not a connection problem: retrying cannot help.
-                    log.exception("Guaranteed delete of %s failed", path)
+            while True:
+                client_id = self.client.client_id
+                if client_id is None:
+                    return  # disconnected again; the next CONNECTED retries
+                session = client_id[0]
                 with self._lock:
-                    self._pending.pop(path, None)
+                    todo = list(self._pending.items())
+                if not todo:
+                    return
+                for job, owner in todo:
+                    if (owner.session is not None
+                            and owner.session != session):
+                        # The owning session is gone, and its ephemeral
+                        # node with it (ZooKeeper removes them on expiry).
+                        self._settle(job, owner)
+                        continue
+                    try:
+                        self._delete_job(job)
+                    except _RETRY_ERRORS:
+                        return  # the next CONNECTED retries
+                    except _SESSION_OVER:
+                        if not owner.ephemeral:
+                            return
+                    except Exception:
+                        # Not a connection problem: retrying cannot help.
+                        log.exception("Guaranteed delete of %r failed", job)
+                    self._settle(job, owner)
         finally:
             with self._lock:
-                self._retrying = False
+                self._running = False
                 again = bool(self._pending) and self.client.connected
             if again:
-                # A failure raced with a reconnect; try once more shortly.
+                # A failure raced with a reconnect whose CONNECTED found the
+                # worker still running: try again shortly.
                 timer = threading.Timer(0.1, self._schedule)
                 timer.daemon = True
                 timer.start()

@@ -13,7 +13,8 @@ kazoo and fastzk lockers on one path exclude each other.  What differs:
   connection loss is retried on reconnect until the server confirms it.
   A create whose reply was lost is found again by its uuid prefix.
 - Sequence numbers are compared as integers (kazoo #730), and a blocking
-  ``acquire(timeout=T)`` returns within T overall.
+  ``acquire(timeout=T)`` returns within T overall, even while the
+  connection is down or frozen.
 - The lock follows its session: while SUSPENDED it is not known to be held
   (:attr:`Lock.held` is False), and when the session is lost
   :attr:`Lock.is_acquired` turns False and the lost callbacks run.
@@ -24,6 +25,7 @@ They work with fastzk's client and with a plain
 :class:`kazoo.client.KazooClient` alike.
 """
 
+import functools
 import re
 import threading
 import time
@@ -48,6 +50,11 @@ __all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "validate_path"]
 # Errors after which an attempt is retried once the client is connected
 # again (kazoo's lock retries the same ones through KazooRetry).
 _RETRYABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
+
+# After a timed acquire failed, how long past its deadline it may wait for
+# the server to confirm the cleanup delete (the delete itself is guaranteed
+# either way; this only spares callers a node still visible on return).
+_CLEANUP_GRACE = 0.1
 
 
 def validate_path(path):
@@ -79,6 +86,10 @@ class _OwnNodeGone(Exception):
     """Our contender node is not among the children (its session ended)."""
 
 
+class _DeadlinePassed(Exception):
+    """The overall deadline passed while a request was outstanding."""
+
+
 class Lock(object):
     """An exclusive lock, a drop-in for :class:`kazoo.recipe.lock.Lock`.
 
@@ -97,6 +108,9 @@ class Lock(object):
             finally:
                 lock.release()
 
+    Not re-entrant: a second blocking ``acquire`` on a held lock waits for
+    a release (as kazoo's does).
+
     :param client: a :class:`fastzk.KazooClient` or
                    :class:`kazoo.client.KazooClient`.
     :param path: the lock path (created if missing).
@@ -104,6 +118,7 @@ class Lock(object):
                        :meth:`contenders`.
     :param extra_lock_patterns: other node-name markers that count as
                                 contenders (e.g. another library's lock).
+    :raises: ValueError for an invalid ZooKeeper path.
     """
 
     _NODE_NAME = "__lock__"
@@ -118,13 +133,12 @@ class Lock(object):
         self.data = str(identifier or "").encode("utf-8")
         self.node = None
         self.wake_event = client.handler.event_object()
-        self.prefix = uuid.uuid4().hex + self._NODE_NAME
-        self.create_path = self.path + "/" + self.prefix
+        self._new_prefix()
         self.create_tried = False
         self.is_acquired = False
         self.assured_path = False
         self.cancelled = False
-        self.fencing_token = None
+        self._token = None
         self._ephemeral = True
         self._session_id = None
         self._suspended = False
@@ -132,6 +146,13 @@ class Lock(object):
         self._lost_callbacks = []
         self._acquire_method_lock = threading.Lock()
         self._deleter = deleter_for(client)
+
+    def _new_prefix(self):
+        # A cleanup of a lost create may still be pending under the old
+        # prefix; new nodes must not carry it, or that cleanup (matching by
+        # prefix) would delete them.
+        self.prefix = uuid.uuid4().hex + self._NODE_NAME
+        self.create_path = self.path + "/" + self.prefix
 
     # -- state ----------------------------------------------------------------
 
@@ -144,6 +165,13 @@ class Lock(object):
         node).  Curator gives lock holders the same advice.
         """
         return self.is_acquired and not self._suspended
+
+    @property
+    def fencing_token(self):
+        """The czxid of this holder's node while the lock is acquired, else
+        None.  It grows between successive holders of one lock path, so a
+        resource can refuse writes carrying a smaller token than it saw."""
+        return self._token if self.is_acquired else None
 
     @property
     def lost(self):
@@ -188,15 +216,20 @@ class Lock(object):
         """Acquire the lock. By default blocks and waits forever.
 
         :param blocking: block until the lock is obtained, or return at once.
-        :param timeout: give up after this many seconds (overall).
+        :param timeout: give up after this many seconds, counted from the
+                        call (every request and wait included).
         :param ephemeral: use an ephemeral node (the default); a persistent
                           lock node survives the session and must be
                           released explicitly.
         :returns: whether the lock was acquired.
-        :raises: :exc:`~kazoo.exceptions.LockTimeout` if the lock wasn't
-                 acquired within ``timeout`` seconds (blocking mode),
+        :raises: :exc:`~kazoo.exceptions.LockTimeout` if the lock was still
+                 held by another contender after ``timeout`` seconds
+                 (blocking mode; a deadline that passes while the
+                 connection is down returns False, as kazoo's retry does),
                  :exc:`~kazoo.exceptions.CancelledError` after
-                 :meth:`cancel`.
+                 :meth:`cancel`, and the client's errors that are not
+                 connection losses (e.g.
+                 :exc:`~kazoo.exceptions.ConnectionClosedError`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._acquire_method_lock.acquire(
@@ -209,84 +242,120 @@ class Lock(object):
                 if not blocking:
                     return False
                 while self.is_acquired:
-                    if self._wait(deadline, 0.1) is False:
+                    if self.cancelled:
+                        self.cancelled = False
+                        raise CancelledError()
+                    if not self._pause(deadline, 0.1):
                         return False
             self._ephemeral = ephemeral
             try:
                 gotten = self._acquire_retrying(blocking, deadline, timeout,
                                                 ephemeral)
             except BaseException:
-                self._cleanup()
+                self._cleanup(deadline)
                 self.cancelled = False
                 raise
             if gotten:
                 self.is_acquired = True
-                self._suspended = False
+                self._suspended = not self.client.connected
                 self._lost.clear()
                 self.client.add_listener(self._watch_state)
             else:
-                self._cleanup()
+                self._cleanup(deadline)
             return gotten
         finally:
             self._acquire_method_lock.release()
 
-    def _wait(self, deadline, step):
-        if deadline is None:
-            time.sleep(step)
-            return True
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        time.sleep(min(step, remaining))
+    def _pause(self, deadline, step):
+        """Sleep ``step`` (less if the deadline is closer); False when the
+        deadline has passed.  :meth:`cancel` cuts the sleep short."""
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            step = min(step, remaining)
+        self.wake_event.wait(step)
+        self.wake_event.clear()
         return True
 
     def _acquire_retrying(self, blocking, deadline, timeout, ephemeral):
-        delay = 0.05
+        delay = 0.02
         while True:
             try:
                 return self._attempt(blocking, deadline, timeout, ephemeral)
+            except _DeadlinePassed:
+                return False
+            except ConnectionClosedError:
+                raise  # a SessionExpiredError subclass, but final
             except _RETRYABLE:
                 if self.cancelled:
                     raise CancelledError()
-                if not self._wait(deadline, delay):
+                if not self._pause(deadline, delay):
                     return False
                 delay = min(delay * 2, 1.0)
-            except ConnectionClosedError:
-                raise
 
-    def _children(self):
+    def _call(self, deadline, method, *args, **kwargs):
+        """Run the client's request ``method``; with a deadline, wait for
+        its reply no longer than the time left.
+
+        A request given up on may still run on the server: requests of a
+        client run in order, so the cleanup's own requests, made later,
+        still see what it did.
+        """
+        client = self.client
+        if deadline is None:
+            return getattr(client, method)(*args, **kwargs)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlinePassed()
+        result = getattr(client, method + "_async")(*args, **kwargs)
         try:
-            return self.client.get_children(self.path)
+            return result.get(timeout=remaining)
+        except client.handler.timeout_exception:
+            raise _DeadlinePassed()
+
+    def _children(self, deadline):
+        try:
+            return self._call(deadline, "get_children", self.path)
         except NoNodeError:
             return None
 
     def _attempt(self, blocking, deadline, timeout, ephemeral):
         client = self.client
         children = None
+        if self.cancelled:
+            raise CancelledError()
         if self.node is None and not self.create_tried and not blocking:
-            children = self._children()
+            children = self._children(deadline)
             if children and self._any_contender(children):
                 return False  # held: nothing written
         if self.node is None and self.create_tried:
             # A create whose reply was lost may have succeeded.
-            children = self._children() if children is None else children
-            self.node = self._find_node(children or ())
+            if children is None:
+                children = self._children(deadline)
+            node = self._find_node(children or ())
+            if node is not None:
+                stat = self._call(deadline, "exists", self.path + "/" + node)
+                if stat is not None:
+                    self.node = node
+                    self._token = stat.czxid
+                    self._session_id = self._current_session(ephemeral)
         if self.node is None:
             self.create_tried = True
-            created, stat = client.create(
-                self.create_path, self.data, ephemeral=ephemeral,
-                sequence=True, makepath=True, include_data=True)
+            created, stat = self._call(
+                deadline, "create", self.create_path, self.data,
+                ephemeral=ephemeral, sequence=True, makepath=True,
+                include_data=True)
             self.assured_path = True
             self.node = created[len(self.path) + 1:]
-            self.fencing_token = stat.czxid
-            client_id = client.client_id
-            self._session_id = client_id[0] if ephemeral and client_id else None
+            self._token = stat.czxid
+            self._session_id = self._current_session(ephemeral)
         while True:
             self.wake_event.clear()
             if self.cancelled:
                 raise CancelledError()
             try:
-                predecessor = self._get_predecessor(self.node)
+                predecessor = self._get_predecessor(self.node, deadline)
             except _OwnNodeGone:
                 # The session that held our node ended: start over.
                 self.node = None
@@ -304,14 +373,28 @@ class Lock(object):
                                       "seconds" % (self.path, timeout))
             client.add_listener(self._watch_session)
             try:
-                if client.exists(self.path + "/" + predecessor,
-                                 self._watch_predecessor) is not None:
-                    self.wake_event.wait(remaining)
-                    if not self.wake_event.is_set():
-                        raise LockTimeout("Failed to acquire lock on %s after "
-                                          "%s seconds" % (self.path, timeout))
+                # get, not exists: exists on a vanished node would leave a
+                # watch for its creation, which never comes.
+                self._call(deadline, "get", self.path + "/" + predecessor,
+                           self._watch_predecessor)
+            except NoNodeError:
+                continue  # the predecessor left already
+            except _DeadlinePassed:
+                raise LockTimeout("Failed to acquire lock on %s after %s "
+                                  "seconds" % (self.path, timeout))
+            else:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                self.wake_event.wait(remaining)
+                if not self.wake_event.is_set():
+                    raise LockTimeout("Failed to acquire lock on %s after "
+                                      "%s seconds" % (self.path, timeout))
             finally:
                 client.remove_listener(self._watch_session)
+
+    def _current_session(self, ephemeral):
+        client_id = self.client.client_id
+        return client_id[0] if ephemeral and client_id else None
 
     def _watch_session(self, state):
         self.wake_event.set()
@@ -327,13 +410,13 @@ class Lock(object):
                 return True
         return False
 
-    def _get_predecessor(self, node):
+    def _get_predecessor(self, node, deadline=None):
         """The contender just before ``node``, or None when ``node`` wins.
 
         Contenders are compared by their sequence number as an integer.
         """
-        own = int(node[len(self.prefix):])
-        children = self._children() or ()
+        own = int(_SEQUENCE_RE.search(node).group(1))
+        children = self._children(deadline) or ()
         found_self = False
         best_seq = None
         best = None
@@ -358,19 +441,25 @@ class Lock(object):
                 return child
         return None
 
-    def _cleanup(self):
+    def _cleanup(self, deadline=None):
         """Remove our node after a failed attempt, whatever it takes."""
         node = self.node
         self.node = None
         tried = self.create_tried
         self.create_tried = False
-        session = self._session_id if self._ephemeral else None
+        timeout = None
+        if deadline is not None:
+            timeout = max(deadline - time.monotonic(), _CLEANUP_GRACE)
         if node is not None:
-            self._deleter.delete(self.path + "/" + node, session)
+            session = self._session_id if self._ephemeral else None
+            self._deleter.delete(self.path + "/" + node, session, timeout)
         elif tried:
             # The create's reply was lost: the node may exist under our
             # unique prefix.
-            self._deleter.delete_prefixed(self.path, self.prefix, session)
+            settled = self._deleter.delete_prefixed(
+                self.path, self.prefix, self._ephemeral, timeout)
+            if not settled:
+                self._new_prefix()
 
     def release(self):
         """Release the lock immediately.
@@ -392,12 +481,13 @@ class Lock(object):
         return True
 
     def contenders(self):
-        """Return an ordered list of the current contenders' identifiers.
+        """Return an ordered list of the current contenders' identifiers,
+        ordered by sequence number compared as an integer.
 
         .. note::
             A contender that set no identifier appears as a blank string.
         """
-        children = self._children() or ()
+        children = self._children(None) or ()
         names = self._exclude_names | {self._NODE_NAME}
         pattern = _contender_re(names)
         found = []
@@ -444,6 +534,14 @@ class Semaphore(_KazooSemaphore):
     internal lock is fastzk's :class:`Lock`."""
 
 
+_SEQUENCE_RE = re.compile(r"(-?\d{10})$")
+
+
 def _contender_re(names):
+    return _compiled_contender_re(frozenset(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_contender_re(names):
     return re.compile(r"(?:%s)(-?\d{10})$"
                       % "|".join(re.escape(name) for name in sorted(names)))
