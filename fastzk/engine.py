@@ -82,6 +82,10 @@ _ONE_SHOT_KIND = {
     codec.GET_CHILDREN: _watches.CHILD,
     codec.GET_CHILDREN2: _watches.CHILD,
 }
+# Longest frame accepted from a server: jute.maxbuffer (the Java client
+# refuses anything longer) plus room for the reply header and a Stat around
+# a node's data of the maximum size.
+_MAX_FRAME = 0xFFFFF + 1024
 _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
                               KeeperState.EXPIRED_SESSION))
 
@@ -217,6 +221,7 @@ class Engine(object):
         # only if it is still the epoch it was started in.
         self._suspension = 0
         self._abandoned_session = None
+        self._expiry_timer = None
         self._last_send = 0.0
         self._last_recv = 0.0
         self._read_timeout = 10.0
@@ -437,20 +442,24 @@ class Engine(object):
                             ConnectionDropped("no reply from the server within "
                                               "the read timeout")
                         )
-                    self._last_recv = time.monotonic()
                     continue
                 handle(frame)
         except _Broken:
             raise
         except (ConnectionDropped, OSError, ValueError) as exc:
             raise _Broken(exc)
+        except Exception as exc:
+            # Whatever a frame did to the reader, the connection is no
+            # longer trustworthy; the thread and the session survive.
+            self.logger.exception("Unexpected error reading a frame")
+            raise _Broken(ProtocolError("unexpected error reading a frame: %r"
+                                        % (exc,)))
 
     def _read_available(self, sock, timeout):
         """Wait up to ``timeout`` for data, then handle every whole frame."""
         frames = self._frames
         try:
-            if frames.read_from(sock, timeout, 0):
-                self._last_recv = time.monotonic()
+            frames.read_from(sock, timeout, 0)
             frame = frames.next_frame()
             while frame is not None:
                 self._handle_frame(frame)
@@ -459,6 +468,10 @@ class Engine(object):
             raise
         except (ConnectionDropped, OSError, ValueError) as exc:
             raise _Broken(exc)
+        except Exception as exc:
+            self.logger.exception("Unexpected error reading a frame")
+            raise _Broken(ProtocolError("unexpected error reading a frame: %r"
+                                        % (exc,)))
 
     def _leave_role(self):
         with self._mx:
@@ -479,6 +492,9 @@ class Engine(object):
             sock.close()
 
     def _handle_frame(self, frame):
+        # The server is alive when whole frames arrive: bytes of a frame
+        # that never completes (a hostile length prefix) do not count.
+        self._last_recv = time.monotonic()
         xid, zxid, err = codec.decode_reply_header(frame)
         if xid == codec.WATCH_XID:
             self._handle_event(frame)
@@ -487,8 +503,6 @@ class Engine(object):
             if err and xid == codec.SET_WATCHES_XID:
                 self.logger.warning("SetWatches failed with error %s", err)
             return
-        if zxid > 0:
-            self.client.last_zxid = zxid
         try:
             req = self._pending.popleft()
         except IndexError:
@@ -499,6 +513,11 @@ class Engine(object):
                 ProtocolError("xids do not match, expected %r received %r"
                               % (req.xid, xid))
             )
+        # Only a reply that matched its request may move last_zxid: the
+        # server refuses a reconnect from a client claiming a zxid it never
+        # issued.
+        if zxid > 0:
+            self.client.last_zxid = zxid
         result = req.result
         if err:
             if xid == codec.AUTH_XID:
@@ -509,7 +528,11 @@ class Engine(object):
                 self._register_watch(req, False)
                 result.set(None)
                 return
-            exc_class = EXCEPTIONS[err]
+            exc_class = EXCEPTIONS.get(err)  # .get: no defaultdict factory
+            if exc_class is None:
+                result.set_exception(ConnectionLoss(
+                    "server sent unknown error code %d" % err))
+                raise _Broken(ProtocolError("unknown error code %d" % err))
             result.set_exception(exc_class())
             return
         kind = req.kind
@@ -578,6 +601,13 @@ class Engine(object):
 
     def _handle_event(self, frame):
         event_type, state, path = codec.decode_watch_event(frame, 16)
+        if event_type not in _watches.EVENT_TYPES or path is None:
+            # None-type state notifications and the *WatchRemoved types
+            # carry nothing for a watcher here; anything else is garbage.
+            if not 0 <= event_type - 5 <= 2 and event_type != -1:
+                raise _Broken(ProtocolError(
+                    "watch event of unknown type %d" % event_type))
+            return
         funcs = self.watches.fire(event_type, path)
         if funcs:
             self.client._dispatch_watch(event_type, path, funcs)
@@ -773,7 +803,15 @@ class Engine(object):
         timer = threading.Timer(max(0.0, delay), self._expire_if_suspended,
                                 (epoch,))
         timer.daemon = True
+        self._cancel_expiry_clock()
+        self._expiry_timer = timer
         timer.start()
+
+    def _cancel_expiry_clock(self):
+        timer = self._expiry_timer
+        if timer is not None:
+            self._expiry_timer = None
+            timer.cancel()
 
     def _expire_if_suspended(self, epoch):
         client = self.client
@@ -796,11 +834,14 @@ class Engine(object):
     def _handshake(self, host, address, port):
         client = self.client
         timeout_s = client._session_timeout / 1000.0
-        connect_timeout = timeout_s / max(1, len(client.hosts))
+        # A third of the session timeout at most, even with one host: a
+        # handshake that stalls once must leave time for another attempt
+        # before the session would expire.
+        connect_timeout = timeout_s / max(3, len(client.hosts))
         sock = socket.create_connection((address, port), timeout=connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            frames = codec.FrameReader()
+            frames = codec.FrameReader(_MAX_FRAME)
             sent_session = client._session_id or 0
             sock.sendall(
                 codec.encode_connect(
@@ -865,6 +906,7 @@ class Engine(object):
         self._connected_host = (host, port)
         now = time.monotonic()
         self._last_send = self._last_recv = now
+        self._cancel_expiry_clock()
         with self._send_lock:
             self._suspension += 1
             self._socket = sock

@@ -3,7 +3,11 @@
 Clients connect to :attr:`TcpProxy.address` instead of the server.  The proxy
 can cut every connection, freeze traffic (a partition that keeps the TCP
 connections open), refuse new connections, add latency, and cut a
-connection exactly at a given ZooKeeper request or reply.
+connection exactly at a given ZooKeeper request or reply.  It can also play
+a hostile server: replace a reply by arbitrary bytes
+(:meth:`TcpProxy.corrupt_reply`) or slip bytes into the reply stream
+(:meth:`TcpProxy.inject_to_client`), optionally closing the connection
+right after them (e.g. in the middle of a frame).
 
 ZooKeeper framing: every frame is a 4-byte big-endian length then the body.
 The first client frame of a connection is the ConnectRequest and the first
@@ -30,6 +34,7 @@ except ImportError:
 __all__ = [
     "Hook",
     "TcpProxy",
+    "encode_frame",
     "reply_err",
     "reply_xid",
     "reply_zxid",
@@ -44,6 +49,9 @@ MAX_FRAME = 64 * 1024 * 1024
 MAX_HELD = 32 * 1024 * 1024
 RECV_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 5.0
+# After a graceful close ("close" mode) the proxy waits this long for the
+# client to close its end before resetting the connection.
+FIN_LINGER = 10.0
 
 _INT = struct.Struct(">i")
 
@@ -76,6 +84,12 @@ def reply_err(body):
     return _INT.unpack_from(body, 12)[0]
 
 
+def encode_frame(body):
+    """``body`` with its 4-byte big-endian length prefix: a whole frame."""
+    body = bytes(body)
+    return _INT.pack(len(body)) + body
+
+
 class Hook:
     """A one-shot frame hook returned by the ``cut_on_*`` methods.
 
@@ -95,6 +109,10 @@ class Hook:
         self.error = None
         # For cut_on_reply_to: (connection, xid) pairs whose reply to drop.
         self.pending = None
+        # For corrupt_reply: body -> bytes sent instead of the frame, and
+        # what to do with the connection afterwards (None, "close", "reset").
+        self.mutate = None
+        self.then = None
 
     def wait(self, timeout=None):
         """Wait until the hook fired; return True if it did."""
@@ -141,6 +159,12 @@ class _Connection:
         self.down = _Direction("reply")
         self.abort_requested = False
         self.cut_pending = False  # a hook fired: flush what came before, cut
+        # How a pending cut ends the connection: "reset" (RST) or "close"
+        # (FIN to the client after the flush, then wait for it to close).
+        self.cut_mode = "reset"
+        self.fin_done = False
+        # (bytes, then) from inject_to_client, taken by the pump thread.
+        self.injections = collections.deque()
         self.fired_hooks = []
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -164,11 +188,14 @@ class _Connection:
     def _run(self):
         try:
             self._pump()
+            if (self.cut_pending and self.cut_mode == "close"
+                    and not self.abort_requested):
+                self._fin_and_drain()
         except Exception as exc:
             if not isinstance(exc, OSError):
                 print("proxy connection failed: %r" % (exc,), file=sys.stderr)
         finally:
-            self._close(rst=True)
+            self._close(rst=not self.fin_done)
             self.proxy._connection_done(self)
             for hook in self.fired_hooks:
                 hook.fired.set()
@@ -179,6 +206,8 @@ class _Connection:
         while True:
             if self.abort_requested:
                 return
+            if self.injections:
+                self._take_injections()
             frozen = self.proxy._frozen
             now = time.monotonic()
             if self.server is None and not frozen:
@@ -322,9 +351,73 @@ class _Connection:
                 d.inbuf.clear()
                 self.cut_pending = True
                 return
+            if d.name == "reply" and self.proxy._corrupters:
+                replacement = self.proxy._check_corrupt(self, body, handshake)
+                if replacement is not None:
+                    data, then = replacement
+                    forward += data
+                    del d.inbuf[:4 + length]
+                    if then:
+                        self._enqueue(d, forward)
+                        d.inbuf.clear()
+                        self.cut_pending = True
+                        self.cut_mode = then
+                        return
+                    continue
             forward += d.inbuf[:4 + length]
             del d.inbuf[:4 + length]
         self._enqueue(d, forward)
+
+    def _take_injections(self):
+        """Queue the bytes of inject_to_client (pump thread only).  The
+        reply queue holds whole frames only, so they land between frames
+        (unless the stream already went raw)."""
+        while self.injections:
+            data, then = self.injections.popleft()
+            if self.cut_pending:
+                continue
+            self._enqueue(self.down, data)
+            if then:
+                self.cut_pending = True
+                self.cut_mode = then
+
+    def _fin_and_drain(self):
+        """Graceful close towards the client: FIN after what was flushed,
+        then discard what the client still sends until it closes (closing
+        a socket with unread input would send an RST instead)."""
+        if self.server is not None:
+            try:
+                self.server.close()
+            except OSError:
+                pass
+            self.server = None
+        client = self.client
+        try:
+            client.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + FIN_LINGER
+        while not self.abort_requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            r, _ = _wait([client, self.wake_r], [], left)
+            if self.wake_r in r:
+                try:
+                    while self.wake_r.recv(4096):
+                        pass
+                except (BlockingIOError, InterruptedError):
+                    pass
+            if client in r:
+                try:
+                    data = client.recv(RECV_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    self.fin_done = True
+                    return
 
     def _close(self, rst):
         for sock in (self.client, self.server):
@@ -356,7 +449,10 @@ class TcpProxy:
     - :meth:`reject` makes new connections be reset at once;
     - :meth:`delay` delays every forwarded chunk by a number of seconds;
     - :meth:`cut_on_request`, :meth:`cut_on_reply`, :meth:`cut_on_reply_to`
-      cut a connection at a chosen ZooKeeper frame (one-shot hooks).
+      cut a connection at a chosen ZooKeeper frame (one-shot hooks);
+    - :meth:`corrupt_reply` replaces a chosen reply by arbitrary bytes and
+      :meth:`inject_to_client` adds bytes to the reply stream (a hostile
+      or broken server), optionally closing the connection after them.
     """
 
     def __init__(self, target_host="127.0.0.1", target_port=2181, port=None):
@@ -369,6 +465,7 @@ class TcpProxy:
         self._reject = False
         self._delay = 0.0
         self._hooks = []
+        self._corrupters = []
         self._listener = None
         self._accept_thread = None
         self._closed = False
@@ -380,6 +477,10 @@ class TcpProxy:
         #: Bytes delivered client->server and server->client.
         self.bytes_up = 0
         self.bytes_down = 0
+        #: Number of server frames replaced by corrupt_reply hooks.
+        self.frames_corrupted = 0
+        #: Number of inject_to_client deliveries (one per connection).
+        self.injections = 0
 
     # -- life cycle --------------------------------------------------------
 
@@ -571,10 +672,60 @@ class TcpProxy:
         hook.pending = set()
         return self._add_hook(hook)
 
+    def corrupt_reply(self, predicate, mutate, include_handshake=False,
+                      then=None):
+        """Replace the first server frame whose body satisfies
+        ``predicate(body)`` by the bytes ``mutate(body)`` returns.
+
+        The bytes go to the client verbatim in place of the whole frame,
+        length prefix included: return ``encode_frame(new_body)`` for a
+        well-framed reply, or anything else (a wrong or impossible length
+        prefix, half a frame, nothing) to break the framing.  Frames after
+        it are forwarded as usual unless ``then`` is ``"close"`` (after the
+        bytes the client gets a FIN: the connection ends there, e.g. in the
+        middle of a frame) or ``"reset"`` (an RST after the bytes).
+        One-shot.  The ConnectResponse is offered to the predicate only if
+        ``include_handshake``.  Both functions run on the proxy's threads
+        and must not call the proxy; an exception in either counts as no
+        match (see :attr:`Hook.error`).
+
+        Returns a :class:`Hook`: ``frame`` is the original body, ``fired``
+        is set once the replacement is queued for the client (with
+        ``then``, once the connection is closed).
+        """
+        if then not in (None, "close", "reset"):
+            raise ValueError("then must be None, 'close' or 'reset', not %r"
+                             % (then,))
+        hook = Hook(self, "corrupt", predicate, include_handshake)
+        hook.mutate = mutate
+        hook.then = then
+        with self._lock:
+            self._corrupters = self._corrupters + [hook]
+        return hook
+
+    def inject_to_client(self, data, then=None):
+        """Send ``data`` to the client of every current connection, as if
+        the server had sent it, at the next frame boundary of the reply
+        stream.  ``then``: None (keep forwarding), ``"close"`` (FIN after
+        the bytes) or ``"reset"`` (RST after the bytes).  Returns the
+        number of connections it was given to."""
+        if then not in (None, "close", "reset"):
+            raise ValueError("then must be None, 'close' or 'reset', not %r"
+                             % (then,))
+        data = bytes(data)
+        with self._lock:
+            conns = list(self._connections)
+            self.injections += len(conns)
+        for conn in conns:
+            conn.injections.append((data, then))
+            conn.wake()
+        return len(conns)
+
     def clear_hooks(self):
         """Remove every hook that has not fired."""
         with self._lock:
             self._hooks = []
+            self._corrupters = []
 
     def _add_hook(self, hook):
         with self._lock:
@@ -584,6 +735,35 @@ class TcpProxy:
     def _remove_hook(self, hook):
         with self._lock:
             self._hooks = [h for h in self._hooks if h is not hook]
+            self._corrupters = [h for h in self._corrupters if h is not hook]
+
+    def _check_corrupt(self, conn, body, handshake):
+        """Called by the pump for each complete server frame; returns
+        ``(bytes, then)`` to send instead of it, or None."""
+        with self._lock:
+            for hook in self._corrupters:
+                if handshake and not hook.include_handshake:
+                    continue
+                if not hook._matches(body):
+                    continue
+                try:
+                    data = bytes(hook.mutate(body))
+                except Exception as exc:
+                    hook.error = exc
+                    print("proxy corrupt_reply mutate raised %r" % (exc,),
+                          file=sys.stderr)
+                    continue
+                self._corrupters = [h for h in self._corrupters
+                                    if h is not hook]
+                hook.frame = body
+                self.frames_corrupted += 1
+                if hook.then:
+                    self.connections_cut += 1
+                    conn.fired_hooks.append(hook)
+                else:
+                    hook.fired.set()
+                return data, hook.then
+        return None
 
     def _check_hooks(self, conn, direction, body, handshake):
         """Called by the pump for each complete frame; True means cut."""
