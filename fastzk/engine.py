@@ -646,7 +646,7 @@ class Engine(object):
                 state = KeeperState.CLOSED
         else:
             state = KeeperState.CONNECTING
-            self.logger.warning("Connection dropped: %s", error)
+            self.logger.warning("Connection dropped: %s", str(error))
         if state == KeeperState.EXPIRED_SESSION:
             exc = SessionExpiredError()
         elif state == KeeperState.CLOSED:

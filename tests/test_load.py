@@ -384,13 +384,13 @@ def test_server_restart_under_load(flat_logs, zk_server_factory):
     the same port and data) under load: every client reconnects by itself,
     nothing deadlocks or leaks.
 
-    Sessions normally survive (they are in the server's snapshot), but a
-    client whose reconnect attempt met the restarting server can sit in a
-    stalled handshake for connect timeout = session timeout / hosts (the
-    whole session timeout with one host), and the client-side expiry clock
-    then gives its session up: see
-    test_hostile.py::test_bug_one_stalled_handshake_costs_the_session.
-    Such losses are reported, and tolerated here."""
+    Every session survives (sessions are in the server's snapshot).  A
+    reconnect attempt that meets the restarting server may stall; the
+    handshake timeout (a third of the session timeout) leaves room for
+    another attempt before the client-side expiry clock gives the session
+    up -- see test_hostile.py::
+    test_regression_one_stalled_handshake_costs_the_session.  Before that
+    fix, 2-10 of 100 sessions were lost to a 3 s restart."""
     server = zk_server_factory()
     seconds = max(20.0, LOAD_SECONDS / 2)
     before = settle()
@@ -404,7 +404,7 @@ def test_server_restart_under_load(flat_logs, zk_server_factory):
         restarted.append(time.monotonic())
 
     elapsed = fleet.run(seconds, [(seconds / 3, lambda: fleet.fault(
-        "restart", restart, expiry_allowed=True))])
+        "restart", restart))])
     assert restarted, "the server did not come back"
     fleet.wait_all_connected(90)
     for client in fleet.clients:
@@ -421,7 +421,8 @@ def test_server_restart_under_load(flat_logs, zk_server_factory):
     print("restart load: (RSS KiB, threads, fds, allocated blocks) before %r, "
           "at the end %r" % (before, end))
     assert errors == [], errors[:20]
-    assert ops["lost"] + ops["expired"] > 0, "a restart under load cost nothing?"
+    assert lost == 0, "%d sessions lost to the restart" % lost
+    assert ops["lost"] > 0, "a restart under load cost nothing?"
     assert sum(ops.values()) > LOAD_CLIENTS * 5, report
     assert end[1] == before[1], "threads: %d before, %d after" % (before[1], end[1])
     assert end[2] == before[2], "fds: %d before, %d after" % (before[2], end[2])
