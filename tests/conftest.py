@@ -235,3 +235,41 @@ def zk_ensemble_hosts(zk_ensemble):
         _drop_chroot(admin, path)
     finally:
         _close_kazoo(admin)
+
+
+# -- fastzk clients --------------------------------------------------------
+
+
+def _fastzk_client(hosts):
+    from fastzk import KazooClient
+
+    client = KazooClient(hosts, timeout=10.0)
+    client.start()
+    return client
+
+
+def _stop(client):
+    client.stop()
+    client.close()
+
+
+@pytest.fixture
+def zk(zk_hosts):
+    """A started fastzk client on the test's chroot."""
+    client = _fastzk_client(zk_hosts)
+    yield client
+    _stop(client)
+
+
+@pytest.fixture
+def proxied(zk_proxy_hosts):
+    """A started fastzk client connected through ``proxy``."""
+    client = _fastzk_client(zk_proxy_hosts)
+    yield client
+    _stop(client)
+
+
+@pytest.fixture
+def writer(kazoo_client):
+    """Another client, kazoo's own, making the changes."""
+    return kazoo_client

@@ -2,7 +2,6 @@
 both modes (one persistent recursive watch, and the one-shot fallback)."""
 
 import random
-import struct
 import threading
 import time
 
@@ -11,7 +10,15 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.protocol.states import KazooState
 
 import fastzk
-from fastzk import KazooClient, NodeData, TreeCache, TreeEvent
+from _watchlib import (  # noqa: E402
+    WireEvents,
+    cut_live_connection,
+    server_watches,
+    start_client,
+    stop_client,
+    wait_for,
+)
+from fastzk import NodeData, TreeCache, TreeEvent
 from fastzk.testing.zkserver import expire_session
 
 MODES = {"persistent": None, "oneshot": False}
@@ -20,84 +27,11 @@ ADDED, UPDATED, REMOVED = (TreeEvent.NODE_ADDED, TreeEvent.NODE_UPDATED,
 NAMES = {ADDED: "ADDED", UPDATED: "UPDATED", REMOVED: "REMOVED"}
 
 
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-def server_watches(zk_server, session_id):
-    """Paths with a data, exist or persistent watch of ``session_id``
-    (``wchc``; child watches are not listed by the server)."""
-    found = {}
-    current = None
-    for line in zk_server.command("wchc").splitlines():
-        if line.startswith("0x"):
-            current = int(line, 16)
-            found.setdefault(current, set())
-        elif line.startswith("\t") and current is not None:
-            found[current].add(line.strip())
-    return found.get(session_id, set())
-
-
-class WireEvents(object):
-    """The watch notifications the server sends through ``proxy``, as
-    (type, path) pairs (``wchc`` does not list child watches; this does)."""
-
-    def __init__(self, proxy):
-        self.events = []
-        self.hook = proxy.cut_on_reply(self._see)
-
-    def _see(self, body):
-        if len(body) >= 28 and struct.unpack_from(">i", body, 0)[0] == -1:
-            event_type, _state, size = struct.unpack_from(">iii", body, 16)
-            self.events.append((event_type, body[28:28 + size].decode()))
-        return False  # never cut
-
-    def close(self):
-        self.hook.cancel()
-
-
-def start_client(hosts, **kwargs):
-    kwargs.setdefault("timeout", 10.0)
-    client = KazooClient(hosts, **kwargs)
-    client.start()
-    return client
-
-
-def stop_client(client):
-    client.stop()
-    client.close()
-
-
 @pytest.fixture(params=sorted(MODES))
 def mode(request):
     """Each cache test runs on a persistent recursive watch and on the
     forced one-shot fallback."""
     return request.param
-
-
-@pytest.fixture
-def zk(zk_hosts):
-    client = start_client(zk_hosts)
-    yield client
-    stop_client(client)
-
-
-@pytest.fixture
-def proxied(zk_proxy_hosts):
-    client = start_client(zk_proxy_hosts)
-    yield client
-    stop_client(client)
-
-
-@pytest.fixture
-def writer(kazoo_client):
-    """Another client, kazoo's own, making the changes."""
-    return kazoo_client
 
 
 class Recorder(object):
@@ -211,13 +145,6 @@ def assert_converged(cache, recorder, client, root, timeout=20.0):
     assert recorder.violations == []
     assert recorder.present == set(expected)
     return expected
-
-
-def cut_live_connection(client, proxy):
-    """Cut the client's connection (waiting for it to be up first)."""
-    wait_for(lambda: client.connected and proxy.active_connections,
-             what="a connection to cut")
-    assert proxy.cut() >= 1
 
 
 # -- the API ----------------------------------------------------------------------

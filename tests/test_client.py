@@ -33,15 +33,6 @@ def wait_for(predicate, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for %s" % what)
 
 
-@pytest.fixture
-def zk(zk_hosts):
-    client = KazooClient(zk_hosts, timeout=10)
-    client.start()
-    yield client
-    client.stop()
-    client.close()
-
-
 def test_implementation_matches_environment():
     if os.environ.get("FASTZK_NO_EXTENSIONS", "") not in ("", "0"):
         assert fastzk.EXTENSIONS is False
@@ -324,15 +315,6 @@ def test_listener_does_not_run_on_the_reading_thread(zk):
     zk._connection.drop_connection()
     wait_for(lambda: len(seen) >= 2, what="listener calls")
     assert seen and all(name == "fastzk-events" for name in seen)
-
-
-@pytest.fixture
-def proxied(zk_proxy_hosts):
-    client = KazooClient(zk_proxy_hosts, timeout=10)
-    client.start()
-    yield client
-    client.stop()
-    client.close()
 
 
 def test_cut_connection_suspends_then_reconnects_same_session(proxied, proxy):

@@ -2,7 +2,6 @@
 DataWatch and ChildrenWatch (real ZooKeeper, faults through the proxy)."""
 
 import random
-import struct
 import threading
 import time
 from functools import partial
@@ -12,82 +11,17 @@ from kazoo.exceptions import KazooException, NoWatcherError
 from kazoo.protocol.states import EventType, KazooState, KeeperState
 
 import fastzk
-from fastzk import AddWatchMode, ChildrenWatch, DataWatch, KazooClient, \
+from _watchlib import (  # noqa: E402
+    WireEvents,
+    cut_live_connection,
+    server_watches,
+    start_client,
+    stop_client,
+    wait_for,
+)
+from fastzk import AddWatchMode, ChildrenWatch, DataWatch, \
     WatcherType
 from fastzk.testing.zkserver import expire_session
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-def server_watches(zk_server, session_id):
-    """Paths the server holds a watch on for ``session_id`` (``wchc``)."""
-    found = {}
-    current = None
-    for line in zk_server.command("wchc").splitlines():
-        if line.startswith("0x"):
-            current = int(line, 16)
-            found.setdefault(current, set())
-        elif line.startswith("\t") and current is not None:
-            found[current].add(line.strip())
-    return found.get(session_id, set())
-
-
-class WireEvents(object):
-    """The watch notifications the server sends through ``proxy``, as
-    (type, path) pairs (paths as the server sees them).  ``wchc`` lists
-    data, exist and persistent watches only; child watches show here."""
-
-    def __init__(self, proxy):
-        self.events = []
-        self.hook = proxy.cut_on_reply(self._see)
-
-    def _see(self, body):
-        if len(body) >= 28 and struct.unpack_from(">i", body, 0)[0] == -1:
-            event_type, _state, size = struct.unpack_from(">iii", body, 16)
-            self.events.append((event_type, body[28:28 + size].decode()))
-        return False  # never cut
-
-    def close(self):
-        self.hook.cancel()
-
-
-def start_client(hosts, **kwargs):
-    kwargs.setdefault("timeout", 10.0)
-    client = KazooClient(hosts, **kwargs)
-    client.start()
-    return client
-
-
-def stop_client(client):
-    client.stop()
-    client.close()
-
-
-@pytest.fixture
-def zk(zk_hosts):
-    client = start_client(zk_hosts)
-    yield client
-    stop_client(client)
-
-
-@pytest.fixture
-def proxied(zk_proxy_hosts):
-    client = start_client(zk_proxy_hosts)
-    yield client
-    stop_client(client)
-
-
-@pytest.fixture
-def writer(kazoo_client):
-    """Another client, kazoo's own, making the changes."""
-    return kazoo_client
 
 
 class StateLog(object):
@@ -108,13 +42,6 @@ def disconnect(client, proxy):
 def reconnect(client, proxy, log):
     proxy.reject(False)
     wait_for(lambda: KazooState.CONNECTED in log.states, what="CONNECTED")
-
-
-def cut_live_connection(client, proxy):
-    """Cut the client's connection (waiting for it to be up first)."""
-    wait_for(lambda: client.connected and proxy.active_connections,
-             what="a connection to cut")
-    assert proxy.cut() >= 1
 
 
 def kinds(events):

@@ -1,0 +1,66 @@
+"""Helpers shared by the watch and cache tests."""
+
+import struct
+import time
+
+from fastzk import KazooClient
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def server_watches(zk_server, session_id):
+    """Paths with a data, exist or persistent watch of ``session_id``
+    (``wchc``; child watches are not listed by the server)."""
+    found = {}
+    current = None
+    for line in zk_server.command("wchc").splitlines():
+        if line.startswith("0x"):
+            current = int(line, 16)
+            found.setdefault(current, set())
+        elif line.startswith("\t") and current is not None:
+            found[current].add(line.strip())
+    return found.get(session_id, set())
+
+
+class WireEvents(object):
+    """The watch notifications the server sends through ``proxy``, as
+    (type, path) pairs (``wchc`` does not list child watches; this does)."""
+
+    def __init__(self, proxy):
+        self.events = []
+        self.hook = proxy.cut_on_reply(self._see)
+
+    def _see(self, body):
+        if len(body) >= 28 and struct.unpack_from(">i", body, 0)[0] == -1:
+            event_type, _state, size = struct.unpack_from(">iii", body, 16)
+            self.events.append((event_type, body[28:28 + size].decode()))
+        return False  # never cut
+
+    def close(self):
+        self.hook.cancel()
+
+
+def start_client(hosts, **kwargs):
+    kwargs.setdefault("timeout", 10.0)
+    client = KazooClient(hosts, **kwargs)
+    client.start()
+    return client
+
+
+def stop_client(client):
+    client.stop()
+    client.close()
+
+
+def cut_live_connection(client, proxy):
+    """Cut the client's connection (waiting for it to be up first)."""
+    wait_for(lambda: client.connected and proxy.active_connections,
+             what="a connection to cut")
+    assert proxy.cut() >= 1
