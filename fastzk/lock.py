@@ -141,7 +141,6 @@ class Lock(object):
         self._token = None
         self._ephemeral = True
         self._session_id = None
-        self._suspended = False
         self._lost = threading.Event()
         self._lost_callbacks = []
         self._acquire_method_lock = threading.Lock()
@@ -162,9 +161,11 @@ class Lock(object):
 
         False while the session is SUSPENDED: until the connection is back
         nobody can tell whether the server still has the session (and our
-        node).  Curator gives lock holders the same advice.
+        node).  Curator gives lock holders the same advice.  Read from the
+        client's connection state, so it turns False the moment the
+        connection drops, before any listener has run.
         """
-        return self.is_acquired and not self._suspended
+        return self.is_acquired and self.client.connected
 
     @property
     def fencing_token(self):
@@ -187,12 +188,7 @@ class Lock(object):
         self._lost_callbacks.append(callback)
 
     def _watch_state(self, state):
-        if state == KazooState.SUSPENDED:
-            self._suspended = True
-        elif state == KazooState.CONNECTED:
-            self._suspended = False
-        elif state == KazooState.LOST:
-            self._suspended = False
+        if state == KazooState.LOST:
             if self.is_acquired and self._ephemeral:
                 self.is_acquired = False
                 self.node = None
@@ -257,7 +253,6 @@ class Lock(object):
                 raise
             if gotten:
                 self.is_acquired = True
-                self._suspended = not self.client.connected
                 self._lost.clear()
                 self.client.add_listener(self._watch_state)
             else:
