@@ -87,3 +87,6 @@ class Dispatcher(object):
                 except Exception:
                     log.exception("Error in watch or listener callback %r",
                                   func)
+                # Hold no reference to the last callback while idle: it may
+                # keep a closed recipe (and what it references) alive.
+                func = args = None
