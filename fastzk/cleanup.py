@@ -28,6 +28,7 @@ from kazoo.exceptions import (
     OperationTimeoutError,
     SessionExpiredError,
 )
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
 __all__ = ["GuaranteedDeleter", "deleter_for"]
@@ -142,15 +143,24 @@ class GuaranteedDeleter(object):
             return True
         if not self.client.connected:
             return False  # CONNECTED schedules the retry
-        if timeout is not None:
+        bounded = getattr(self.client, "_bounded", None)
+        if timeout is not None and bounded is None:
+            # kazoo's client cannot bound a synchronous call: a worker
+            # deletes, the caller waits for it no longer than ``timeout``.
             self._schedule()
             with self._lock:
                 return self._settled.wait_for(
                     lambda: self._pending.get(job) is not owner,
                     max(0.0, timeout))
         try:
-            self._delete_job(job)
-        except _RETRY_ERRORS as exc:
+            if timeout is None:
+                self._delete_job(job)
+            else:
+                # fastzk's client: delete on this thread, for at most
+                # ``timeout``; a reply still due then leaves the job pending.
+                with bounded(time.monotonic() + max(0.0, timeout)):
+                    self._delete_job(job)
+        except _RETRY_ERRORS + (KazooTimeoutError,) as exc:
             log.info("Delete of %r deferred: %r", job, exc)
             if self.client.connected:
                 self._schedule()

@@ -156,6 +156,10 @@ class KazooClient(kazoo.client.KazooClient):
         zk.stop()
     """
 
+    # Lock recipes bound their synchronous calls by a deadline with this
+    # (see Engine.bounded); kazoo's client has no such thing.
+    _bounded = staticmethod(Engine.bounded)
+
     def __init__(self, hosts="127.0.0.1:2181", timeout=10.0, client_id=None,
                  handler=None, default_acl=None, auth_data=None,
                  sasl_options=None, read_only=None, randomize_hosts=True,

@@ -37,6 +37,7 @@ import socket
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from _thread import allocate_lock
 
 from kazoo.exceptions import (
@@ -48,15 +49,20 @@ from kazoo.exceptions import (
     NoNodeError,
     SessionExpiredError,
 )
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.serialization import Transaction
 from kazoo.protocol.states import KeeperState
 from kazoo.retry import ForceRetryError, RetryFailedError
 
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
+from fastzk import spin as _spin
 from fastzk import watches as _watches
 
 log = logging.getLogger(__name__)
+_now_ns = time.perf_counter_ns
+# The deadline of the current thread's synchronous calls (Engine.bounded).
+_bounds = threading.local()
 
 __all__ = ["Engine", "Request", "Waiter"]
 
@@ -193,11 +199,11 @@ class Engine(object):
         self.connection_stopped = threading.Event()
         self.connection_stopped.set()
         self.watches = _watches.WatchRegistry()
-        # Microseconds a synchronous caller busy-polls the socket (GIL
-        # released, compiled core only) before sleeping in poll().  Off by
-        # default: on a 2-core machine shared with the server it did not
-        # lower latency.
-        self.spin_us = 0
+        # How long a synchronous caller busy-polls the socket before
+        # sleeping in poll() (see fastzk.spin).  Only the compiled core
+        # polls without holding the GIL, so only it spins.
+        self.spin = _spin.AdaptiveSpin(
+            _spin.ceiling_from_environment() if codec.IMPLEMENTATION == "cython" else 0)
 
         self._thread = None
         self._socket = None
@@ -316,7 +322,9 @@ class Engine(object):
                 broken = None
         if broken is not None:
             self._broken(sock, ConnectionDropped("send failed: %s" % (broken,)))
-        elif reader_needed and self._session_parked and self._reader is None:
+        elif reader_needed and self._reader is None:
+            # Nobody is reading: wake the session thread, also from the
+            # short wait it takes while synchronous callers are active.
             with self._mx:
                 self._session_wakeup.notify()
 
@@ -324,13 +332,25 @@ class Engine(object):
         """Submit ``req`` and wait for its reply in this thread.
 
         ``req.result`` must be a fresh :class:`Waiter`.  Returns the decoded
-        reply or raises the request's error.
+        reply or raises the request's error.  Inside :meth:`bounded` the
+        wait ends at that deadline with
+        :class:`~kazoo.handlers.threading.KazooTimeoutError`; the request
+        itself is not withdrawn (ZooKeeper has no way to), its reply is
+        read and dropped later.
         """
         waiter = req.result
         mx = self._mx
+        deadline = getattr(_bounds, "deadline", None)
         self.submit(req, False)
         me = threading.get_ident()
         while not waiter.done:
+            park = _PARK
+            if deadline is not None:
+                park = deadline - time.monotonic()
+                if park <= 0:
+                    break
+                if park > _PARK:
+                    park = _PARK
             with mx:
                 if waiter.done:
                     break
@@ -344,13 +364,13 @@ class Engine(object):
                     self._followers.append(waiter)
             if lead:
                 try:
-                    self._read_until(sock, waiter)
+                    self._read_until(sock, waiter, deadline)
                 except _Broken as exc:
                     self._broken(sock, exc.args[0])
                 finally:
                     self._leave_role()
             else:
-                waiter.park(_PARK)
+                waiter.park(park)
         if self._followers:
             with mx:
                 if waiter in self._followers:
@@ -361,7 +381,29 @@ class Engine(object):
                         # else is reading now.
                         self._session_wakeup.notify()
         self._last_sync = time.monotonic()
+        if not waiter.done:
+            raise KazooTimeoutError("no reply within the caller's deadline")
         return waiter.result()
+
+    @staticmethod
+    @contextmanager
+    def bounded(deadline):
+        """Bound this thread's synchronous calls by ``deadline``.
+
+        A context manager: inside it every :meth:`call` made by the current
+        thread (through the client's synchronous methods) waits for its
+        reply no later than ``deadline`` (a :func:`time.monotonic` value,
+        or None for no bound) and raises
+        :class:`~kazoo.handlers.threading.KazooTimeoutError` after it.
+        """
+        outer = getattr(_bounds, "deadline", None)
+        if outer is not None and (deadline is None or outer < deadline):
+            deadline = outer
+        _bounds.deadline = deadline
+        try:
+            yield
+        finally:
+            _bounds.deadline = outer
 
     def drop_connection(self):
         """Cut the current connection (kazoo's test hook _CONNECTION_DROP)."""
@@ -426,17 +468,29 @@ class Engine(object):
                 return codec.encode_path_watch(xid, opcode, req.path, False)
         return req.frame(xid)
 
-    def _read_until(self, sock, waiter):
-        """Read and handle frames until ``waiter`` is done (read role held)."""
+    def _read_until(self, sock, waiter, deadline=None):
+        """Read and handle frames until ``waiter`` is done or ``deadline``
+        (a :func:`time.monotonic` value) passes (read role held)."""
         frames = self._frames
         handle = self._handle_frame
-        spin = self.spin_us
-        timeout = self._read_timeout
+        spin = self.spin
+        read_timeout = timeout = self._read_timeout
         try:
             while not waiter.done:
                 frame = frames.next_frame()
                 if frame is None:
-                    if not frames.read_from(sock, timeout, spin):
+                    if deadline is not None:
+                        timeout = deadline - time.monotonic()
+                        if timeout >= read_timeout:
+                            timeout = read_timeout
+                        elif timeout <= 0:
+                            return
+                    started = _now_ns()
+                    got = frames.read_from(sock, timeout, spin.budget_us)
+                    spin.observe(_now_ns() - started)
+                    if not got:
+                        if timeout < read_timeout:
+                            continue  # the caller's deadline, not the server
                         raise _Broken(
                             ConnectionDropped("no reply from the server within "
                                               "the read timeout")

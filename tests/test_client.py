@@ -426,3 +426,42 @@ def test_events_are_not_held_back_after_a_synchronous_call(zk, kazoo_client):
         time.sleep(0.1)
     # The stall was ~0.5 s on every round; allow for a loaded machine.
     assert sorted(delays)[2] < 0.4, delays
+
+
+def test_bounded_call_gives_up_at_its_deadline_and_the_session_goes_on(
+        proxied, proxy):
+    from kazoo.handlers.threading import KazooTimeoutError
+    proxied.create("/bounded", b"v")
+    proxy.freeze()
+    try:
+        started = time.monotonic()
+        with pytest.raises(KazooTimeoutError):
+            with proxied._bounded(started + 0.3):
+                proxied.get("/bounded")
+        waited = time.monotonic() - started
+        assert 0.3 <= waited < 2.0, waited
+        # The deadline does not outlive its block.
+        result = proxied.get_async("/bounded")
+    finally:
+        proxy.unfreeze()
+    # The late reply of the abandoned request is read and dropped: the
+    # requests behind it get theirs, on the same connection.
+    assert result.get(timeout=10)[0] == b"v"
+    session = proxied.client_id
+    assert proxied.get("/bounded")[0] == b"v"
+    assert proxied.client_id == session
+
+
+def test_bounded_nests_to_the_earlier_deadline(zk):
+    from fastzk.engine import Engine, _bounds
+    now = time.monotonic()
+    with Engine.bounded(now + 5):
+        with Engine.bounded(now + 10):
+            assert _bounds.deadline == now + 5
+        with Engine.bounded(now + 1):
+            assert _bounds.deadline == now + 1
+        assert _bounds.deadline == now + 5
+    assert _bounds.deadline is None
+    with zk._bounded(now + 30):
+        assert zk.exists("/") is not None
+
