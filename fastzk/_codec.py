@@ -35,6 +35,7 @@ from fastzk.errors import ProtocolError
 
 __all__ = [
     "IMPLEMENTATION",
+    "send_all",
     "DEFAULT_MAX_FRAME",
     "CREATE",
     "DELETE",
@@ -901,6 +902,17 @@ def decode_multi(frame, offset):
 
 
 # -- frame reader ---------------------------------------------------------------
+
+
+def send_all(sock, data):
+    """Send all of ``data`` (a bytes-like object) on ``sock``.
+
+    ``sock.sendall``; the compiled core first tries a non-blocking send
+    without releasing the GIL.
+
+    :raises OSError: as ``socket.sendall`` does.
+    """
+    sock.sendall(data)
 
 
 class FrameReader(object):

@@ -61,6 +61,7 @@ from fastzk import watches as _watches
 
 log = logging.getLogger(__name__)
 _now_ns = time.perf_counter_ns
+send_all = codec.send_all
 # The deadline of the current thread's synchronous calls (Engine.bounded).
 _bounds = threading.local()
 
@@ -95,8 +96,12 @@ _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
                               KeeperState.EXPIRED_SESSION))
 
 # The session thread leaves the socket to synchronous callers while one has
-# been active within this many seconds.
+# been active within this many seconds.  While they stay active it looks
+# again after a nap that doubles up to _NAP_MAX (a busy caller would
+# otherwise cost it a wake-up every _QUIET), so it takes over reading at
+# most _NAP_MAX after the callers stop.
 _QUIET = 0.002
+_NAP_MAX = 0.016
 # A parked caller re-checks the read role at least this often: a safety net,
 # the engine wakes it explicitly.
 _PARK = 0.05
@@ -314,7 +319,7 @@ class Engine(object):
                 return
             self._pending.append(req)
             try:
-                sock.sendall(frame)
+                send_all(sock, frame)
             except (OSError, ValueError) as exc:
                 broken = exc
             else:
@@ -1020,6 +1025,7 @@ class Engine(object):
         mx = self._mx
         wakeup = self._session_wakeup
         me = threading.get_ident()
+        nap = _QUIET
         while self._socket is sock:
             now = time.monotonic()
             if now - self._last_recv > self._read_timeout:
@@ -1039,12 +1045,17 @@ class Engine(object):
                         and (self._pending or idle))
                 if take:
                     self._reader = me
+                    nap = _QUIET
                 else:
-                    # Synchronous callers active: look again shortly.
+                    # Synchronous callers active: look again after a nap.
                     # Otherwise sleep until the reader leaves the role (it
                     # notifies us) or a ping is due.
                     self._session_parked = idle
-                    wakeup.wait(min(wait, 0.5) if idle else _QUIET)
+                    if idle:
+                        wakeup.wait(min(wait, 0.5))
+                    else:
+                        wakeup.wait(min(wait, nap))
+                        nap = min(nap * 2, _NAP_MAX)
                     self._session_parked = False
                     continue
             try:

@@ -38,6 +38,7 @@ from fastzk.errors import ProtocolError
 
 __all__ = [
     "IMPLEMENTATION",
+    "send_all",
     "DEFAULT_MAX_FRAME",
     "CREATE",
     "DELETE",
@@ -114,6 +115,7 @@ cdef extern from "<sys/types.h>" nogil:
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int sockfd, void *buf, size_t len, int flags)
+    ssize_t send(int sockfd, const void *buf, size_t len, int flags)
     int MSG_DONTWAIT
 
 cdef extern from "<time.h>" nogil:
@@ -1238,6 +1240,41 @@ cdef object _socket_error(int err):
     return ConnectionDropped("socket error: [Errno %d] %s" % (err, os.strerror(err)))
 
 
+def send_all(sock, data):
+    """Send all of ``data`` (a bytes-like object) on ``sock``.
+
+    On a plain socket the first try is a non-blocking ``send()`` made
+    without releasing the GIL: a request frame fits the socket buffer
+    almost always, and keeping the GIL spares the thread a hand-off (two
+    context switches when other threads are runnable).  Whatever that try
+    leaves goes through ``sock.sendall``, which may block and honours the
+    socket's timeout.
+
+    :raises OSError: as ``socket.sendall`` does.
+    """
+    cdef _Src src
+    cdef ssize_t sent = 0
+    cdef int err = 0
+    if isinstance(sock, _CSocket) and not isinstance(sock, _SSLSocket):
+        fd = sock.fileno()
+        if fd >= 0:
+            _src_open(&src, data)
+            try:
+                sent = send(fd, src.p, src.n, MSG_DONTWAIT)
+                if sent < 0:
+                    err = errno
+                    sent = 0
+                elif sent == src.n:
+                    return
+            finally:
+                _src_close(&src)
+            if err and err != EAGAIN and err != EWOULDBLOCK and err != EINTR:
+                raise OSError(err, os.strerror(err))
+            if sent:
+                data = memoryview(data)[sent:]
+    sock.sendall(data)
+
+
 cdef class FrameReader:
     """Split a byte stream into ZooKeeper frames.
 
@@ -1417,29 +1454,36 @@ cdef class FrameReader:
         cdef int ms
         cdef int64_t now, stop, rem
         cdef pollfd pfd
-        if spin_us > 0:
-            with nogil:
-                stop = _now_ns() + spin_us * 1000
-                if deadline >= 0 and stop > deadline:
-                    stop = deadline
-                while True:
-                    got = recv(fd, p, room, MSG_DONTWAIT)
-                    if got >= 0:
-                        break
-                    err = errno
-                    if err != EAGAIN and err != EWOULDBLOCK:
-                        break
-                    if _now_ns() >= stop:
-                        break
-            if got > 0:
-                self._end += got
-                return got
-            if got == 0:
-                raise ConnectionDropped("connection closed by server")
-            if err == EINTR:
-                PyErr_CheckSignals()
-            elif err != EAGAIN and err != EWOULDBLOCK:
-                raise _socket_error(err)
+        # Try the socket before sleeping in poll(), keeping the GIL: on a
+        # busy machine the reply is often there already, and one recv()
+        # costs less than a poll(), a recv() and a GIL hand-off.  With a
+        # spin budget, keep trying that long without the GIL.
+        got = recv(fd, p, room, MSG_DONTWAIT)
+        if got < 0:
+            err = errno
+            if spin_us > 0 and (err == EAGAIN or err == EWOULDBLOCK):
+                with nogil:
+                    stop = _now_ns() + spin_us * 1000
+                    if deadline >= 0 and stop > deadline:
+                        stop = deadline
+                    while True:
+                        got = recv(fd, p, room, MSG_DONTWAIT)
+                        if got >= 0:
+                            break
+                        err = errno
+                        if err != EAGAIN and err != EWOULDBLOCK:
+                            break
+                        if _now_ns() >= stop:
+                            break
+        if got > 0:
+            self._end += got
+            return got
+        if got == 0:
+            raise ConnectionDropped("connection closed by server")
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err != EAGAIN and err != EWOULDBLOCK:
+            raise _socket_error(err)
         pfd.fd = fd
         pfd.events = POLLIN | POLLPRI
         while True:

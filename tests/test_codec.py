@@ -1490,3 +1490,53 @@ def test_round_trips_with_zookeeper(codec, zk_server, zk_chroot):
     assert err == 0
     other.wait_event((1, 3, base + "/container/x"))
     other.close()
+
+
+# -- send_all ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_send_all_sends_everything_even_past_the_socket_buffer(codec, kind):
+    a, b = socket.socketpair()
+    try:
+        a.settimeout(10)
+        payload = bytes(random.Random(7).getrandbits(8) for _ in range(4096))
+        payload = payload * 256  # 1 MiB: more than one non-blocking send
+        expected = payload + b"tail"
+        received = bytearray()
+
+        def drain():
+            while len(received) < len(expected):
+                chunk = b.recv(65536)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        codec.send_all(a, kind(payload))
+        codec.send_all(a, kind(b"tail"))
+        reader.join(10)
+        assert bytes(received) == expected
+    finally:
+        a.close()
+        b.close()
+
+
+def test_send_all_on_a_closed_peer_raises_oserror(codec):
+    a, b = socket.socketpair()
+    b.close()
+    try:
+        with pytest.raises(OSError):
+            for _ in range(3):
+                codec.send_all(a, b"x" * 100)
+    finally:
+        a.close()
+
+
+def test_send_all_on_a_closed_socket_raises_oserror(codec):
+    a, b = socket.socketpair()
+    a.close()
+    b.close()
+    with pytest.raises(OSError):
+        codec.send_all(a, b"x")
