@@ -28,8 +28,8 @@ import time
 
 try:
     from .zkserver import free_port
-except ImportError:
-    from zkserver import free_port
+except ImportError:  # loaded as a plain module, next to zkserver.py
+    from zkserver import free_port  # type: ignore[no-redef]
 
 __all__ = [
     "Hook",

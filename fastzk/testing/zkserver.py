@@ -127,7 +127,7 @@ def zookeeper_version():
 # ---------------------------------------------------------------------------
 
 _port_lock = threading.Lock()
-_handed_out = set()
+_handed_out: "set[int]" = set()
 _port_rng = random.Random(os.getpid() ^ int(time.time() * 1000))
 
 
@@ -218,7 +218,7 @@ def _parse_zxid(text):
 # Process bookkeeping
 # ---------------------------------------------------------------------------
 
-_live_servers = set()
+_live_servers: "set[ZooKeeperServer]" = set()
 _live_lock = threading.Lock()
 
 
