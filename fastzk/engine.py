@@ -222,6 +222,9 @@ class Engine(object):
         self._session_wakeup = threading.Condition(self._mx)
         self._pending = deque()
         self._queue = deque()  # submitted while disconnected
+        # Frames encoded while replies were outstanding, not sent yet (see
+        # submit); guarded by _send_lock, cleared with the connection.
+        self._outbox = []
         self._reader = None
         self._followers = []
         self._closing = []  # broken sockets a reader still holds
@@ -317,14 +320,25 @@ class Engine(object):
             except Exception as exc:
                 req.result.set_exception(exc)
                 return
-            self._pending.append(req)
-            try:
-                send_all(sock, frame)
-            except (OSError, ValueError) as exc:
-                broken = exc
-            else:
-                self._last_send = time.monotonic()
+            pending = self._pending
+            if pending:
+                # Replies are outstanding, so a reader is or will be at the
+                # socket: it sends this frame with whatever else queues up
+                # meanwhile, in one write, when it next reads (Nagle's
+                # rule, RFC 896, at the request level).  No reply is
+                # delayed by it: a session's replies come in request order.
+                pending.append(req)
+                self._outbox.append(frame)
                 broken = None
+            else:
+                pending.append(req)
+                try:
+                    send_all(sock, frame)
+                except (OSError, ValueError) as exc:
+                    broken = exc
+                else:
+                    self._last_send = time.monotonic()
+                    broken = None
         if broken is not None:
             self._broken(sock, ConnectionDropped("send failed: %s" % (broken,)))
         elif reader_needed and self._reader is None:
@@ -473,6 +487,20 @@ class Engine(object):
                 return codec.encode_path_watch(xid, opcode, req.path, False)
         return req.frame(xid)
 
+    def _flush(self, sock):
+        """Send the frames waiting in the outbox, in one write."""
+        with self._send_lock:
+            out = self._outbox
+            if not out or self._socket is not sock:
+                return
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            try:
+                send_all(sock, data)
+            except (OSError, ValueError) as exc:
+                raise _Broken(ConnectionDropped("send failed: %s" % (exc,)))
+            self._last_send = time.monotonic()
+
     def _read_until(self, sock, waiter, deadline=None):
         """Read and handle frames until ``waiter`` is done or ``deadline``
         (a :func:`time.monotonic` value) passes (read role held)."""
@@ -484,6 +512,8 @@ class Engine(object):
             while not waiter.done:
                 frame = frames.next_frame()
                 if frame is None:
+                    if self._outbox:
+                        self._flush(sock)
                     if deadline is not None:
                         timeout = deadline - time.monotonic()
                         if timeout >= read_timeout:
@@ -517,11 +547,15 @@ class Engine(object):
         """Wait up to ``timeout`` for data, then handle every whole frame."""
         frames = self._frames
         try:
+            if self._outbox:
+                self._flush(sock)
             frames.read_from(sock, timeout, 0)
             frame = frames.next_frame()
             while frame is not None:
                 self._handle_frame(frame)
                 frame = frames.next_frame()
+            if self._outbox:
+                self._flush(sock)
         except _Broken:
             raise
         except (ConnectionDropped, OSError, ValueError) as exc:
@@ -679,6 +713,7 @@ class Engine(object):
             self._socket = None
             pending = list(self._pending)
             self._pending.clear()
+            self._outbox.clear()
             # shutdown() wakes a thread blocked reading this socket (close()
             # alone does not, on Linux).  Every send happens under
             # _send_lock, so no sender is inside the socket now.
@@ -964,6 +999,7 @@ class Engine(object):
             self._suspension += 1
             self._socket = sock
             self._pending.clear()
+            self._outbox.clear()
             queued = list(self._queue)
             self._queue.clear()
             # Requests made while disconnected go out after SetWatches, in

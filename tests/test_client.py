@@ -465,3 +465,66 @@ def test_bounded_nests_to_the_earlier_deadline(zk):
     with zk._bounded(now + 30):
         assert zk.exists("/") is not None
 
+
+
+def test_pipelined_requests_reach_the_server_in_submission_order(zk):
+    # Frames submitted while replies are outstanding are sent together
+    # later; the server must still see them in the order they were made.
+    zk.create("/order", b"")
+    results = [zk.create_async("/order/n-", b"%d" % i, sequence=True)
+               for i in range(3000)]
+    names = [r.get(timeout=30) for r in results]
+    seqs = [int(n.rsplit("-", 1)[1]) for n in names]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3000
+    for i in (0, 1, 1500, 2999):
+        assert zk.get(names[i])[0] == b"%d" % i
+
+
+def test_mixed_threads_pipelining_and_synchronous_calls_agree(zk):
+    zk.create("/mixed", b"0")
+    errors = []
+
+    def writer(k):
+        try:
+            pending = [zk.set_async("/mixed", b"%d-%d" % (k, i))
+                       for i in range(300)]
+            for p in pending:
+                p.get(timeout=30)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader():
+        try:
+            last = -1
+            for _ in range(300):
+                version = zk.exists("/mixed").version
+                assert version >= last  # never goes back
+                last = version
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert zk.exists("/mixed").version == 900
+
+
+def test_a_cut_during_a_pipelined_burst_fails_the_unanswered_requests(
+        proxied, proxy):
+    proxied.create("/burst", b"")
+    results = [proxied.get_async("/burst") for _ in range(2000)]
+    proxy.cut()
+    outcomes = {"ok": 0, "loss": 0}
+    for r in results:
+        try:
+            assert r.get(timeout=20)[0] == b""
+            outcomes["ok"] += 1
+        except ConnectionLoss:
+            outcomes["loss"] += 1
+    assert outcomes["ok"] + outcomes["loss"] == 2000
+    wait_for(lambda: proxied.connected, what="reconnect")
+    assert proxied.get("/burst")[0] == b""
