@@ -101,6 +101,8 @@ _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
 # otherwise cost it a wake-up every _QUIET), so it takes over reading at
 # most _NAP_MAX after the callers stop.
 _QUIET = 0.002
+# Frames an outbox holds before the submitting thread sends them itself.
+_OUTBOX_BATCH = 32
 _NAP_MAX = 0.016
 # A parked caller re-checks the read role at least this often: a safety net,
 # the engine wakes it explicitly.
@@ -328,8 +330,19 @@ class Engine(object):
                 # rule, RFC 896, at the request level).  No reply is
                 # delayed by it: a session's replies come in request order.
                 pending.append(req)
-                self._outbox.append(frame)
+                out = self._outbox
+                out.append(frame)
                 broken = None
+                if len(out) >= _OUTBOX_BATCH:
+                    # A long burst: keep the server busy meanwhile.
+                    data = b"".join(out)
+                    out.clear()
+                    try:
+                        send_all(sock, data)
+                    except (OSError, ValueError) as exc:
+                        broken = exc
+                    else:
+                        self._last_send = time.monotonic()
             else:
                 pending.append(req)
                 try:
