@@ -592,8 +592,10 @@ def build_rows(suite, fleet):
         "plain": "fleet, issue 6 (%s)",
         "cuts": "fleet with connection cuts (%s)",
         "held": "fleet, locks mostly held (%s)",
+        "cached": "fleet, locks mostly held, fastzk cached_lock_checks=True "
+                  "(%s)",
     }
-    for variant in ("plain", "held", "cuts"):
+    for variant in ("plain", "held", "cached", "cuts"):
         k, f = by.get((variant, "kazoo")), by.get((variant, "fastzk"))
         if not (k or f):
             continue
@@ -842,7 +844,7 @@ def _parser():
     parser.add_argument("--no-fleet", action="store_true",
                         help="skip the fleet benchmark")
     parser.add_argument("--fleet-variant", action="append",
-                        choices=("plain", "cuts", "held"),
+                        choices=("plain", "cuts", "held", "cached"),
                         help="run only this fleet variant (repeatable)")
     parser.add_argument("--strict", action="store_true",
                         help="exit with status 3 when a target is missed")

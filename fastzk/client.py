@@ -138,8 +138,16 @@ class KazooClient(kazoo.client.KazooClient):
     """A ZooKeeper client with kazoo's API and fastzk's engine.
 
     Takes the arguments of :class:`kazoo.client.KazooClient`, plus
-    ``reconnect_on_expiry`` (default True): whether to open a new session
-    by itself after the session expired.
+
+    - ``reconnect_on_expiry`` (default True): whether to open a new session
+      by itself after the session expired;
+    - ``cached_lock_checks`` (default False): let a non-blocking lock
+      attempt that finds the lock held answer the next attempts on that
+      path from the children list a child watch keeps current, without a
+      round trip, until the watch fires (see :mod:`fastzk.childview`).
+      Exact for this session's own changes; another session's release is
+      seen when its event arrives, where kazoo's fresh read sees it at
+      once on a standalone server.
     The handler must be kazoo's threading handler (the default); gevent and
     eventlet handlers are refused with :exc:`~kazoo.exceptions.ConfigurationError`,
     as are TLS and SASL, which fastzk's engine does not speak yet.
@@ -166,7 +174,8 @@ class KazooClient(kazoo.client.KazooClient):
                  connection_retry=None, command_retry=None, logger=None,
                  keyfile=None, keyfile_password=None, certfile=None, ca=None,
                  use_ssl=False, verify_certs=True, check_hostname=False,
-                 reconnect_on_expiry=True, **kwargs):
+                 reconnect_on_expiry=True, cached_lock_checks=False,
+                 **kwargs):
         if handler is not None and not isinstance(
                 handler, SequentialThreadingHandler):
             raise ConfigurationError(
@@ -197,6 +206,9 @@ class KazooClient(kazoo.client.KazooClient):
                                   logger=self.logger)
         self._events = Dispatcher()
         self._reconnect_on_expiry = bool(reconnect_on_expiry)
+        #: Whether non-blocking lock attempts may answer from watched
+        #: children lists (the ``cached_lock_checks`` argument).
+        self.cached_lock_checks = bool(cached_lock_checks)
         self._expiry_callbacks = []
         self._state_lock = threading.RLock()
         self._queue = self._connection._queue
@@ -553,6 +565,24 @@ class KazooClient(kazoo.client.KazooClient):
         :meth:`delete`, except for ``recursive``."""
         return self._submit(self._delete_request(path, version,
                                                  self.handler.async_result()))
+
+    def _watched_children(self, path):
+        """The children of ``path``, from the connection's
+        :class:`~fastzk.childview.ChildrenView` when a child watch keeps
+        them current, else read with such a watch (for the lock recipes'
+        non-blocking check).  The list returned must not be changed."""
+        full = self._full_path(path)
+        view = self._connection.children_view
+        children = view.get(full)
+        if children is not None:
+            return children
+        token = view.token()
+        request = Request(codec.GET_CHILDREN,
+                          partial(_encode_path_watch, codec.GET_CHILDREN, full,
+                                  token is not None),
+                          _engine.R_CHILDREN, Waiter(), full)
+        request.view_token = token
+        return self._connection.call(request)
 
     def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                      include_data: bool = False

@@ -57,6 +57,7 @@ from kazoo.retry import ForceRetryError, RetryFailedError
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
 from fastzk import spin as _spin
+from fastzk.childview import ChildrenView
 from fastzk import watches as _watches
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
 # otherwise cost it a wake-up every _QUIET), so it takes over reading at
 # most _NAP_MAX after the callers stop.
 _QUIET = 0.002
+_CHILD_EVENT = 4  # NodeChildrenChanged
+_DELETED_EVENT = 2  # NodeDeleted
 # Frames an outbox holds before the submitting thread sends them itself.
 _OUTBOX_BATCH = 32
 _NAP_MAX = 0.016
@@ -164,6 +167,7 @@ class Request(object):
         "result",
         "kazoo_request",
         "watch_kind",
+        "view_token",
     )
 
     def __init__(self, opcode, frame, kind, result, path=None, watcher=None):
@@ -179,6 +183,8 @@ class Request(object):
         # For addWatch and removeWatches: the registry kind(s) to add or
         # drop when the server confirms.
         self.watch_kind = None
+        # For a watched getChildren feeding the ChildrenView: its token.
+        self.view_token = None
 
 
 class _Broken(Exception):
@@ -206,6 +212,7 @@ class Engine(object):
         self.connection_stopped = threading.Event()
         self.connection_stopped.set()
         self.watches = _watches.WatchRegistry()
+        self.children_view = ChildrenView()
         # How long a synchronous caller busy-polls the socket before
         # sleeping in poll() (see fastzk.spin).  Only the compiled core
         # polls without holding the GIL, so only it spins.
@@ -670,6 +677,8 @@ class Engine(object):
             raise _Broken(exc)
         if req.watcher is not None or req.watch_kind is not None:
             self._register_watch(req, True)
+        elif req.view_token is not None:
+            self.children_view.store(req.view_token, req.path, value)
         result.set(value)
 
     def _decode_kazoo(self, req, frame):
@@ -706,6 +715,8 @@ class Engine(object):
 
     def _handle_event(self, frame):
         event_type, state, path = codec.decode_watch_event(frame, 16)
+        if event_type == _CHILD_EVENT or event_type == _DELETED_EVENT:
+            self.children_view.invalidate(path)
         if event_type not in _watches.EVENT_TYPES or path is None:
             # None-type state notifications and the *WatchRemoved types
             # carry nothing for a watcher here; anything else is garbage.
@@ -727,6 +738,7 @@ class Engine(object):
             pending = list(self._pending)
             self._pending.clear()
             self._outbox.clear()
+            self.children_view.reset()
             # shutdown() wakes a thread blocked reading this socket (close()
             # alone does not, on Linux).  Every send happens under
             # _send_lock, so no sender is inside the socket now.
@@ -1013,6 +1025,7 @@ class Engine(object):
             self._socket = sock
             self._pending.clear()
             self._outbox.clear()
+            self.children_view.reset()
             queued = list(self._queue)
             self._queue.clear()
             # Requests made while disconnected go out after SetWatches, in

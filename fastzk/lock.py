@@ -149,9 +149,26 @@ class Lock(object):
     def _new_prefix(self):
         # A cleanup of a lost create may still be pending under the old
         # prefix; new nodes must not carry it, or that cleanup (matching by
-        # prefix) would delete them.
-        self.prefix = uuid.uuid4().hex + self._NODE_NAME
-        self.create_path = self.path + "/" + self.prefix
+        # prefix) would delete them.  Drawn when first needed: os.urandom
+        # releases the GIL, a hand-off per Lock object that a failed
+        # attempt (which creates nothing) need not pay.
+        self._prefix = None
+
+    @property
+    def prefix(self):
+        """The unique start of this lock's node names (``<uuid hex>__lock__``)."""
+        if self._prefix is None:
+            self._prefix = uuid.uuid4().hex + self._NODE_NAME
+        return self._prefix
+
+    @prefix.setter
+    def prefix(self, value):
+        self._prefix = value
+
+    @property
+    def create_path(self):
+        """The path this lock's node is created with (``path/prefix``)."""
+        return self.path + "/" + self.prefix
 
     # -- state ----------------------------------------------------------------
 
@@ -313,9 +330,19 @@ class Lock(object):
         except client.handler.timeout_exception:
             raise _DeadlinePassed()
 
-    def _children(self, deadline):
+    def _children(self, deadline, watched=False):
+        """The lock path's children (None if it does not exist).
+
+        ``watched``: on fastzk's client made with
+        ``cached_lock_checks=True``, the list a child watch keeps current
+        may answer without a round trip (see fastzk.childview); only for
+        the check before a non-blocking create.
+        """
+        method = "get_children"
+        if watched and getattr(self.client, "cached_lock_checks", False):
+            method = "_watched_children"
         try:
-            return self._call(deadline, "get_children", self.path)
+            return self._call(deadline, method, self.path)
         except NoNodeError:
             return None
 
@@ -325,7 +352,7 @@ class Lock(object):
         if self.cancelled:
             raise CancelledError()
         if self.node is None and not self.create_tried and not blocking:
-            children = self._children(deadline)
+            children = self._children(deadline, watched=True)
             if children and self._any_contender(children):
                 return False  # held: nothing written
         if self.node is None and self.create_tried:
