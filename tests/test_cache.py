@@ -320,10 +320,12 @@ def test_delete_and_recreate_is_removed_then_added(zk, writer, mode):
 def storm(writer, rng, root, rounds, on_round=None):
     """Pipelined bursts of creates, updates, deletes and delete+create on a
     two-level tree, from ``writer``.  ``on_round(round, half)`` runs in the
-    middle of each burst."""
+    middle of each burst.  Returns how many deletes and creates the server
+    carried out."""
     dirs = ["%s/d%d" % (root, i) for i in range(3)]
     leaves = ["%s/l%d" % (d, j) for d in dirs for j in range(8)]
     counter = 0
+    done = {"deleted": 0, "created": 0}
     for round_ in range(rounds):
         pending = []
         for i in range(40):
@@ -352,6 +354,9 @@ def storm(writer, rng, root, rounds, on_round=None):
                 pending.append(writer.create_async(directory, value))
         for result in pending:
             assert result.wait(10)  # errors (NoNode, NodeExists) expected
+            if result.successful() and isinstance(result.value, (bool, str)):
+                done["deleted" if result.value is True else "created"] += 1
+    return done
 
 
 @pytest.mark.parametrize("seed", [11, 22, 33])
@@ -371,7 +376,7 @@ def test_storm_with_cuts_converges(seed, mode, zk_proxy_hosts, proxy,
                 if round_ in cut_rounds:
                     cut_live_connection(client, proxy)
 
-            storm(writer, rng, root, 12, on_round)
+            done = storm(writer, rng, root, 12, on_round)
             tree = assert_converged(cache, rec, writer, root)
             assert proxy.connections_cut >= 4
             # The storm did what it is meant to.
@@ -382,7 +387,10 @@ def test_storm_with_cuts_converges(seed, mode, zk_proxy_hosts, proxy,
             print("storm seed %d %s: %d nodes at the end, events %r, "
                   "converged %.3f s after the last write"
                   % (seed, mode, len(tree), counts, rec.converged_after))
-            assert counts["REMOVED"] > 10 and counts["ADDED"] > 10
+            assert done["deleted"] > 10 and done["created"] > 10, done
+            # One-shot watches may fold a delete and a recreate into one
+            # re-read, so the cache's own counts are only bounded below.
+            assert counts["REMOVED"] > 0 and counts["ADDED"] > 0
             suspended = rec.types().count(TreeEvent.CONNECTION_SUSPENDED)
             reconnected = rec.types().count(TreeEvent.CONNECTION_RECONNECTED)
             assert suspended >= 4 and reconnected >= 4
