@@ -330,35 +330,30 @@ class Engine(object):
                 req.result.set_exception(exc)
                 return
             pending = self._pending
+            data = frame
             if pending:
                 # Replies are outstanding, so a reader is or will be at the
                 # socket: it sends this frame with whatever else queues up
                 # meanwhile, in one write, when it next reads (Nagle's
                 # rule, RFC 896, at the request level).  No reply is
                 # delayed by it: a session's replies come in request order.
-                pending.append(req)
+                # A long burst goes out every _OUTBOX_BATCH frames, to keep
+                # the server busy meanwhile.
                 out = self._outbox
                 out.append(frame)
-                broken = None
+                data = None
                 if len(out) >= _OUTBOX_BATCH:
-                    # A long burst: keep the server busy meanwhile.
                     data = b"".join(out)
                     out.clear()
-                    try:
-                        send_all(sock, data)
-                    except (OSError, ValueError) as exc:
-                        broken = exc
-                    else:
-                        self._last_send = time.monotonic()
-            else:
-                pending.append(req)
+            pending.append(req)
+            broken = None
+            if data is not None:
                 try:
-                    send_all(sock, frame)
+                    send_all(sock, data)
                 except (OSError, ValueError) as exc:
                     broken = exc
                 else:
                     self._last_send = time.monotonic()
-                    broken = None
         if broken is not None:
             self._broken(sock, ConnectionDropped("send failed: %s" % (broken,)))
         elif reader_needed and self._reader is None:

@@ -1475,15 +1475,8 @@ cdef class FrameReader:
                             break
                         if _now_ns() >= stop:
                             break
-        if got > 0:
-            self._end += got
+        if self._took(got, err):
             return got
-        if got == 0:
-            raise ConnectionDropped("connection closed by server")
-        if err == EINTR:
-            PyErr_CheckSignals()
-        elif err != EAGAIN and err != EWOULDBLOCK:
-            raise _socket_error(err)
         pfd.fd = fd
         pfd.events = POLLIN | POLLPRI
         while True:
@@ -1521,20 +1514,27 @@ cdef class FrameReader:
                 continue
             if pfd.revents & POLLNVAL:
                 raise ConnectionDropped("socket is closed")
-            if got > 0:
-                self._end += got
+            if self._took(got, err):
                 return got
-            if got == 0:
-                raise ConnectionDropped("connection closed by server")
-            if err == EINTR:
-                PyErr_CheckSignals()
-                continue
-            if err == EAGAIN or err == EWOULDBLOCK:
-                # spurious wake-up
-                if deadline >= 0 and _now_ns() >= deadline:
-                    return 0
-                continue
-            raise _socket_error(err)
+            # A spurious wake-up or a signal.
+            if deadline >= 0 and _now_ns() >= deadline:
+                return 0
+
+    cdef int _took(self, ssize_t got, int err) except -1:
+        """Account for one recv(): 1 when it brought bytes, 0 when the
+        socket had none yet or a signal came (its handlers have run);
+        raises when the connection is gone."""
+        if got > 0:
+            self._end += got
+            return 1
+        if got == 0:
+            raise ConnectionDropped("connection closed by server")
+        if err == EINTR:
+            PyErr_CheckSignals()
+            return 0
+        if err == EAGAIN or err == EWOULDBLOCK:
+            return 0
+        raise _socket_error(err)
 
     cdef bint _wait(self, int fd, int timeout_ms) except -1:
         """Poll ``fd`` for input with Python's select (generic sockets)."""

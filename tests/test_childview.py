@@ -10,6 +10,8 @@ import fastzk
 from fastzk import Lock
 from fastzk.childview import ChildrenView
 
+from _watchlib import wait_for  # noqa: E402
+
 
 # -- the view itself -------------------------------------------------------------
 
@@ -58,15 +60,6 @@ class RequestCounter(object):
             return original(req, *args, **kwargs)
 
         engine.submit = submit
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.005)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 @pytest.fixture
