@@ -302,7 +302,7 @@ class TreeCache(object):
     def _wait(self, op):
         """Wait for an operation's replies; False if the cache closed."""
         for result in op.results:
-            while not result.wait(_POLL):
+            while result is not None and not result.wait(_POLL):
                 if self._state == self.STATE_CLOSED:
                     return False
         return True
@@ -314,7 +314,8 @@ class TreeCache(object):
             return
         for op in self._inflight:
             for result in op.results:
-                result.wait(5.0)
+                if result is not None:
+                    result.wait(5.0)
         self._inflight.clear()
 
     def _safely(self, func, *args):
@@ -379,13 +380,22 @@ class TreeCache(object):
             self._send(_OP_NODE, path, client.get_async(
                 path, watch=self._watcher))
 
-    def _send_walk(self, path):
+    def _send_walk(self, path, children_only=False):
         client = self._client
-        watch = None if self._persistent else self._watcher
         self._walks += 1
-        self._send(_OP_WALK, path, client.get_async(path, watch=watch),
-                   client.get_children_async(path, watch=watch,
-                                             include_data=True))
+        if children_only:
+            self._send(_OP_WALK, path, None, client.get_children_async(
+                path, watch=None, include_data=True))
+        elif self._persistent:
+            # The children are read only if the node has some: the
+            # recursive watch, added before any walk, reports a child
+            # created after this read.
+            self._send(_OP_WALK, path, client.get_async(path), None)
+        else:
+            watch = self._watcher
+            self._send(_OP_WALK, path, client.get_async(path, watch=watch),
+                       client.get_children_async(path, watch=watch,
+                                                 include_data=True))
 
     # -- applying replies, in the order they were sent --------------------------
 
@@ -445,12 +455,19 @@ class TreeCache(object):
     def _apply_walk(self, op):
         path = op.path
         data_result, children_result = op.results
-        try:
-            data, stat = data_result.get()
-        except NoNodeError:
-            self._gone(path)
-            return
-        self._apply_node(path, data, stat)
+        if data_result is not None:
+            try:
+                data, stat = data_result.get()
+            except NoNodeError:
+                self._gone(path)
+                return
+            self._apply_node(path, data, stat)
+            if children_result is None:
+                if stat.numChildren:
+                    self._send_walk(path, children_only=True)
+                else:
+                    self._reconcile(path, ())
+                return
         try:
             names, stat = children_result.get()
         except NoNodeError:
