@@ -12,25 +12,25 @@ def test_short_waits_keep_the_budget_at_its_ceiling():
     assert spin.budget_us == 200
 
 
+def budgets_after(spin, waits_ns):
+    """The budget after each of ``waits_ns``."""
+    seen = []
+    for waited in waits_ns:
+        spin.observe(waited)
+        seen.append(spin.budget_us)
+    return seen
+
+
 def test_long_waits_halve_the_budget_down_to_nothing():
     spin = AdaptiveSpin(200)
-    budgets = []
-    for _ in range(5):
-        spin.observe(5_000_000)
-        budgets.append(spin.budget_us)
-    assert budgets == [100, 50, 25, 0, 0]
+    assert budgets_after(spin, [5_000_000] * 5) == [100, 50, 25, 0, 0]
 
 
 def test_a_short_wait_after_spinning_stopped_starts_it_again():
     spin = AdaptiveSpin(200)
-    for _ in range(5):
-        spin.observe(5_000_000)
+    budgets_after(spin, [5_000_000] * 5)
     assert spin.budget_us == 0
-    budgets = []
-    for _ in range(5):
-        spin.observe(150_000)
-        budgets.append(spin.budget_us)
-    assert budgets == [25, 50, 100, 200, 200]
+    assert budgets_after(spin, [150_000] * 5) == [25, 50, 100, 200, 200]
 
 
 def test_a_zero_ceiling_never_spins():
