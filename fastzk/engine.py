@@ -102,11 +102,12 @@ _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
 # otherwise cost it a wake-up every _QUIET), so it takes over reading at
 # most _NAP_MAX after the callers stop.
 _QUIET = 0.002
-_CHILD_EVENT = 4  # NodeChildrenChanged
-_DELETED_EVENT = 2  # NodeDeleted
+_NAP_MAX = 0.016
 # Frames an outbox holds before the submitting thread sends them itself.
 _OUTBOX_BATCH = 32
-_NAP_MAX = 0.016
+# Watch event types that end a ChildrenView entry.
+_CHILD_EVENT = 4  # NodeChildrenChanged
+_DELETED_EVENT = 2  # NodeDeleted
 # A parked caller re-checks the read role at least this often: a safety net,
 # the engine wakes it explicitly.
 _PARK = 0.05
@@ -335,8 +336,9 @@ class Engine(object):
                 # Replies are outstanding, so a reader is or will be at the
                 # socket: it sends this frame with whatever else queues up
                 # meanwhile, in one write, when it next reads (Nagle's
-                # rule, RFC 896, at the request level).  No reply is
-                # delayed by it: a session's replies come in request order.
+                # rule, RFC 896, at the request level).  Little is lost:
+                # the server answers a session's requests in order, so this
+                # reply cannot come before the outstanding ones anyway.
                 # A long burst goes out every _OUTBOX_BATCH frames, to keep
                 # the server busy meanwhile.
                 out = self._outbox
