@@ -357,3 +357,15 @@ def test_proxy_close_joins_threads(zk_server):
     finally:
         for c in clients:
             close(c)
+
+
+def test_bench_warm_up_sends_every_kind_and_leaves_nothing(zk_server,
+                                                          kazoo_client):
+    from fastzk.bench import warm_up
+
+    before = zk_server.zxid()
+    took = warm_up(zk_server.address, requests=2000)
+    assert took > 0
+    # Per 1,000: 1,000 creates, sets and deletes (plus the set-up writes).
+    assert zk_server.zxid() - before >= 6000
+    assert kazoo_client.exists("/fastzk-warmup") is None
