@@ -584,6 +584,45 @@ class KazooClient(kazoo.client.KazooClient):
         request.view_token = token
         return self._connection.call(request)
 
+    def _create_and_list(self, path, value, ephemeral):
+        """Create a sequential node at ``path`` and read its parent's
+        children, in one round trip (for the lock recipes).
+
+        Both requests are written before either reply is awaited: the
+        server runs a session's requests in the order they were sent
+        (ZooKeeper's FIFO client order), so the list includes the new node
+        and every contender created before it.
+
+        :returns: ``(created_path, stat, children)``; ``children`` is None
+                  when the read failed after the create succeeded (the
+                  caller reads again).
+        :raises: the create's error (e.g. NoNodeError when the parent is
+                 missing: nothing was created), or the read's timeout
+                 inside :meth:`_bounded` when the create's reply is not in.
+        """
+        full = _prefix_root(self.chroot, path, trailing=True)
+        parent = full.rsplit("/", 1)[0] or "/"
+        flags = 3 if ephemeral else 2  # sequential, maybe ephemeral
+        create = Request(codec.CREATE2,
+                         partial(_encode_create, codec.CREATE2, full, value,
+                                 self.default_acl or OPEN_ACL_UNSAFE, flags),
+                         _engine.R_STRING_STAT, Waiter())
+        listing = Request(codec.GET_CHILDREN,
+                          partial(_encode_path_watch, codec.GET_CHILDREN,
+                                  parent, False),
+                          _engine.R_CHILDREN, Waiter(), parent)
+        connection = self._connection
+        # This thread reads both replies: no reader is woken for the first.
+        connection.submit(create, False)
+        children = None
+        try:
+            children = connection.call(listing)
+        except Exception:
+            if not create.result.done:
+                raise
+        created, stat = create.result.result()
+        return self.unchroot(created), stat, children
+
     def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                      include_data: bool = False
                      ) -> Union[List[str], Tuple[List[str], ZnodeStat]]:

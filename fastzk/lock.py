@@ -8,6 +8,8 @@ kazoo and fastzk lockers on one path exclude each other.  What differs:
   would precede it exists it returns False having written nothing; only a
   lock that looks free costs a create (and, if another contender won the
   race, a delete).
+- On fastzk's client the create and the read of the children that decides
+  the lock go out together and cost one round trip, not two.
 - Every node this lock creates and no longer needs is deleted with a
   guaranteed delete (:mod:`fastzk.cleanup`): a delete that meets a
   connection loss is retried on reconnect until the server confirms it.
@@ -366,12 +368,22 @@ class Lock(object):
                     self.node = node
                     self._token = stat.czxid
                     self._session_id = self._current_session(ephemeral)
+        listed = None  # the children, if read together with the create
         if self.node is None:
             self.create_tried = True
-            created, stat = self._call(
-                deadline, "create", self.create_path, self.data,
-                ephemeral=ephemeral, sequence=True, makepath=True,
-                include_data=True)
+            created = None
+            if getattr(client, "_create_and_list", None) is not None:
+                try:
+                    created, stat, listed = self._call(
+                        deadline, "_create_and_list", self.create_path,
+                        self.data, ephemeral)
+                except NoNodeError:
+                    pass  # no lock path yet: created below, with it
+            if created is None:
+                created, stat = self._call(
+                    deadline, "create", self.create_path, self.data,
+                    ephemeral=ephemeral, sequence=True, makepath=True,
+                    include_data=True)
             self.assured_path = True
             self.node = created[len(self.path) + 1:]
             self._token = stat.czxid
@@ -381,7 +393,9 @@ class Lock(object):
             if self.cancelled:
                 raise CancelledError()
             try:
-                predecessor = self._get_predecessor(self.node, deadline)
+                predecessor = self._get_predecessor(self.node, deadline,
+                                                    listed)
+                listed = None
             except _OwnNodeGone:
                 # The session that held our node ended: start over.
                 self.node = None
@@ -436,13 +450,16 @@ class Lock(object):
                 return True
         return False
 
-    def _get_predecessor(self, node, deadline=None):
+    def _get_predecessor(self, node, deadline=None, children=None):
         """The contender just before ``node``, or None when ``node`` wins.
 
         Contenders are compared by their sequence number as an integer.
+        ``children``: the lock path's children if already read (after our
+        create); read now otherwise.
         """
         own = int(_SEQUENCE_RE.search(node).group(1))
-        children = self._children(deadline) or ()
+        if children is None:
+            children = self._children(deadline) or ()
         found_self = False
         best_seq = None
         best = None

@@ -364,6 +364,57 @@ def test_failed_nonblocking_attempts_write_nothing(zk_server, zk_hosts, clients,
           % (clients.kind, fast_rate, m / kz_elapsed, kazoo_delta / m))
 
 
+class _Traffic(object):
+    """Records the opcodes a fastzk client's engine sends, and those of the
+    requests whose replies a caller waited for."""
+
+    def __init__(self, client):
+        self.sent = []
+        self.awaited = []
+        engine = client._connection
+        submit, call = engine.submit, engine.call
+
+        def counting_submit(req, *args, **kwargs):
+            self.sent.append(req.opcode)
+            return submit(req, *args, **kwargs)
+
+        def counting_call(req):
+            self.awaited.append(req.opcode)
+            return call(req)
+
+        engine.submit = counting_submit
+        engine.call = counting_call
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_a_free_lock_is_won_in_one_round_trip_after_any_check(zk, nodes,
+                                                             blocking):
+    zk.ensure_path("/one-trip")
+    traffic = _Traffic(zk)
+    lock = Lock(zk, "/one-trip", "me")
+    assert lock.acquire(blocking=blocking, timeout=10)
+    # The create and the listing that decides the lock go out together:
+    # one wait, for the listing (the create's reply comes before it).
+    check = [] if blocking else [OP_GET_CHILDREN]
+    assert traffic.sent == check + [OP_CREATE2, OP_GET_CHILDREN]
+    assert traffic.awaited == check + [OP_GET_CHILDREN]
+    assert nodes("/one-trip") == [lock.node]
+    # A rival's attempt, decided the same way, finds it held.
+    rival = Lock(zk, "/one-trip", "rival")
+    assert rival.acquire(blocking=False) is False
+    lock.release()
+    assert nodes("/one-trip") == []
+
+
+def test_a_lock_on_a_missing_path_creates_the_path(zk, nodes):
+    traffic = _Traffic(zk)
+    lock = Lock(zk, "/not/there/yet", "me")
+    assert lock.acquire(timeout=10)
+    assert OP_CREATE2 in traffic.sent
+    assert nodes("/not/there/yet") == [lock.node]
+    lock.release()
+
+
 # -- faults at every step -----------------------------------------------------------------
 
 # (scenario, opcodes of the request to hit, which one of them)
