@@ -53,6 +53,9 @@ __all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "validate_path"]
 # again (kazoo's lock retries the same ones through KazooRetry).
 _RETRYABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
 
+# Serialises the lazy creation of Lock.lost's Event.
+_MAKING_EVENTS = threading.Lock()
+
 # After a timed acquire failed, how long past its deadline it may wait for
 # the server to confirm the cleanup delete (the delete itself is guaranteed
 # either way; this only spares callers a node still visible on return).
@@ -63,8 +66,8 @@ def validate_path(path):
     """Raise ValueError unless ``path`` is a valid absolute ZooKeeper path.
 
     ZooKeeper's PathUtils.validatePath: absolute, no empty, ``.`` or ``..``
-    component, no trailing slash (except the root), no NUL or control
-    characters.
+    component, no trailing slash (except the root), none of the characters
+    the server refuses (NUL, controls, surrogates and private use).
     """
     if not isinstance(path, str):
         raise TypeError("lock path must be a str, not %s" % type(path).__name__)
@@ -74,14 +77,17 @@ def validate_path(path):
         return
     if path.endswith("/"):
         raise ValueError("invalid ZooKeeper path %r: trailing /" % path)
-    for part in path[1:].split("/"):
-        if part in ("", ".", ".."):
-            raise ValueError("invalid ZooKeeper path %r: empty or relative "
-                             "component" % path)
-    for char in path:
-        if char == "\x00" or "\x01" <= char <= "\x1f" or "\x7f" <= char <= "\x9f":
-            raise ValueError("invalid ZooKeeper path %r: control character"
-                             % path)
+    if "//" in path or "/." in path and _RELATIVE_RE.search(path):
+        raise ValueError("invalid ZooKeeper path %r: empty or relative "
+                         "component" % path)
+    if _BAD_CHAR_RE.search(path):
+        raise ValueError("invalid ZooKeeper path %r: control character"
+                         % path)
+
+
+# PathUtils.validatePath's refused characters and relative components.
+_BAD_CHAR_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff]")
+_RELATIVE_RE = re.compile(r"/\.\.?(?:/|$)")
 
 
 class _OwnNodeGone(Exception):
@@ -143,7 +149,7 @@ class Lock(object):
         self._token = None
         self._ephemeral = True
         self._session_id = None
-        self._lost = threading.Event()
+        self._lost = None  # the Event behind `lost`, made when first needed
         self._lost_callbacks = []
         self._acquire_method_lock = threading.Lock()
         self._deleter = deleter_for(client)
@@ -197,6 +203,10 @@ class Lock(object):
     def lost(self):
         """A :class:`threading.Event` set when a held lock is lost with its
         session; cleared on the next successful acquire."""
+        if self._lost is None:
+            with _MAKING_EVENTS:  # the user's thread or the event thread
+                if self._lost is None:
+                    self._lost = threading.Event()
         return self._lost
 
     def on_lost(self, callback):
@@ -211,7 +221,7 @@ class Lock(object):
             if self.is_acquired and self._ephemeral:
                 self.is_acquired = False
                 self.node = None
-                self._lost.set()
+                self.lost.set()
                 for callback in list(self._lost_callbacks):
                     try:
                         callback(self)
@@ -272,7 +282,8 @@ class Lock(object):
                 raise
             if gotten:
                 self.is_acquired = True
-                self._lost.clear()
+                if self._lost is not None:
+                    self._lost.clear()
                 self.client.add_listener(self._watch_state)
             else:
                 self._cleanup(deadline)

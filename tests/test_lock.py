@@ -768,12 +768,24 @@ def test_hammer_read_write(zk_hosts, clients):
 # -- bad input ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", ["lock", "", "/a//b", "/a/", "/a/./b",
-                                  "/a/../b", "/a\x00b", "/a\x01"])
+                                  "/a/../b", "/a/.", "/a/..", "/a\x00b",
+                                  "/a\x01", "/a\x7f", "/a\ud800",
+                                  "/a\ue000", "/a\ufff0"])
 def test_invalid_path_is_refused(zk_hosts, clients, path):
     client = clients(zk_hosts)
     for cls in (Lock, ReadLock, WriteLock):
         with pytest.raises(ValueError):
             cls(client, path)
+
+
+@pytest.mark.parametrize("path", ["/a/.b", "/a/..b", "/a/...", "/a.b/c.",
+                                  "/\u00e9t\u00e9"])
+def test_paths_zookeeper_accepts_are_accepted(zk_hosts, clients, nodes,
+                                               path):
+    lock = Lock(clients(zk_hosts), path, "me")
+    assert lock.acquire(timeout=10)
+    assert nodes(path) == [lock.node]
+    lock.release()
 
 
 def test_parent_is_ephemeral(zk_hosts, clients, nodes):
