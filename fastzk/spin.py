@@ -8,11 +8,14 @@ while first (with the GIL released, in the compiled core) catches the reply
 without sleeping.
 
 Spinning is only worth its CPU when replies come back within the spin, so
-the budget adapts the way Linux's KVM halt-polling does
-(``virt/kvm/kvm_main.c``, ``grow_halt_poll_ns``/``shrink_halt_poll_ns``):
-a wait that ended within the ceiling grows the budget (doubling, up to the
-ceiling), a longer one halves it, down to nothing.  A loaded machine or a
-distant server therefore costs no spinning at all.
+the reader keeps spinning while spins catch replies and stops after
+``MISSES_TO_STOP`` waits in a row outlasted the spin.  Whether spinning
+would work again cannot be read off a wait that slept: its length includes
+the wake-up, the very cost spinning avoids (in a virtual machine that alone
+can exceed the ceiling).  So while stopped, the reader probes: after a gap
+of waits it spins once; a catch resumes spinning, a miss doubles the gap
+(``PROBE_GAP_MIN`` to ``PROBE_GAP_MAX`` waits), so a loaded machine or a
+distant server costs almost no spinning at all.
 """
 
 import os
@@ -20,8 +23,13 @@ import os
 #: Default ceiling in microseconds; ``FASTZK_SPIN_US`` overrides it (0: off).
 DEFAULT_CEILING_US = 200
 
-#: The smallest budget worth spinning; halving below it turns spinning off.
-_START_US = 25
+#: Consecutive waits that outlast the spin before spinning stops.
+MISSES_TO_STOP = 4
+
+#: Waits between probes while spinning is stopped: the gap starts here and
+#: doubles after each probe that missed, up to PROBE_GAP_MAX.
+PROBE_GAP_MIN = 16
+PROBE_GAP_MAX = 1024
 
 
 def ceiling_from_environment(default=DEFAULT_CEILING_US):
@@ -43,26 +51,39 @@ def ceiling_from_environment(default=DEFAULT_CEILING_US):
 
 
 class AdaptiveSpin(object):
-    """The current busy-poll budget of one connection's reader.
+    """The busy-poll budget of one connection's reader for its next wait.
 
-    :param ceiling_us: the largest budget, in microseconds; 0 disables
+    :param ceiling_us: how long to spin, in microseconds; 0 disables
                        spinning.
     """
 
-    __slots__ = ("ceiling_us", "budget_us")
+    __slots__ = ("ceiling_us", "budget_us", "_misses", "_gap", "_wait")
 
     def __init__(self, ceiling_us):
         self.ceiling_us = ceiling_us
+        #: Microseconds to spin on the next wait (0: sleep at once).
         self.budget_us = ceiling_us
+        self._misses = 0
+        self._gap = PROBE_GAP_MIN
+        self._wait = 0  # waits left before the next probe
 
     def observe(self, waited_ns):
-        """Adapt the budget to a wait that took ``waited_ns`` nanoseconds."""
-        ceiling = self.ceiling_us
-        if waited_ns <= ceiling * 1000:
-            budget = self.budget_us * 2
-            if budget < _START_US:
-                budget = _START_US
-            self.budget_us = budget if budget < ceiling else ceiling
-        else:
-            budget = self.budget_us // 2
-            self.budget_us = budget if budget >= _START_US else 0
+        """Account a wait that took ``waited_ns`` nanoseconds with the
+        budget it was given."""
+        budget = self.budget_us
+        if budget:
+            if waited_ns <= budget * 1000:  # caught while spinning
+                self._misses = 0
+                self._gap = PROBE_GAP_MIN
+            else:
+                self._misses += 1
+                if self._misses >= MISSES_TO_STOP:
+                    self.budget_us = 0
+                    self._wait = self._gap
+                    self._gap = min(self._gap * 2, PROBE_GAP_MAX)
+        elif self.ceiling_us:
+            self._wait -= 1
+            if self._wait <= 0:
+                # Probe: spin on the next wait; one miss stops it again.
+                self.budget_us = self.ceiling_us
+                self._misses = MISSES_TO_STOP - 1

@@ -2,14 +2,16 @@
 
 import pytest
 
-from fastzk.spin import AdaptiveSpin, ceiling_from_environment
+from fastzk.spin import (
+    MISSES_TO_STOP,
+    PROBE_GAP_MAX,
+    PROBE_GAP_MIN,
+    AdaptiveSpin,
+    ceiling_from_environment,
+)
 
-
-def test_short_waits_keep_the_budget_at_its_ceiling():
-    spin = AdaptiveSpin(200)
-    for _ in range(10):
-        spin.observe(80_000)
-    assert spin.budget_us == 200
+CAUGHT = 80_000  # ns: a reply caught while spinning (within 200 us)
+MISSED = 5_000_000  # ns: a reply that came after the spin, while sleeping
 
 
 def budgets_after(spin, waits_ns):
@@ -21,16 +23,64 @@ def budgets_after(spin, waits_ns):
     return seen
 
 
-def test_long_waits_halve_the_budget_down_to_nothing():
+def test_caught_replies_keep_spinning_at_the_ceiling():
     spin = AdaptiveSpin(200)
-    assert budgets_after(spin, [5_000_000] * 5) == [100, 50, 25, 0, 0]
+    assert budgets_after(spin, [CAUGHT] * 10) == [200] * 10
 
 
-def test_a_short_wait_after_spinning_stopped_starts_it_again():
+def test_occasional_misses_do_not_stop_spinning():
     spin = AdaptiveSpin(200)
-    budgets_after(spin, [5_000_000] * 5)
+    waits = ([MISSED] * (MISSES_TO_STOP - 1) + [CAUGHT]) * 5
+    assert set(budgets_after(spin, waits)) == {200}
+
+
+def test_misses_in_a_row_stop_spinning():
+    spin = AdaptiveSpin(200)
+    assert budgets_after(spin, [MISSED] * MISSES_TO_STOP) == \
+        [200] * (MISSES_TO_STOP - 1) + [0]
+
+
+def stop(spin):
+    budgets_after(spin, [MISSED] * MISSES_TO_STOP)
     assert spin.budget_us == 0
-    assert budgets_after(spin, [150_000] * 5) == [25, 50, 100, 200, 200]
+
+
+def test_a_stopped_reader_probes_and_resumes_when_the_probe_catches():
+    spin = AdaptiveSpin(200)
+    stop(spin)
+    # Slept waits are long whatever the server does (they include the
+    # wake-up): they cannot restart spinning, only a probe can.
+    seen = budgets_after(spin, [250_000] * PROBE_GAP_MIN)
+    assert seen == [0] * (PROBE_GAP_MIN - 1) + [200]
+    assert budgets_after(spin, [CAUGHT] * 3) == [200] * 3
+
+
+def test_missed_probes_back_off_up_to_the_largest_gap():
+    spin = AdaptiveSpin(200)
+    stop(spin)
+    gaps = []
+    for _ in range(9):
+        waits = 0
+        while spin.budget_us == 0:
+            spin.observe(MISSED)
+            waits += 1
+        gaps.append(waits)
+        spin.observe(MISSED)  # the probe misses: stopped again
+        assert spin.budget_us == 0
+    assert gaps == [16, 32, 64, 128, 256, 512, 1024, 1024, 1024]
+    assert gaps[-1] == PROBE_GAP_MAX
+
+
+def test_a_caught_probe_resets_the_gap():
+    spin = AdaptiveSpin(200)
+    stop(spin)
+    budgets_after(spin, [MISSED] * PROBE_GAP_MIN)  # ends with a probe
+    spin.observe(MISSED)  # missed: the next gap is doubled
+    budgets_after(spin, [MISSED] * (2 * PROBE_GAP_MIN))
+    assert spin.budget_us == 200
+    spin.observe(CAUGHT)  # caught: spinning, and the gap is back to 16
+    stop(spin)
+    assert budgets_after(spin, [MISSED] * PROBE_GAP_MIN)[-1] == 200
 
 
 def test_a_zero_ceiling_never_spins():
