@@ -13,9 +13,9 @@ the reader keeps spinning while spins catch replies and stops after
 would work again cannot be read off a wait that slept: its length includes
 the wake-up, the very cost spinning avoids (in a virtual machine that alone
 can exceed the ceiling).  So while stopped, the reader probes: after a gap
-of waits it spins once; a catch resumes spinning, a miss doubles the gap
-(``PROBE_GAP_MIN`` to ``PROBE_GAP_MAX`` waits), so a loaded machine or a
-distant server costs almost no spinning at all.
+of waits it spins again, and stops again (doubling the gap, from
+``PROBE_GAP_MIN`` to ``PROBE_GAP_MAX`` waits) if the first spins miss, so
+a loaded machine or a distant server costs almost no spinning at all.
 """
 
 import os
@@ -84,6 +84,9 @@ class AdaptiveSpin(object):
         elif self.ceiling_us:
             self._wait -= 1
             if self._wait <= 0:
-                # Probe: spin on the next wait; one miss stops it again.
+                # Probe: spin again until MISSES_TO_STOP misses in a row.
+                # A single spin would not do: after a spell of sleeping the
+                # first replies are slow (the server's threads and the
+                # idle vCPUs have to wake up as well).
                 self.budget_us = self.ceiling_us
-                self._misses = MISSES_TO_STOP - 1
+                self._misses = 0
