@@ -247,6 +247,81 @@ def record(benchmark, case, impl, ops_per_round=None, **metrics):
     info.setdefault("metrics", {}).update(metrics)
 
 
+# -- rounds of the two clients, alternated ----------------------------------------
+
+class Alternating(object):
+    """Time kazoo's rounds between fastzk's, for one pytest-benchmark case.
+
+    On a shared virtual machine the speed of everything (the server
+    included) drifts by 2x within seconds.  Measured one after the other,
+    the two clients would meet different machines; alternated round by
+    round they meet the same one.  Use as ``benchmark.pedantic``'s
+    ``setup``: before each fastzk round (pytest-benchmark times it) it runs
+    and times one kazoo round.  ``around(impl, when)``, if given, is called
+    with ``when`` "before" and "after" each round of either client, outside
+    the timed part (to read the server's zxid, say).
+
+    :param kazoo_round: runs one kazoo round.
+    :param warmup_rounds: the first rounds to leave out of kazoo's times
+                          (pass the same to ``pedantic``).
+    """
+
+    def __init__(self, kazoo_round, warmup_rounds=0, around=None):
+        self.kazoo_round = kazoo_round
+        self.times = []
+        self._skip = warmup_rounds
+        self._around = around or (lambda impl, when: None)
+        self._fastzk_open = False
+
+    def __call__(self):
+        self.close()
+        self._around("kazoo", "before")
+        start = time.perf_counter()
+        self.kazoo_round()
+        took = time.perf_counter() - start
+        self._around("kazoo", "after")
+        if self._skip:
+            self._skip -= 1
+        else:
+            self.times.append(took)
+        self._around("fastzk", "before")
+        self._fastzk_open = True
+
+    def close(self):
+        """End the accounting of the last fastzk round (call after
+        ``pedantic`` returns)."""
+        if self._fastzk_open:
+            self._fastzk_open = False
+            self._around("fastzk", "after")
+
+
+def record_pair(benchmark, case, alternating, ops_per_round, kazoo=None,
+                fastzk=None):
+    """Record a case measured with :class:`Alternating`: pytest-benchmark's
+    own figures are fastzk's, kazoo's round times ride along.  ``kazoo``
+    and ``fastzk``: metrics of each (as :func:`record`'s)."""
+    alternating.close()
+    record(benchmark, case, "fastzk", ops_per_round=ops_per_round,
+           **(fastzk or {}))
+    times = sorted(alternating.times)
+    benchmark.extra_info["partner"] = {
+        "impl": "kazoo",
+        "ops_per_round": ops_per_round,
+        "rounds": len(times),
+        "median_s": _median(times),
+        "metrics": dict(kazoo or {}),
+    }
+
+
+def _median(values):
+    if not values:
+        return None
+    middle = len(values) // 2
+    if len(values) % 2:
+        return values[middle]
+    return (values[middle - 1] + values[middle]) / 2.0
+
+
 # -- a writer in another process ------------------------------------------------
 
 def _writer_main(conn, hosts):

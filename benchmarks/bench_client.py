@@ -1,6 +1,9 @@
 """Client round trips against the same local server: synchronous
 ``get_children`` and ``get``, 2,000 pipelined ``get_children_async``, and
 the client's memory after many requests.
+
+The round-trip cases alternate kazoo's and fastzk's rounds
+(``_benchlib.Alternating``): both clients meet the same machine.
 """
 
 import json
@@ -27,51 +30,59 @@ def small_tree(admin, root):
     return root
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_sync_get_children(benchmark, impl, clients, small_tree):
-    client = clients(impl)
-    get_children = client.get_children
-    assert len(get_children(small_tree)) == 10
-
-    def run():
-        for _ in range(SYNC_CALLS):
-            get_children(small_tree)
-
-    benchmark.group = "sync get_children"
-    benchmark.pedantic(run, rounds=lib.pick(15, 5), warmup_rounds=1)
-    lib.record(benchmark, "client.sync_get_children", impl,
-               ops_per_round=SYNC_CALLS)
+def alternated(benchmark, case, group, rounds, ops, make_round):
+    """Measure ``make_round(impl)`` for both clients, rounds alternated
+    (see _benchlib.Alternating)."""
+    kazoo_round, fastzk_round = make_round("kazoo"), make_round("fastzk")
+    pair = lib.Alternating(kazoo_round, warmup_rounds=1)
+    benchmark.group = group
+    benchmark.pedantic(fastzk_round, setup=pair, rounds=rounds,
+                       warmup_rounds=1)
+    lib.record_pair(benchmark, case, pair, ops_per_round=ops)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_sync_get(benchmark, impl, clients, small_tree):
-    client = clients(impl)
-    get = client.get
-    assert len(get(small_tree)[0]) == 100
+def test_sync_get_children(benchmark, clients, small_tree):
+    def make_round(impl):
+        get_children = clients(impl).get_children
+        assert len(get_children(small_tree)) == 10
 
-    def run():
-        for _ in range(SYNC_CALLS):
-            get(small_tree)
+        def run():
+            for _ in range(SYNC_CALLS):
+                get_children(small_tree)
+        return run
 
-    benchmark.group = "sync get"
-    benchmark.pedantic(run, rounds=lib.pick(15, 5), warmup_rounds=1)
-    lib.record(benchmark, "client.sync_get", impl, ops_per_round=SYNC_CALLS)
+    alternated(benchmark, "client.sync_get_children", "sync get_children",
+               lib.pick(15, 5), SYNC_CALLS, make_round)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_pipelined_get_children(benchmark, impl, clients, small_tree):
-    client = clients(impl)
-    get_children_async = client.get_children_async
+def test_sync_get(benchmark, clients, small_tree):
+    def make_round(impl):
+        get = clients(impl).get
+        assert len(get(small_tree)[0]) == 100
 
-    def run():
-        results = [get_children_async(small_tree) for _ in range(PIPELINED)]
-        for r in results:
-            r.get()
+        def run():
+            for _ in range(SYNC_CALLS):
+                get(small_tree)
+        return run
 
-    benchmark.group = "2,000 pipelined get_children_async"
-    benchmark.pedantic(run, rounds=lib.pick(10, 3), warmup_rounds=1)
-    lib.record(benchmark, "client.pipelined_get_children", impl,
-               ops_per_round=PIPELINED)
+    alternated(benchmark, "client.sync_get", "sync get", lib.pick(15, 5),
+               SYNC_CALLS, make_round)
+
+
+def test_pipelined_get_children(benchmark, clients, small_tree):
+    def make_round(impl):
+        get_children_async = clients(impl).get_children_async
+
+        def run():
+            results = [get_children_async(small_tree)
+                       for _ in range(PIPELINED)]
+            for r in results:
+                r.get()
+        return run
+
+    alternated(benchmark, "client.pipelined_get_children",
+               "2,000 pipelined get_children_async", lib.pick(10, 3),
+               PIPELINED, make_round)
 
 
 def memory_requests(impl):

@@ -9,10 +9,11 @@ fastzk's client.
 
 One Lock object per client is reused across attempts (kazoo's cheapest
 use: its path check is done once); the fleet benchmark creates a Lock per
-attempt, as the issue's worker loop does.
+attempt, as the issue's worker loop does.  kazoo's and fastzk's rounds
+alternate (``_benchlib.Alternating``), each on its own lock path; the zxid
+is read outside the timed rounds.
 """
 
-import pytest
 
 import _benchlib as lib
 from _benchlib import IMPLS
@@ -21,68 +22,101 @@ ATTEMPTS = 300
 CYCLES = 200
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_failed_nonblocking_acquire(benchmark, impl, zk, clients, root):
-    Lock = lib.lock_class(impl)
-    holder_client = clients(impl)
-    client = clients(impl)
-    path = root + "/held"
-    holder = Lock(holder_client, path, "holder")
-    assert holder.acquire(timeout=10)
-    lock = Lock(client, path, "contender")
-    assert not lock.acquire(blocking=False)
-    counts = {"attempts": 0, "txns": 0, "won": 0}
+class Transactions(object):
+    """Server transactions per client, from the zxid read before and after
+    each of its rounds (outside the timed part); ``around`` for
+    :class:`_benchlib.Alternating`.  None once a read failed."""
 
-    def run():
-        before = zk.zxid()
-        won = 0
-        for _ in range(ATTEMPTS):
-            if lock.acquire(blocking=False):
-                won += 1
-                lock.release()
-        delta = lib.zxid_delta(before, zk.zxid())
-        counts["attempts"] += ATTEMPTS
-        counts["won"] += won
-        counts["txns"] = None if delta is None or counts["txns"] is None \
-            else counts["txns"] + delta
+    def __init__(self, zk):
+        self.zk = zk
+        self.count = {impl: 0 for impl in IMPLS}
+        self._before = {}
 
+    def around(self, impl, when):
+        zxid = self.zk.zxid()
+        if when == "before":
+            self._before[impl] = zxid
+            return
+        delta = lib.zxid_delta(self._before.pop(impl, None), zxid)
+        if delta is None or self.count[impl] is None:
+            self.count[impl] = None
+        else:
+            self.count[impl] += delta
+
+    def per(self, impl, operations):
+        txns = self.count[impl]
+        return None if txns is None or not operations else txns / float(operations)
+
+
+def test_failed_nonblocking_acquire(benchmark, zk, clients, root):
+    txns = Transactions(zk)
+    attempts = {impl: 0 for impl in IMPLS}
+    won = {impl: 0 for impl in IMPLS}
+    leftovers = {}
+    holders = []
+
+    def make_round(impl):
+        Lock = lib.lock_class(impl)
+        path = "%s/held-%s" % (root, impl)
+        holder = Lock(clients(impl), path, "holder")
+        assert holder.acquire(timeout=10)
+        holders.append(holder)
+        client = clients(impl)
+        lock = Lock(client, path, "contender")
+        assert not lock.acquire(blocking=False)
+        leftovers[impl] = lambda: [c for c in client.get_children(path)
+                                   if "__lock__" in c]
+
+        def run():
+            for _ in range(ATTEMPTS):
+                if lock.acquire(blocking=False):
+                    won[impl] += 1
+                    lock.release()
+            attempts[impl] += ATTEMPTS
+        return run
+
+    kazoo_round, fastzk_round = make_round("kazoo"), make_round("fastzk")
+    pair = lib.Alternating(kazoo_round, around=txns.around)
     benchmark.group = "failed non-blocking Lock.acquire"
-    benchmark.pedantic(run, rounds=lib.pick(5, 2), warmup_rounds=0)
-    leftover = [c for c in client.get_children(path) if "__lock__" in c]
-    holder.release()
-    assert counts["won"] == 0, "a held lock was acquired"
-    txns = counts["txns"]
-    lib.record(benchmark, "lock.failed_attempt", impl,
-               ops_per_round=ATTEMPTS,
-               txns_per_attempt=(None if txns is None
-                                 else txns / float(counts["attempts"])),
-               attempts=counts["attempts"],
-               contender_nodes_left=len(leftover) - 1)
+    benchmark.pedantic(fastzk_round, setup=pair, rounds=lib.pick(5, 2),
+                       warmup_rounds=0)
+    pair.close()  # accounts fastzk's last round
+    left = {impl: len(leftovers[impl]()) - 1 for impl in IMPLS}
+    for holder in holders:
+        holder.release()
+    assert won == {"kazoo": 0, "fastzk": 0}, "a held lock was acquired"
+    metrics = {impl: {"txns_per_attempt": txns.per(impl, attempts[impl]),
+                      "attempts": attempts[impl],
+                      "contender_nodes_left": left[impl]}
+               for impl in IMPLS}
+    lib.record_pair(benchmark, "lock.failed_attempt", pair,
+                    ops_per_round=ATTEMPTS, **metrics)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_uncontended_acquire_release(benchmark, impl, zk, clients, root):
-    Lock = lib.lock_class(impl)
-    client = clients(impl)
-    lock = Lock(client, root + "/free", "me")
-    assert lock.acquire(timeout=10)
-    lock.release()
-    counts = {"cycles": 0, "txns": 0}
+def test_uncontended_acquire_release(benchmark, zk, clients, root):
+    txns = Transactions(zk)
+    cycles = {impl: 0 for impl in IMPLS}
 
-    def run():
-        before = zk.zxid()
-        for _ in range(CYCLES):
-            lock.acquire(timeout=10)
-            lock.release()
-        delta = lib.zxid_delta(before, zk.zxid())
-        counts["cycles"] += CYCLES
-        counts["txns"] = None if delta is None or counts["txns"] is None \
-            else counts["txns"] + delta
+    def make_round(impl):
+        lock = lib.lock_class(impl)(clients(impl), "%s/free-%s" % (root, impl),
+                                    "me")
+        assert lock.acquire(timeout=10)
+        lock.release()
 
+        def run():
+            for _ in range(CYCLES):
+                lock.acquire(timeout=10)
+                lock.release()
+            cycles[impl] += CYCLES
+        return run
+
+    kazoo_round, fastzk_round = make_round("kazoo"), make_round("fastzk")
+    pair = lib.Alternating(kazoo_round, warmup_rounds=1, around=txns.around)
     benchmark.group = "uncontended acquire+release"
-    benchmark.pedantic(run, rounds=lib.pick(5, 2), warmup_rounds=1)
-    txns = counts["txns"]
-    lib.record(benchmark, "lock.uncontended_cycle", impl,
-               ops_per_round=CYCLES,
-               txns_per_cycle=(None if txns is None
-                               else txns / float(counts["cycles"])))
+    benchmark.pedantic(fastzk_round, setup=pair, rounds=lib.pick(5, 2),
+                       warmup_rounds=1)
+    pair.close()  # accounts fastzk's last round
+    metrics = {impl: {"txns_per_cycle": txns.per(impl, cycles[impl])}
+               for impl in IMPLS}
+    lib.record_pair(benchmark, "lock.uncontended_cycle", pair,
+                    ops_per_round=CYCLES, **metrics)

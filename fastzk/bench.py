@@ -398,6 +398,18 @@ def suite_results(data):
         entry["rate"] = (ops / median) if ops and median else None
         entry["name"] = bench.get("name")
         out[(case, impl)] = entry
+        partner = info.get("partner")
+        if partner:
+            # The other client's rounds, alternated with these (see
+            # benchmarks/_benchlib.Alternating).
+            other = dict(partner.get("metrics") or {})
+            median = partner.get("median_s")
+            ops = partner.get("ops_per_round")
+            other["median_s"] = median
+            other["rounds"] = partner.get("rounds")
+            other["rate"] = (ops / median) if ops and median else None
+            other["name"] = entry["name"]
+            out[(case, partner["impl"])] = other
     return out
 
 
