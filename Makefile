@@ -4,7 +4,9 @@ PIP ?= $(PYTHON) -m pip
 ZOOKEEPER_JAR := /usr/share/java/zookeeper.jar
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all zookeeper deps build test kazoo-suite bench
+ZOOKEEPER_C_HEADER := /usr/include/zookeeper/zookeeper.h
+
+.PHONY: all zookeeper zookeeper-c deps build test kazoo-suite bench
 
 all: test
 
@@ -15,6 +17,15 @@ zookeeper:
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y zookeeper; \
 	else \
 		echo "zookeeper present: $(ZOOKEEPER_JAR)"; \
+	fi
+
+# ZooKeeper's own C client: the benchmark's reference for synchronous reads.
+zookeeper-c:
+	@if [ ! -f $(ZOOKEEPER_C_HEADER) ]; then \
+		echo "installing Debian's libzookeeper-mt-dev"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y libzookeeper-mt-dev; \
+	else \
+		echo "ZooKeeper C client present: $(ZOOKEEPER_C_HEADER)"; \
 	fi
 
 deps:
@@ -51,5 +62,5 @@ kazoo-suite:
 # fastzk vs kazoo 2.11 side by side: one table of ratios, and
 # benchmarks/results.json.  About 10-15 minutes; BENCH_ARGS=--quick for a
 # 2-3 minute smoke run (see python benchmarks/run.py --help).
-bench: zookeeper deps build
+bench: zookeeper zookeeper-c deps build
 	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)

@@ -257,18 +257,25 @@ class Alternating(object):
     the two clients would meet different machines; alternated round by
     round they meet the same one.  Use as ``benchmark.pedantic``'s
     ``setup``: before each fastzk round (pytest-benchmark times it) it runs
-    and times one kazoo round.  ``around(impl, when)``, if given, is called
-    with ``when`` "before" and "after" each round of either client, outside
-    the timed part (to read the server's zxid, say).
+    and times one kazoo round, then one round of each of ``others`` (a
+    reference such as ZooKeeper's C client, whose round returns the seconds
+    it measured itself).  ``around(impl, when)``, if given, is called with
+    ``when`` "before" and "after" each kazoo and fastzk round, outside the
+    timed part (to read the server's zxid, say).
 
     :param kazoo_round: runs one kazoo round.
-    :param warmup_rounds: the first rounds to leave out of kazoo's times
-                          (pass the same to ``pedantic``).
+    :param warmup_rounds: the first rounds to leave out of the times (pass
+                          the same to ``pedantic``).
+    :param others: ``{name: round}``, more clients to alternate with.
     """
 
-    def __init__(self, kazoo_round, warmup_rounds=0, around=None):
+    def __init__(self, kazoo_round, warmup_rounds=0, around=None,
+                 others=None):
         self.kazoo_round = kazoo_round
-        self.times = []
+        self.others = dict(others or {})
+        self.times = {"kazoo": []}
+        for name in self.others:
+            self.times[name] = []
         self._skip = warmup_rounds
         self._around = around or (lambda impl, when: None)
         self._fastzk_open = False
@@ -278,12 +285,18 @@ class Alternating(object):
         self._around("kazoo", "before")
         start = time.perf_counter()
         self.kazoo_round()
-        took = time.perf_counter() - start
+        took = {"kazoo": time.perf_counter() - start}
         self._around("kazoo", "after")
+        for name, run in self.others.items():
+            start = time.perf_counter()
+            measured = run()
+            took[name] = (measured if measured is not None
+                          else time.perf_counter() - start)
         if self._skip:
             self._skip -= 1
         else:
-            self.times.append(took)
+            for name, seconds in took.items():
+                self.times[name].append(seconds)
         self._around("fastzk", "before")
         self._fastzk_open = True
 
@@ -298,19 +311,23 @@ class Alternating(object):
 def record_pair(benchmark, case, alternating, ops_per_round, kazoo=None,
                 fastzk=None):
     """Record a case measured with :class:`Alternating`: pytest-benchmark's
-    own figures are fastzk's, kazoo's round times ride along.  ``kazoo``
-    and ``fastzk``: metrics of each (as :func:`record`'s)."""
+    own figures are fastzk's; kazoo's round times (and the others') ride
+    along as ``partners``.  ``kazoo`` and ``fastzk``: metrics of each (as
+    :func:`record`'s)."""
     alternating.close()
     record(benchmark, case, "fastzk", ops_per_round=ops_per_round,
            **(fastzk or {}))
-    times = sorted(alternating.times)
-    benchmark.extra_info["partner"] = {
-        "impl": "kazoo",
-        "ops_per_round": ops_per_round,
-        "rounds": len(times),
-        "median_s": _median(times),
-        "metrics": dict(kazoo or {}),
-    }
+    partners = []
+    for impl, times in alternating.times.items():
+        times = sorted(times)
+        partners.append({
+            "impl": impl,
+            "ops_per_round": ops_per_round,
+            "rounds": len(times),
+            "median_s": _median(times),
+            "metrics": dict(kazoo or {}) if impl == "kazoo" else {},
+        })
+    benchmark.extra_info["partners"] = partners
 
 
 def _median(values):
@@ -320,6 +337,76 @@ def _median(values):
     if len(values) % 2:
         return values[middle]
     return (values[middle - 1] + values[middle]) / 2.0
+
+
+# -- ZooKeeper's C client, for reference -----------------------------------------
+
+C_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c",
+                        "zkc_rounds.c")
+
+
+def build_c_client(workdir):
+    """Compile ``c/zkc_rounds.c`` against libzookeeper_mt (Debian's
+    ``libzookeeper-mt-dev``, installed by ``make bench``).
+
+    :returns: ``(path, None)``, or ``(None, why)`` when it cannot be built.
+    """
+    import shutil
+    import subprocess
+
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        return None, "no C compiler"
+    if not os.path.exists("/usr/include/zookeeper/zookeeper.h"):
+        return None, "libzookeeper-mt-dev not installed"
+    binary = os.path.join(workdir, "zkc_rounds")
+    proc = subprocess.run(
+        [compiler, "-O2", "-DTHREADED", "-o", binary, C_SOURCE,
+         "-lzookeeper_mt"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, "build failed: %s" % proc.stderr.strip()[-300:]
+    return binary, None
+
+
+class CClient(object):
+    """One session of ZooKeeper's C client in a helper process, making
+    timed rounds of synchronous reads on request (see ``c/zkc_rounds.c``).
+
+    :param binary: from :func:`build_c_client`.
+    """
+
+    def __init__(self, binary, hosts):
+        import subprocess
+
+        self.proc = subprocess.Popen([binary, hosts], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.close()
+            raise RuntimeError("the C client did not connect to %s" % hosts)
+
+    def round(self, op, path, n):
+        """Make ``n`` synchronous ``op`` ("children" or "get") calls on
+        ``path``; returns the seconds they took."""
+        self.proc.stdin.write("%s %s %d\n" % (op, path, n))
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the C client failed (exit %s)"
+                               % self.proc.wait())
+        return float(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
 
 
 # -- a writer in another process ------------------------------------------------

@@ -3,7 +3,9 @@
 the client's memory after many requests.
 
 The round-trip cases alternate kazoo's and fastzk's rounds
-(``_benchlib.Alternating``): both clients meet the same machine.
+(``_benchlib.Alternating``): both clients meet the same machine.  The
+synchronous reads alternate a third client as the reference the issue
+names: ZooKeeper's own C client (libzookeeper_mt, ``c/zkc_rounds.c``).
 """
 
 import json
@@ -30,18 +32,23 @@ def small_tree(admin, root):
     return root
 
 
-def alternated(benchmark, case, group, rounds, ops, make_round):
+def alternated(benchmark, case, group, rounds, ops, make_round,
+               reference=({}, None)):
     """Measure ``make_round(impl)`` for both clients, rounds alternated
-    (see _benchlib.Alternating)."""
+    (see _benchlib.Alternating); ``reference``: a ``c_reference`` result,
+    ZooKeeper's C client alternated with them."""
+    others, missing = reference
     kazoo_round, fastzk_round = make_round("kazoo"), make_round("fastzk")
-    pair = lib.Alternating(kazoo_round, warmup_rounds=1)
+    pair = lib.Alternating(kazoo_round, warmup_rounds=1, others=others)
     benchmark.group = group
     benchmark.pedantic(fastzk_round, setup=pair, rounds=rounds,
                        warmup_rounds=1)
     lib.record_pair(benchmark, case, pair, ops_per_round=ops)
+    if missing:
+        benchmark.extra_info["c_client_missing"] = missing
 
 
-def test_sync_get_children(benchmark, clients, small_tree):
+def test_sync_get_children(benchmark, clients, small_tree, c_reference):
     def make_round(impl):
         get_children = clients(impl).get_children
         assert len(get_children(small_tree)) == 10
@@ -52,10 +59,11 @@ def test_sync_get_children(benchmark, clients, small_tree):
         return run
 
     alternated(benchmark, "client.sync_get_children", "sync get_children",
-               lib.pick(15, 5), SYNC_CALLS, make_round)
+               lib.pick(15, 5), SYNC_CALLS, make_round,
+               c_reference("children", small_tree, SYNC_CALLS))
 
 
-def test_sync_get(benchmark, clients, small_tree):
+def test_sync_get(benchmark, clients, small_tree, c_reference):
     def make_round(impl):
         get = clients(impl).get
         assert len(get(small_tree)[0]) == 100
@@ -66,7 +74,8 @@ def test_sync_get(benchmark, clients, small_tree):
         return run
 
     alternated(benchmark, "client.sync_get", "sync get", lib.pick(15, 5),
-               SYNC_CALLS, make_round)
+               SYNC_CALLS, make_round,
+               c_reference("get", small_tree, SYNC_CALLS))
 
 
 def test_pipelined_get_children(benchmark, clients, small_tree):

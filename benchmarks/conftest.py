@@ -154,3 +154,30 @@ def root(admin):
     admin.ensure_path(path)
     yield path
     lib.wipe(admin, path)
+
+
+@pytest.fixture(scope="session")
+def c_client_binary(tmp_path_factory):
+    """ZooKeeper's C client helper (``c/zkc_rounds.c``), compiled once:
+    ``(path, None)``, or ``(None, why)`` when it cannot be built."""
+    return lib.build_c_client(str(tmp_path_factory.mktemp("zkc")))
+
+
+@pytest.fixture
+def c_reference(zk, c_client_binary):
+    """``c_reference(op, path, n)``: ``({"zookeeper-c": round}, None)`` for
+    ``Alternating``'s ``others`` (a session of ZooKeeper's C client making
+    ``n`` synchronous ``op`` calls per round), or ``({}, why)``."""
+    made = []
+
+    def make(op, path, n):
+        binary, why = c_client_binary
+        if binary is None:
+            return {}, why
+        client = lib.CClient(binary, zk.hosts)
+        made.append(client)
+        return {"zookeeper-c": lambda: client.round(op, path, n)}, None
+
+    yield make
+    for client in made:
+        client.close()

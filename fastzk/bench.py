@@ -398,9 +398,8 @@ def suite_results(data):
         entry["rate"] = (ops / median) if ops and median else None
         entry["name"] = bench.get("name")
         out[(case, impl)] = entry
-        partner = info.get("partner")
-        if partner:
-            # The other client's rounds, alternated with these (see
+        for partner in info.get("partners") or ():
+            # Other clients' rounds, alternated with these (see
             # benchmarks/_benchlib.Alternating).
             other = dict(partner.get("metrics") or {})
             median = partner.get("median_s")
@@ -410,6 +409,8 @@ def suite_results(data):
             other["rate"] = (ops / median) if ops and median else None
             other["name"] = entry["name"]
             out[(case, partner["impl"])] = other
+        if info.get("c_client_missing"):
+            entry["c_client_missing"] = info["c_client_missing"]
     return out
 
 
@@ -508,6 +509,16 @@ def _fmt_count(n):
     return "{:,}".format(int(n)) if n is not None else "n/a"
 
 
+def _c_client_note(suite, key, kazoo):
+    """The ZooKeeper C client's figure for a sync-read row, if measured."""
+    c = _get(suite, key, "zookeeper-c")
+    if c is not None and kazoo:
+        return "ZooKeeper C client {:,.0f}/s = {:.2f}x kazoo".format(
+            c, c / kazoo)
+    missing = (suite.get((key, "fastzk")) or {}).get("c_client_missing")
+    return "C client not measured: %s" % missing if missing else ""
+
+
 def build_rows(suite, fleet):
     """The table's rows from the suite's results (:func:`suite_results`)
     and the fleet's JSON."""
@@ -535,14 +546,12 @@ def build_rows(suite, fleet):
     # -- client ---------------------------------------------------------------
     if any(k[0].startswith("client.") for k in suite):
         section("client round trips (one local server)")
-        rows.append(Row("sync get_children", _get(suite, "client.sync_get_children", "kazoo"),
-                        _get(suite, "client.sync_get_children", "fastzk"), "/s",
-                        target=TARGETS["client.sync_get_children"],
-                        key="client.sync_get_children"))
-        rows.append(Row("sync get", _get(suite, "client.sync_get", "kazoo"),
-                        _get(suite, "client.sync_get", "fastzk"), "/s",
-                        target=TARGETS["client.sync_get"],
-                        key="client.sync_get"))
+        for label, key in (("sync get_children", "client.sync_get_children"),
+                           ("sync get", "client.sync_get")):
+            k = _get(suite, key, "kazoo")
+            rows.append(Row(label, k, _get(suite, key, "fastzk"), "/s",
+                            target=TARGETS[key], key=key,
+                            note=_c_client_note(suite, key, k)))
         rows.append(Row("2,000 pipelined get_children_async",
                         _get(suite, "client.pipelined_get_children", "kazoo"),
                         _get(suite, "client.pipelined_get_children", "fastzk"),

@@ -131,9 +131,9 @@ PATHS = st.text(min_size=1, max_size=60) | st.sampled_from(
     ["/", "/a", "/zookeeper/quota", "/ünï/cødé/\u4e2d\u6587", "/emoji/\U0001f600"]
 )
 TEXT = st.text(max_size=40)
-LARGE = st.sampled_from([65536, 300000, 1 << 20]).map(
-    lambda n: random.Random(n).randbytes(n)
-)
+# Made once: hypothesis wants no use of `random` inside its strategies.
+LARGE = st.sampled_from([random.Random(n).randbytes(n)
+                         for n in (65536, 300000, 1 << 20)])
 DATA = st.none() | st.binary(max_size=300) | LARGE
 STATS = st.tuples(
     INT64, INT64, INT64, INT64, INT32, INT32, INT32, INT64, INT32, INT32, INT64
