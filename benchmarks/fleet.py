@@ -288,6 +288,7 @@ def _worker_process(index, impl, session_hosts, base, flock_dir, params,
     local_stop.set()
     for t in threads:
         t.join(120)
+    _report_stuck(index, threads)
     cpu = lib.cpu_seconds() - cpu0
     seconds = time.perf_counter() - t0
     total = {"index": index, "cpu_seconds": cpu, "seconds": seconds,
@@ -310,6 +311,18 @@ def _worker_process(index, impl, session_hosts, base, flock_dir, params,
             lib.close_client(s.client)
         except Exception:
             pass
+
+
+def _report_stuck(index, threads):
+    """Print where each worker thread that did not stop is (a hang is a
+    bug: the stack says which call)."""
+    import traceback
+
+    frames = sys._current_frames()
+    for t in threads:
+        if t.is_alive() and t.ident in frames:
+            _log("worker process %d: thread %s did not stop:\n%s" % (
+                index, t.name, "".join(traceback.format_stack(frames[t.ident]))))
 
 
 # ---------------------------------------------------------------------------

@@ -1017,9 +1017,12 @@ class Engine(object):
         now = time.monotonic()
         self._last_send = self._last_recv = now
         self._cancel_expiry_clock()
+        failed = None
         with self._send_lock:
             self._suspension += 1
             self._socket = sock
+            # Empty: the last connection's _broken failed what it had.
+            stale = list(self._pending)
             self._pending.clear()
             self._outbox.clear()
             self.children_view.reset()
@@ -1027,6 +1030,7 @@ class Engine(object):
             self._queue.clear()
             # Requests made while disconnected go out after SetWatches, in
             # the order they were made.
+            out = []
             for req in queued:
                 try:
                     frame = self._encode(req)
@@ -1034,7 +1038,26 @@ class Engine(object):
                     req.result.set_exception(exc)
                     continue
                 self._pending.append(req)
-                sock.sendall(frame)
+                out.append(frame)
+            if out:
+                try:
+                    send_all(sock, b"".join(out))
+                except (OSError, ValueError) as exc:
+                    # Cut right after the handshake: these requests may
+                    # or may not have reached the server, as for any
+                    # connection loss.  Their callers must hear so; left
+                    # in _pending they would wait forever.
+                    failed = exc
+                    self._socket = None
+                    stale.extend(self._pending)
+                    self._pending.clear()
+        for req in stale:
+            req.result.set_exception(ConnectionLoss())
+        if failed is not None:
+            sock.close()
+            self._start_expiry_clock()  # the server was heard from just now
+            raise ConnectionDropped("sending the requests queued while "
+                                    "disconnected failed: %s" % (failed,))
         self._read_only = bool(read_only)
         self._next_rw_probe = time.monotonic() + 0.5
         self._rw_probe_delay = 0.5

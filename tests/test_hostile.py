@@ -46,6 +46,7 @@ from fastzk import AddWatchMode, KazooClient
 from fastzk.errors import ProtocolError
 from fastzk.testing.proxy import encode_frame, reply_xid
 
+from _watchlib import wait_for
 from _stress import (
     bounded,
     fd_count,
@@ -989,6 +990,79 @@ def test_garbage_connect_response(hostile, proxy, mutation, then):
     assert hook.wait(20), "no new handshake"
     assert bounded(lambda: hostile.get("/mark")[0], 30, "a read") == MARK
     assert hostile.client_id[0] == session
+
+
+def test_requests_queued_while_disconnected_fail_if_the_next_connection_dies_at_once(
+        hostile, proxy):
+    """Requests made while disconnected go out right after the next
+    handshake.  When that connection dies at once (an RST right behind the
+    ConnectResponse), they fail with ConnectionLoss like any request in
+    flight; they used to be dropped, and their callers waited forever."""
+    proxy.reject(True)
+    proxy.cut()
+    wait_for(lambda: not hostile.connected, 10, "the cut seen")
+    outcome = []
+
+    def read():
+        try:
+            outcome.append(hostile.get("/mark")[0])
+        except Exception as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_for(lambda: len(hostile._connection._queue) == 1, 10,
+             "the read queued")
+    hook = proxy.corrupt_reply(is_connect_response, encode_frame,
+                               include_handshake=True, then="reset")
+    proxy.reject(False)
+    assert hook.wait(20), "no new handshake"
+    reader.join(2 * SESSION_TIMEOUT)
+    assert not reader.is_alive(), "the queued read never returned"
+    assert len(outcome) == 1 and isinstance(outcome[0], ConnectionLoss), outcome
+    assert bounded(lambda: hostile.retry(hostile.get, "/mark")[0], 30,
+                   "a read after reconnecting") == MARK
+
+
+def test_requests_queued_while_disconnected_fail_if_sending_them_fails(
+        hostile, proxy, monkeypatch):
+    """The same, with the send itself failing (the RST of a connection cut
+    in that instant arrived first).  A proxy cannot time that exactly, so
+    the client's send fails here once, on purpose."""
+    import fastzk.engine
+
+    proxy.reject(True)
+    proxy.cut()
+    wait_for(lambda: not hostile.connected, 10, "the cut seen")
+    outcome = []
+
+    def read():
+        try:
+            outcome.append(hostile.get("/mark")[0])
+        except Exception as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_for(lambda: len(hostile._connection._queue) == 1, 10,
+             "the read queued")
+    real_send_all = fastzk.engine.send_all
+    failures = []
+
+    def send_all(sock, data):
+        if not failures:  # the first send after the handshake
+            failures.append(len(data))
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return real_send_all(sock, data)
+
+    monkeypatch.setattr(fastzk.engine, "send_all", send_all)
+    proxy.reject(False)
+    reader.join(2 * SESSION_TIMEOUT)
+    assert failures, "the queued request was not sent"
+    assert not reader.is_alive(), "the queued read never returned"
+    assert len(outcome) == 1 and isinstance(outcome[0], ConnectionLoss), outcome
+    assert bounded(lambda: hostile.retry(hostile.get, "/mark")[0], 30,
+                   "a read after reconnecting") == MARK
 
 
 def test_stalled_connect_response_does_not_hang(hostile, proxy):
