@@ -707,6 +707,69 @@ def test_hammer_mutual_exclusion(zk_hosts, zk_proxy_hosts, proxy, clients,
     wait_for(lambda: nodes("/hammer") == [], what="no node left behind")
 
 
+def test_the_work_queue_loop_under_rapid_cuts_never_hangs_or_leaks(
+        zk_proxy_hosts, proxy, clients, nodes):
+    """The fleet benchmark's loop (kazoo #732) in miniature, on one session
+    whose connection is cut every 20-150 ms, sometimes exactly as a delete
+    goes out: every call returns (an error is fine, a hang is not), no two
+    threads ever hold one item, and no contender node outlives the cuts."""
+    client = clients(zk_proxy_hosts)
+    items = ["item-%d" % i for i in range(6)]
+    for item in items:
+        client.ensure_path("/queue/items/" + item)
+    detectors = {item: Exclusion() for item in items}
+    stop = threading.Event()
+    returned = []
+
+    def work(thread_no):
+        rng = random.Random(thread_no)
+        calls = 0
+        while not stop.is_set():
+            try:
+                names = client.get_children("/queue/items")
+                rng.shuffle(names)
+                for name in names:
+                    lock = Lock(client, "/queue/locks/" + name, "t%d" % thread_no)
+                    calls += 1
+                    if not lock.acquire(blocking=False):
+                        continue
+                    try:
+                        detectors[name].enter()
+                        try:
+                            client.set("/queue/items/" + name, b"%d" % calls)
+                        finally:
+                            detectors[name].leave()
+                    finally:
+                        lock.release()
+            except Exception:  # noqa: BLE001 - connection errors expected
+                time.sleep(0.01)
+        returned.append(calls)
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True)
+               for n in range(8)]
+    for thread in threads:
+        thread.start()
+    rng = random.Random(7)
+    deadline = time.monotonic() + 6.0
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.02, 0.15))
+        if rng.random() < 0.3:
+            proxy.cut_on_request(lambda body: request_opcode(body) == OP_DELETE)
+        else:
+            proxy.cut()
+    proxy.clear_hooks()
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    stuck = [t.name for t in threads if t.is_alive()]
+    assert stuck == [], "threads still inside a call: %s" % stuck
+    assert len(returned) == 8 and sum(returned) > 50, returned
+    assert all(d.violations == 0 for d in detectors.values())
+    settled(client, 30)
+    for item in items:
+        assert nodes("/queue/locks/" + item) == [], item
+
+
 def test_hammer_read_write(zk_hosts, clients):
     """Readers share, writers exclude everyone: checked with counters."""
     mx = threading.Lock()
