@@ -992,12 +992,10 @@ def test_garbage_connect_response(hostile, proxy, mutation, then):
     assert hostile.client_id[0] == session
 
 
-def test_requests_queued_while_disconnected_fail_if_the_next_connection_dies_at_once(
-        hostile, proxy):
-    """Requests made while disconnected go out right after the next
-    handshake.  When that connection dies at once (an RST right behind the
-    ConnectResponse), they fail with ConnectionLoss like any request in
-    flight; they used to be dropped, and their callers waited forever."""
+def queue_a_read(hostile, proxy):
+    """Cut the connection, refuse new ones, and start a read that waits in
+    the client's queue; returns its thread and the list its outcome (the
+    value or the exception) goes to."""
     proxy.reject(True)
     proxy.cut()
     wait_for(lambda: not hostile.connected, 10, "the cut seen")
@@ -1013,6 +1011,16 @@ def test_requests_queued_while_disconnected_fail_if_the_next_connection_dies_at_
     reader.start()
     wait_for(lambda: len(hostile._connection._queue) == 1, 10,
              "the read queued")
+    return reader, outcome
+
+
+def test_requests_queued_while_disconnected_fail_if_the_next_connection_dies_at_once(
+        hostile, proxy):
+    """Requests made while disconnected go out right after the next
+    handshake.  When that connection dies at once (an RST right behind the
+    ConnectResponse), they fail with ConnectionLoss like any request in
+    flight; they used to be dropped, and their callers waited forever."""
+    reader, outcome = queue_a_read(hostile, proxy)
     hook = proxy.corrupt_reply(is_connect_response, encode_frame,
                                include_handshake=True, then="reset")
     proxy.reject(False)
@@ -1031,21 +1039,7 @@ def test_requests_queued_while_disconnected_fail_if_sending_them_fails(
     the client's send fails here once, on purpose."""
     import fastzk.engine
 
-    proxy.reject(True)
-    proxy.cut()
-    wait_for(lambda: not hostile.connected, 10, "the cut seen")
-    outcome = []
-
-    def read():
-        try:
-            outcome.append(hostile.get("/mark")[0])
-        except Exception as exc:
-            outcome.append(exc)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    wait_for(lambda: len(hostile._connection._queue) == 1, 10,
-             "the read queued")
+    reader, outcome = queue_a_read(hostile, proxy)
     real_send_all = fastzk.engine.send_all
     failures = []
 
