@@ -204,6 +204,17 @@ def _fd_count():
     return len(os.listdir("/proc/self/fd"))
 
 
+def _fd_targets():
+    """What each open descriptor is (for the message of a leak)."""
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found[fd] = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            pass
+    return found
+
+
 @pytest.mark.ensemble
 def test_whole_ensemble_restart_under_load(zk_ensemble, zk_ensemble_hosts):
     """Every server of the ensemble stops and starts again while clients
@@ -212,6 +223,7 @@ def test_whole_ensemble_restart_under_load(zk_ensemble, zk_ensemble_hosts):
     leaks."""
     threads_before = threading.active_count()
     fds_before = _fd_count()
+    targets_before = _fd_targets()
     clients = [KazooClient(zk_ensemble_hosts, timeout=20.0) for _ in range(8)]
     for client in clients:
         client.start()
@@ -262,4 +274,6 @@ def test_whole_ensemble_restart_under_load(zk_ensemble, zk_ensemble_hosts):
             or _fd_count() > fds_before):
         time.sleep(0.1)
     assert threading.active_count() <= threads_before
-    assert _fd_count() <= fds_before
+    new_fds = {fd: what for fd, what in _fd_targets().items()
+               if targets_before.get(fd) != what}
+    assert _fd_count() <= fds_before, "descriptors opened: %s" % new_fds
