@@ -5,7 +5,7 @@ same parameters.
 
 The scenario
 ------------
-Work items are znodes under ``<base>/items`` (data: jobs left).  Worker
+Work items are znodes under ``<base>/items``, each 3-10 jobs of work.  Worker
 sessions (one client and one thread each, spread over several processes)
 loop as in the issue::
 
@@ -16,11 +16,15 @@ loop as in the issue::
             lock = Lock(client, locks + "/" + child, me)   # new each time
             if not lock.acquire(blocking=False):
                 continue
-            job(child)      # hold it for 20-50 ms, one job of the item
+            job(child)      # hold it for 20-50 ms, one job of the item;
+                            # the job that ends the item deletes it (and
+                            # creates a fresh one in its place)
             lock.release()
-            # the item is deleted (and a fresh one created) when its last
-            # job is done
         sleep(pause)
+
+As in the issue, the work does not write to ZooKeeper: an item's jobs left
+are counted outside it (in the item's flock file, below), so the server's
+transactions are the locks' and the item deletes and creates.
 
 Lock paths live under ``<base>/locks`` (not under the item), so contender
 nodes left behind stay visible after their item is deleted.
@@ -33,7 +37,7 @@ What is checked and measured
   threads) over the window;
 - mutual exclusion: each job takes a non-blocking ``flock`` on a per-item
   file; finding it taken means two sessions held the lock at once (a
-  violation; must be 0).  Writes to the item are version-checked too;
+  violation; must be 0);
 - contender nodes left behind: after the workers stop (and released what
   they held), the children of every lock path are counted while the
   sessions are still open; guaranteed deletes get a few seconds to land.
@@ -151,7 +155,6 @@ class _Session(object):
         self.jobs = 0
         self.items_done = 0
         self.violations = 0
-        self.version_conflicts = 0
         self.error_kinds = {}
 
     def _error(self, exc):
@@ -197,11 +200,17 @@ class _Session(object):
             stop.wait(pause * rng.uniform(0.5, 1.5))
 
     def _job(self, child):
+        """Work on ``child`` while holding its lock: one job of the item.
+
+        As in kazoo #732, the work itself does not touch ZooKeeper; the
+        worker that does an item's last job deletes it (and puts a fresh
+        one in its slot).  The jobs left of an item are counted in its
+        flock file, which only the flock's holder reads or writes.
+        """
         import fcntl
 
-        from kazoo.exceptions import BadVersionError, NoNodeError
+        from kazoo.exceptions import NodeExistsError, NoNodeError
 
-        client = self.client
         fd = os.open(os.path.join(self.flock_dir, child),
                      os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -211,37 +220,48 @@ class _Session(object):
                 self.violations += 1
                 return
             try:
-                path = self.items + "/" + child
-                try:
-                    data, stat = client.get(path)
-                except NoNodeError:
-                    return  # finished by an earlier holder
-                left = int(data or b"0")
+                left = self._jobs_left(fd)
                 low, high = self.params["job_ms"]
                 time.sleep(self.rng.uniform(low, high) / 1000.0)
-                try:
-                    if left <= 1:
-                        client.delete(path, version=stat.version)
-                        self.items_done += 1
-                        self._new_item(path)
-                    else:
-                        client.set(path, b"%d" % (left - 1),
-                                   version=stat.version)
-                except BadVersionError:
-                    self.version_conflicts += 1
-                    return
                 self.jobs += 1
+                if left > 1:
+                    self._set_jobs_left(fd, left - 1)
+                    return
+                # The item's work is done.  The count stays at 0 until the
+                # new item exists, so a holder after a failure here
+                # finishes the swap.
+                self._set_jobs_left(fd, 0)
+                path = self.items + "/" + child
+                try:
+                    self.client.delete(path)
+                    self.items_done += 1
+                except NoNodeError:
+                    pass
+                try:
+                    self.client.create(path)
+                except NodeExistsError:
+                    pass
+                self._set_jobs_left(fd, self._new_job_count())
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 
-    def _new_item(self, path):
-        """Keep the queue full: the worker that finished an item puts a new
-        one in its slot (same name, a new znode), so the names other
-        workers listed stay valid."""
+    def _new_job_count(self):
         low, high = self.params["jobs_per_item"]
-        self.client.create(path, b"%d" % self.rng.randint(low, high))
+        return self.rng.randint(low, high)
+
+    def _jobs_left(self, fd):
+        data = os.pread(fd, 16, 0).strip()
+        if not data:  # the item's first job: give it its work
+            left = self._new_job_count()
+            self._set_jobs_left(fd, left)
+            return left
+        return int(data)
+
+    @staticmethod
+    def _set_jobs_left(fd, left):
+        os.pwrite(fd, b"%-15d\n" % left, 0)
 
     def counts(self):
         return {
@@ -252,7 +272,6 @@ class _Session(object):
             "jobs": self.jobs,
             "items_done": self.items_done,
             "violations": self.violations,
-            "version_conflicts": self.version_conflicts,
             "error_kinds": self.error_kinds,
         }
 
@@ -399,13 +418,10 @@ def run_fleet(impl, hosts, params, cuts=False, zxid=None, log=_log):
     close = ctx.Event()
     try:
         names = ["item-%04d" % i for i in range(params["items"])]
-        low, high = params["jobs_per_item"]
         admin.ensure_path(base + "/items")
         admin.ensure_path(base + "/locks")
         lib.populate(admin, base + "/locks", names)
-        pending = [admin.create_async(base + "/items/" + n,
-                                      b"%d" % rng.randint(low, high))
-                   for n in names]
+        pending = [admin.create_async(base + "/items/" + n) for n in names]
         for r in pending:
             r.get()
 
@@ -509,7 +525,6 @@ def run_fleet(impl, hosts, params, cuts=False, zxid=None, log=_log):
             "jobs": total("jobs"),
             "items_processed": total("items_done"),
             "violations": total("violations"),
-            "version_conflicts": total("version_conflicts"),
             "leaked_nodes": leaked,
             "errors": total("errors"),
             "error_kinds": kinds,
