@@ -929,6 +929,10 @@ class FrameReader(object):
 
     __slots__ = ("max_frame", "_buf", "_view", "_start", "_end", "_poller", "_busy")
 
+    #: Off-CPU nanoseconds of the last busy-poll; this implementation never
+    #: busy-polls (it cannot release the GIL to do it).
+    spin_off_cpu_ns = 0
+
     def __init__(self, max_frame=DEFAULT_MAX_FRAME):
         max_frame = operator.index(max_frame)
         if max_frame < 0 or max_frame > 0x7FFFFFFF:

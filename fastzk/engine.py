@@ -539,7 +539,7 @@ class Engine(object):
                             return
                     started = _now_ns()
                     got = frames.read_from(sock, timeout, spin.budget_us)
-                    spin.observe(_now_ns() - started)
+                    spin.observe(_now_ns() - started, frames.spin_off_cpu_ns)
                     if not got:
                         if timeout < read_timeout:
                             continue  # the caller's deadline, not the server

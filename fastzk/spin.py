@@ -7,15 +7,24 @@ halves the synchronous request rate.  Busy-polling the socket for a short
 while first (with the GIL released, in the compiled core) catches the reply
 without sleeping.
 
-Spinning is only worth its CPU when replies come back within the spin, so
-the reader keeps spinning while spins catch replies and stops after
-``MISSES_TO_STOP`` waits in a row outlasted the spin.  Whether spinning
-would work again cannot be read off a wait that slept: its length includes
-the wake-up, the very cost spinning avoids (in a virtual machine that alone
-can exceed the ceiling).  So while stopped, the reader probes: after a gap
-of waits it spins again, and stops again (doubling the gap, from
-``PROBE_GAP_MIN`` to ``PROBE_GAP_MAX`` waits) if the first spins miss, so
-a loaded machine or a distant server costs almost no spinning at all.
+Spinning is only worth its CPU when replies come back within the spin and
+nobody else needs that CPU meanwhile.  So the reader counts a wait as
+*missed* when it outlasted the spin, or when the spinning thread spent a
+good part of it off its CPU (``PREEMPTED_NS``; the compiled reader measures
+it): the scheduler gave the CPU to another thread that was ready to run,
+so the machine has more work than CPUs and the spin is taking CPU time
+from the server or the application.  After ``MISSES_TO_STOP`` missed waits
+in a row it stops spinning.
+
+Whether spinning would work again cannot be read off a wait that slept:
+its length includes the wake-up, the very cost spinning avoids (in a
+virtual machine that alone can exceed the ceiling).  So while stopped, the
+reader probes: after a gap of waits it spins again.  Each stop doubles the
+gap, from ``PROBE_GAP_MIN`` to ``PROBE_GAP_MAX`` waits; only a spell of
+``TRUSTED_STRETCH`` waits spinning without a stop brings it back to the
+minimum.  A reader that catches some replies and misses many (a busy
+machine) thus spins ever more rarely, and one on a quiet machine with a
+near server spins nearly always.
 """
 
 import os
@@ -26,10 +35,20 @@ DEFAULT_CEILING_US = 200
 #: Consecutive waits that outlast the spin before spinning stops.
 MISSES_TO_STOP = 4
 
+#: Nanoseconds off the CPU during one spin that count it as preempted.  On
+#: an idle virtual machine a spin loses up to ~60 us to the hypervisor and
+#: interrupts; a thread preempted by another runs again after a time slice
+#: or a wake-up of its own, most often hundreds of microseconds later.
+PREEMPTED_NS = 100_000
+
 #: Waits between probes while spinning is stopped: the gap starts here and
-#: doubles after each probe that missed, up to PROBE_GAP_MAX.
+#: doubles after each stop, up to PROBE_GAP_MAX.
 PROBE_GAP_MIN = 16
 PROBE_GAP_MAX = 1024
+
+#: Waits spent spinning without a stop after which the gap is back to
+#: PROBE_GAP_MIN.
+TRUSTED_STRETCH = 256
 
 
 def ceiling_from_environment(default=DEFAULT_CEILING_US):
@@ -57,7 +76,8 @@ class AdaptiveSpin(object):
                        spinning.
     """
 
-    __slots__ = ("ceiling_us", "budget_us", "_misses", "_gap", "_wait")
+    __slots__ = ("ceiling_us", "budget_us", "_misses", "_gap", "_wait",
+                 "_stretch")
 
     def __init__(self, ceiling_us):
         self.ceiling_us = ceiling_us
@@ -66,21 +86,25 @@ class AdaptiveSpin(object):
         self._misses = 0
         self._gap = PROBE_GAP_MIN
         self._wait = 0  # waits left before the next probe
+        self._stretch = 0  # waits spun since spinning (re)started
 
-    def observe(self, waited_ns):
+    def observe(self, waited_ns, off_cpu_ns=0):
         """Account a wait that took ``waited_ns`` nanoseconds with the
-        budget it was given."""
+        budget it was given, ``off_cpu_ns`` of its spin spent off the CPU."""
         budget = self.budget_us
         if budget:
-            if waited_ns <= budget * 1000:  # caught while spinning
-                self._misses = 0
-                self._gap = PROBE_GAP_MIN
+            if waited_ns <= budget * 1000 and off_cpu_ns < PREEMPTED_NS:
+                self._misses = 0  # caught while spinning, undisturbed
             else:
                 self._misses += 1
                 if self._misses >= MISSES_TO_STOP:
                     self.budget_us = 0
                     self._wait = self._gap
                     self._gap = min(self._gap * 2, PROBE_GAP_MAX)
+                    return
+            self._stretch += 1
+            if self._stretch == TRUSTED_STRETCH:
+                self._gap = PROBE_GAP_MIN
         elif self.ceiling_us:
             self._wait -= 1
             if self._wait <= 0:
@@ -90,3 +114,4 @@ class AdaptiveSpin(object):
                 # idle vCPUs have to wake up as well).
                 self.budget_us = self.ceiling_us
                 self._misses = 0
+                self._stretch = 0

@@ -126,6 +126,7 @@ cdef extern from "<time.h>" nogil:
     ctypedef int clockid_t
     int clock_gettime(clockid_t clk, timespec *tp)
     clockid_t CLOCK_MONOTONIC
+    clockid_t CLOCK_THREAD_CPUTIME_ID
 
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object obj, int *overflow)
@@ -293,6 +294,13 @@ cdef inline void _put64(unsigned char *p, uint64_t v) noexcept nogil:
 cdef inline int64_t _now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline int64_t _thread_cpu_ns() noexcept nogil:
+    cdef timespec ts
+    if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0:
+        return -1
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
@@ -1294,6 +1302,10 @@ cdef class FrameReader:
     cdef bint _busy
     cdef object _poller
     cdef public Py_ssize_t max_frame
+    #: Of the last :meth:`read_from`'s busy-poll, the nanoseconds this
+    #: thread spent off its CPU (the spin's wall time minus the thread's
+    #: CPU time): other threads ran in its place.  0 when it did not spin.
+    cdef readonly int64_t spin_off_cpu_ns
 
     def __cinit__(self, *args, **kwargs):
         self._buf = <unsigned char *>PyMem_Malloc(_INITIAL_BUFFER)
@@ -1304,6 +1316,7 @@ cdef class FrameReader:
         self._end = 0
         self._busy = False
         self.max_frame = 0xFFFFF + 1024 * 1024
+        self.spin_off_cpu_ns = 0
 
     def __init__(self, max_frame=DEFAULT_MAX_FRAME):
         cdef int64_t m = _i64(max_frame, b"max_frame")
@@ -1429,6 +1442,7 @@ cdef class FrameReader:
                 deadline = _now_ns() + <int64_t>(t * 1e9)
         if spin_us:
             spin = _i64(spin_us, b"spin_us")
+        self.spin_off_cpu_ns = 0
         self._reserve(self._want())
         if isinstance(sock, _CSocket) and not isinstance(sock, _SSLSocket):
             fd = sock.fileno()
@@ -1452,7 +1466,7 @@ cdef class FrameReader:
         cdef int err = 0
         cdef int r
         cdef int ms
-        cdef int64_t now, stop, rem
+        cdef int64_t now, stop, rem, cpu
         cdef pollfd pfd
         # Try the socket before sleeping in poll(), keeping the GIL: on a
         # busy machine the reply is often there already, and one recv()
@@ -1463,7 +1477,9 @@ cdef class FrameReader:
             err = errno
             if spin_us > 0 and (err == EAGAIN or err == EWOULDBLOCK):
                 with nogil:
-                    stop = _now_ns() + spin_us * 1000
+                    cpu = _thread_cpu_ns()
+                    now = _now_ns()
+                    stop = now + spin_us * 1000
                     if deadline >= 0 and stop > deadline:
                         stop = deadline
                     while True:
@@ -1475,6 +1491,10 @@ cdef class FrameReader:
                             break
                         if _now_ns() >= stop:
                             break
+                    if cpu >= 0:
+                        cpu = _thread_cpu_ns() - cpu
+                        rem = (_now_ns() - now) - cpu
+                        self.spin_off_cpu_ns = rem if rem > 0 else 0
         if self._took(got, err):
             return got
         pfd.fd = fd

@@ -1077,6 +1077,48 @@ def test_read_from_socket(codec, sockpair, mode, spin_us):
     assert a.gettimeout() == before
 
 
+def test_read_from_reports_the_spins_time_off_the_cpu(codec, sockpair):
+    """The busy-poll's off-CPU time feeds fastzk.spin: it is 0 without a
+    spin, and a spin that another busy thread shares a CPU with loses some
+    (the pure-Python reader never spins)."""
+    a, b = sockpair
+    reader = codec.FrameReader()
+    assert reader.spin_off_cpu_ns == 0
+    assert reader.read_from(a, 0.01, 0) == 0
+    assert reader.spin_off_cpu_ns == 0
+    if codec.IMPLEMENTATION != "cython":
+        assert reader.read_from(a, 0.01, 2000) == 0
+        assert reader.spin_off_cpu_ns == 0
+        return
+    # One busy process per CPU, and then some: the spinning thread is
+    # preempted in at least one of these 20 ms spins.
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    hogs = [ctx.Process(target=_hog, args=(stop,), daemon=True)
+            for _ in range((os.cpu_count() or 1) + 1)]
+    for hog in hogs:
+        hog.start()
+    try:
+        lost = []
+        for _ in range(20):
+            assert reader.read_from(a, 0.05, 20_000) == 0
+            lost.append(reader.spin_off_cpu_ns)
+    finally:
+        stop.set()
+        for hog in hogs:
+            hog.join(10)
+    assert all(ns >= 0 for ns in lost)
+    assert max(lost) > 1_000_000, lost
+    b.sendall(_stream([b"x"]))
+    assert reader.read_from(a, 1.0, 20_000) > 0
+
+
+def _hog(stop):
+    while not stop.is_set():
+        pass
+
+
 def test_read_from_waits_for_data(codec, sockpair):
     a, b = sockpair
     reader = codec.FrameReader()

@@ -4,8 +4,10 @@ import pytest
 
 from fastzk.spin import (
     MISSES_TO_STOP,
+    PREEMPTED_NS,
     PROBE_GAP_MAX,
     PROBE_GAP_MIN,
+    TRUSTED_STRETCH,
     AdaptiveSpin,
     ceiling_from_environment,
 )
@@ -14,11 +16,11 @@ CAUGHT = 80_000  # ns: a reply caught while spinning (within 200 us)
 MISSED = 5_000_000  # ns: a reply that came after the spin, while sleeping
 
 
-def budgets_after(spin, waits_ns):
+def budgets_after(spin, waits_ns, off_cpu_ns=0):
     """The budget after each of ``waits_ns``."""
     seen = []
     for waited in waits_ns:
-        spin.observe(waited)
+        spin.observe(waited, off_cpu_ns)
         seen.append(spin.budget_us)
     return seen
 
@@ -75,16 +77,42 @@ def test_missed_probes_back_off_up_to_the_largest_gap():
     assert gaps[-1] == PROBE_GAP_MAX
 
 
-def test_a_caught_probe_resets_the_gap():
+def gap_now(spin):
+    """Stop ``spin`` and count the waits until its next probe."""
+    stop(spin)
+    waits = 0
+    while spin.budget_us == 0:
+        spin.observe(MISSED)
+        waits += 1
+    return waits
+
+
+def test_a_caught_probe_keeps_the_gap_until_a_long_stretch_of_spinning():
     spin = AdaptiveSpin(200)
-    stop(spin)
-    budgets_after(spin, [MISSED] * PROBE_GAP_MIN)  # ends with a probe
-    stop(spin)  # the probe missed: the next gap is doubled
-    budgets_after(spin, [MISSED] * (2 * PROBE_GAP_MIN))
+    assert gap_now(spin) == PROBE_GAP_MIN
+    # A probe that catches a few replies and then stops again: the reader
+    # catches some and misses many, the gap keeps doubling.
+    budgets_after(spin, [CAUGHT] * 10)
+    assert gap_now(spin) == 2 * PROBE_GAP_MIN
+    # Spinning that lasts TRUSTED_STRETCH waits (counting the misses that
+    # did not stop it) brings the gap back.
+    budgets_after(spin, [CAUGHT] * (TRUSTED_STRETCH - MISSES_TO_STOP))
+    assert gap_now(spin) == 4 * PROBE_GAP_MIN
+    budgets_after(spin, [CAUGHT] * TRUSTED_STRETCH)
     assert spin.budget_us == 200
-    spin.observe(CAUGHT)  # caught: spinning, and the gap is back to 16
-    stop(spin)
-    assert budgets_after(spin, [MISSED] * PROBE_GAP_MIN)[-1] == 200
+    assert gap_now(spin) == PROBE_GAP_MIN
+
+
+def test_spins_taken_off_the_cpu_count_as_misses():
+    # Caught in time, but the spinning thread was preempted: another
+    # thread was waiting for the CPU the spin held.
+    spin = AdaptiveSpin(200)
+    assert budgets_after(spin, [CAUGHT] * MISSES_TO_STOP, PREEMPTED_NS) == \
+        [200] * (MISSES_TO_STOP - 1) + [0]
+    # Off-CPU time below the mark (a hypervisor's hiccup) does not.
+    spin = AdaptiveSpin(200)
+    waits = [CAUGHT] * (4 * MISSES_TO_STOP)
+    assert set(budgets_after(spin, waits, PREEMPTED_NS - 1)) == {200}
 
 
 def test_a_zero_ceiling_never_spins():
