@@ -564,7 +564,13 @@ DEFAULT_VARIANTS = ("plain", "cuts", "held")
 
 def run_all(hosts, params, impls=lib.IMPLS, variants=DEFAULT_VARIANTS,
             zxid=None, log=_log):
-    """Run every (variant, impl); returns a list of result dicts."""
+    """Run every (variant, impl); returns a list of result dicts.
+
+    With both clients, each variant runs in four halves of its duration,
+    kazoo, fastzk, fastzk, kazoo, and each client's two halves are added
+    up: this machine's speed drifts within minutes, and a drift that
+    runs through the four halves weighs on both clients alike.
+    """
     out = []
     base_params = params
     for variant in variants:
@@ -572,7 +578,12 @@ def run_all(hosts, params, impls=lib.IMPLS, variants=DEFAULT_VARIANTS,
         overrides = dict(VARIANTS[variant])
         cuts = overrides.pop("cuts", False)
         params.update(overrides)
-        for impl in impls:
+        order = list(impls)
+        if len(order) > 1:
+            params["duration"] = params["duration"] / 2.0
+            order = order + order[::-1]
+        halves = {}
+        for impl in order:
             log("  fleet %-5s %-6s: %d sessions in %d processes, %d items, "
                 "%.0f s ..." % (variant, impl, params["sessions"],
                                 params["procs"], params["items"],
@@ -580,8 +591,6 @@ def run_all(hosts, params, impls=lib.IMPLS, variants=DEFAULT_VARIANTS,
             t = time.monotonic()
             res = run_fleet(impl, hosts, params, cuts=cuts, zxid=zxid,
                             log=log)
-            res["variant"] = variant
-            res["job_ms"] = list(params["job_ms"])
             log("  fleet %-5s %-6s: %s attempts/s, %.2f txns/attempt, "
                 "%.2f CPU s/1000 attempts, %d items done, %d violations, "
                 "%d nodes left (%.0f s)" % (
@@ -590,7 +599,48 @@ def run_all(hosts, params, impls=lib.IMPLS, variants=DEFAULT_VARIANTS,
                     res["cpu_s_per_1000_attempts"] or float("nan"),
                     res["items_processed"], res["violations"],
                     res["leaked_nodes"], time.monotonic() - t))
+            halves.setdefault(impl, []).append(res)
+        for impl in impls:
+            res = merge_runs(halves[impl])
+            res["variant"] = variant
+            res["job_ms"] = list(params["job_ms"])
             out.append(res)
+    return out
+
+
+#: Counts that add up over runs; the rates are computed again from them.
+_SUMMED = ("seconds", "attempts", "won", "failed", "acquire_errors",
+           "server_txns", "client_cpu_seconds", "jobs", "items_processed",
+           "violations", "leaked_nodes", "errors", "stuck_threads")
+
+
+def merge_runs(runs):
+    """One result from several :func:`run_fleet` results of one client."""
+    if len(runs) == 1:
+        return dict(runs[0], runs=1)
+    out = dict(runs[0])
+    for key in _SUMMED:
+        values = [r.get(key) for r in runs]
+        out[key] = None if None in values else sum(values)
+    kinds = {}
+    for r in runs:
+        for k, v in (r.get("error_kinds") or {}).items():
+            kinds[k] = kinds.get(k, 0) + v
+    out["error_kinds"] = kinds
+    if out.get("cuts_made") is not None:
+        out["cuts_made"] = {k: sum(r["cuts_made"][k] for r in runs)
+                            for k in out["cuts_made"]}
+    window, attempts, txns, cpu = (out["seconds"], out["attempts"],
+                                   out["server_txns"],
+                                   out["client_cpu_seconds"])
+    out["attempts_per_s"] = attempts / window
+    out["server_txns_per_s"] = None if txns is None else txns / window
+    out["txns_per_attempt"] = (None if txns is None or not attempts
+                               else txns / float(attempts))
+    out["cpu_s_per_1000_attempts"] = (cpu / attempts * 1000.0
+                                      if attempts else None)
+    out["attempts_per_cpu_s"] = attempts / cpu if cpu else None
+    out["runs"] = len(runs)
     return out
 
 

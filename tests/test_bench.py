@@ -86,3 +86,48 @@ def test_c_client_note():
     assert _c_client_note(suite, "k", 100.0) == \
         "C client not measured: no C compiler"
     assert _c_client_note({}, "k", 100.0) == ""
+
+
+def test_fleet_runs_both_clients_in_halves_kazoo_fastzk_fastzk_kazoo(
+        monkeypatch):
+    import fleet
+
+    calls = []
+
+    def fake_run_fleet(impl, hosts, params, cuts=False, zxid=None, log=None):
+        calls.append((impl, params["duration"]))
+        n = len(calls)  # the machine gets slower run after run
+        return {"impl": impl, "seconds": params["duration"],
+                "attempts": 1000 // n, "won": 10, "failed": 1000 // n - 10,
+                "acquire_errors": 0, "server_txns": 20 * n,
+                "client_cpu_seconds": 0.5 * n, "jobs": 10,
+                "items_processed": 2, "violations": 0, "leaked_nodes": n % 2,
+                "errors": 0, "stuck_threads": 0, "error_kinds": {"X": 1},
+                "cuts_made": None,
+                # the rates run_fleet adds (logged, then computed again)
+                "attempts_per_s": 0.0, "txns_per_attempt": 0.0,
+                "cpu_s_per_1000_attempts": 0.0}
+
+    monkeypatch.setattr(fleet, "run_fleet", fake_run_fleet)
+    params = fleet.scenario(quick=True, duration=8.0)
+    results = fleet.run_all("h", params, variants=("held",),
+                            log=lambda msg: None)
+    assert calls == [("kazoo", 4.0), ("fastzk", 4.0), ("fastzk", 4.0),
+                     ("kazoo", 4.0)]
+    kazoo, fastzk = results
+    assert (kazoo["impl"], fastzk["impl"]) == ("kazoo", "fastzk")
+    # kazoo's halves were runs 1 and 4, fastzk's 2 and 3
+    assert kazoo["attempts"] == 1000 + 250
+    assert fastzk["attempts"] == 500 + 333
+    assert kazoo["seconds"] == fastzk["seconds"] == 8.0
+    assert kazoo["client_cpu_seconds"] == 2.5
+    assert kazoo["attempts_per_cpu_s"] == 1250 / 2.5
+    assert fastzk["txns_per_attempt"] == (40 + 60) / 833.0
+    assert kazoo["leaked_nodes"] == 1 and fastzk["leaked_nodes"] == 1
+    assert kazoo["error_kinds"] == {"X": 2}
+    assert kazoo["variant"] == "held" and kazoo["runs"] == 2
+    # one client alone: one run of the whole duration
+    del calls[:]
+    (alone,) = fleet.run_all("h", params, impls=("fastzk",),
+                             variants=("held",), log=lambda msg: None)
+    assert calls == [("fastzk", 8.0)] and alone["runs"] == 1
