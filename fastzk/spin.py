@@ -19,12 +19,12 @@ in a row it stops spinning.
 Whether spinning would work again cannot be read off a wait that slept:
 its length includes the wake-up, the very cost spinning avoids (in a
 virtual machine that alone can exceed the ceiling).  So while stopped, the
-reader probes: after a gap of waits it spins again.  Each stop doubles the
-gap, from ``PROBE_GAP_MIN`` to ``PROBE_GAP_MAX`` waits; only a spell of
-``TRUSTED_STRETCH`` waits spinning without a stop brings it back to the
-minimum.  A reader that catches some replies and misses many (a busy
-machine) thus spins ever more rarely, and one on a quiet machine with a
-near server spins nearly always.
+reader probes: after a gap of waits it spins again.  When spinning stops,
+the gap goes back to ``PROBE_GAP_MIN`` waits if the spell of spinning
+caught most replies (``GOOD_SPELL``: a burst of slow replies ended it), and
+doubles otherwise, up to ``PROBE_GAP_MAX``.  A reader that catches some
+replies and misses many (a busy machine) thus spins ever more rarely, and
+one on a quiet machine with a near server spins nearly always.
 """
 
 import os
@@ -42,13 +42,14 @@ MISSES_TO_STOP = 4
 PREEMPTED_NS = 100_000
 
 #: Waits between probes while spinning is stopped: the gap starts here and
-#: doubles after each stop, up to PROBE_GAP_MAX.
+#: doubles after each spell of spinning that was not good, up to
+#: PROBE_GAP_MAX.
 PROBE_GAP_MIN = 16
 PROBE_GAP_MAX = 1024
 
-#: Waits spent spinning without a stop after which the gap is back to
-#: PROBE_GAP_MIN.
-TRUSTED_STRETCH = 256
+#: The share of its waits a spell of spinning must have caught (in time
+#: and undisturbed) to bring the gap back to PROBE_GAP_MIN.
+GOOD_SPELL = 0.75
 
 
 def ceiling_from_environment(default=DEFAULT_CEILING_US):
@@ -77,7 +78,7 @@ class AdaptiveSpin(object):
     """
 
     __slots__ = ("ceiling_us", "budget_us", "_misses", "_gap", "_wait",
-                 "_stretch")
+                 "_spun", "_caught")
 
     def __init__(self, ceiling_us):
         self.ceiling_us = ceiling_us
@@ -86,25 +87,26 @@ class AdaptiveSpin(object):
         self._misses = 0
         self._gap = PROBE_GAP_MIN
         self._wait = 0  # waits left before the next probe
-        self._stretch = 0  # waits spun since spinning (re)started
+        self._spun = 0  # waits of this spell of spinning
+        self._caught = 0  # of which caught
 
     def observe(self, waited_ns, off_cpu_ns=0):
         """Account a wait that took ``waited_ns`` nanoseconds with the
         budget it was given, ``off_cpu_ns`` of its spin spent off the CPU."""
         budget = self.budget_us
         if budget:
+            self._spun += 1
             if waited_ns <= budget * 1000 and off_cpu_ns < PREEMPTED_NS:
                 self._misses = 0  # caught while spinning, undisturbed
-            else:
-                self._misses += 1
-                if self._misses >= MISSES_TO_STOP:
-                    self.budget_us = 0
-                    self._wait = self._gap
-                    self._gap = min(self._gap * 2, PROBE_GAP_MAX)
-                    return
-            self._stretch += 1
-            if self._stretch == TRUSTED_STRETCH:
-                self._gap = PROBE_GAP_MIN
+                self._caught += 1
+                return
+            self._misses += 1
+            if self._misses >= MISSES_TO_STOP:
+                self.budget_us = 0
+                if self._caught >= GOOD_SPELL * self._spun:
+                    self._gap = PROBE_GAP_MIN
+                self._wait = self._gap
+                self._gap = min(self._gap * 2, PROBE_GAP_MAX)
         elif self.ceiling_us:
             self._wait -= 1
             if self._wait <= 0:
@@ -114,4 +116,4 @@ class AdaptiveSpin(object):
                 # idle vCPUs have to wake up as well).
                 self.budget_us = self.ceiling_us
                 self._misses = 0
-                self._stretch = 0
+                self._spun = self._caught = 0

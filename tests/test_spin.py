@@ -4,10 +4,10 @@ import pytest
 
 from fastzk.spin import (
     MISSES_TO_STOP,
+    GOOD_SPELL,
     PREEMPTED_NS,
     PROBE_GAP_MAX,
     PROBE_GAP_MIN,
-    TRUSTED_STRETCH,
     AdaptiveSpin,
     ceiling_from_environment,
 )
@@ -87,19 +87,21 @@ def gap_now(spin):
     return waits
 
 
-def test_a_caught_probe_keeps_the_gap_until_a_long_stretch_of_spinning():
+def test_the_gap_doubles_after_a_poor_spell_and_resets_after_a_good_one():
     spin = AdaptiveSpin(200)
     assert gap_now(spin) == PROBE_GAP_MIN
-    # A probe that catches a few replies and then stops again: the reader
-    # catches some and misses many, the gap keeps doubling.
-    budgets_after(spin, [CAUGHT] * 10)
+    # A spell that caught some replies but missed more (a busy machine):
+    # the gap keeps doubling.
+    budgets_after(spin, [MISSED, CAUGHT] * 10)
     assert gap_now(spin) == 2 * PROBE_GAP_MIN
-    # Spinning that lasts TRUSTED_STRETCH waits (counting the misses that
-    # did not stop it) brings the gap back.
-    budgets_after(spin, [CAUGHT] * (TRUSTED_STRETCH - MISSES_TO_STOP))
+    budgets_after(spin, [MISSED, MISSED, CAUGHT] * 10)
     assert gap_now(spin) == 4 * PROBE_GAP_MIN
-    budgets_after(spin, [CAUGHT] * TRUSTED_STRETCH)
+    # A spell that caught most of its replies, ended by a burst of slow
+    # ones: back to the smallest gap.
+    spell = [MISSED] + [CAUGHT] * 5
+    budgets_after(spin, spell * 6)  # and then the 4 misses that stop it
     assert spin.budget_us == 200
+    assert 30 >= GOOD_SPELL * (36 + MISSES_TO_STOP)
     assert gap_now(spin) == PROBE_GAP_MIN
 
 
