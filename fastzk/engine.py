@@ -63,8 +63,19 @@ from fastzk import watches as _watches
 log = logging.getLogger(__name__)
 _now_ns = time.perf_counter_ns
 send_all = codec.send_all
-# The deadline of the current thread's synchronous calls (Engine.bounded).
-_bounds = threading.local()
+
+
+class _Bounds(threading.local):
+    """Per thread, the deadline :meth:`Engine.bounded` set (None: none).
+
+    A class default, not a missing attribute: looking up a missing
+    attribute of a thread-local object raises (and formats) an
+    AttributeError inside getattr, on every call."""
+
+    deadline = None
+
+
+_bounds = _Bounds()
 
 __all__ = ["Engine", "Request", "Waiter"]
 
@@ -376,7 +387,7 @@ class Engine(object):
         """
         waiter = req.result
         mx = self._mx
-        deadline = getattr(_bounds, "deadline", None)
+        deadline = _bounds.deadline
         self.submit(req, False)
         me = threading.get_ident()
         while not waiter.done:
@@ -432,7 +443,7 @@ class Engine(object):
         or None for no bound) and raises
         :class:`~kazoo.handlers.threading.KazooTimeoutError` after it.
         """
-        outer = getattr(_bounds, "deadline", None)
+        outer = _bounds.deadline
         if outer is not None and (deadline is None or outer < deadline):
             deadline = outer
         _bounds.deadline = deadline
