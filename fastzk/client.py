@@ -12,6 +12,7 @@ own request classes and travel over the same connection and session.
 
 import logging
 import threading
+import time
 from functools import partial
 from typing import (
     Any,
@@ -575,6 +576,11 @@ class KazooClient(kazoo.client.KazooClient):
         view = self._connection.children_view
         children = view.get(full)
         if children is not None:
+            # Answered without I/O: give up the GIL for a moment, or a
+            # caller looping on this answer starves the reader thread that
+            # delivers the watch events which would change it (CPython
+            # takes the GIL from a busy thread only every 5 ms).
+            time.sleep(0)
             return children
         token = view.token()
         request = Request(codec.GET_CHILDREN,
