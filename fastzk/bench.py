@@ -509,12 +509,18 @@ def _fmt_count(n):
     return "{:,}".format(int(n)) if n is not None else "n/a"
 
 
-def _c_client_note(suite, key, kazoo):
-    """The ZooKeeper C client's figure for a sync-read row, if measured."""
+_C_CLIENT = "ZooKeeper C client {:,.0f}/s = {:.2f}x kazoo"
+# For the failed-attempt row: the floor of an attempt that reads first.
+_READ_BOUND = ("bound: one getChildren round trip (ZooKeeper C client) "
+               "{:,.0f}/s = {:.1f}x kazoo")
+
+
+def _c_client_note(suite, key, kazoo, text=_C_CLIENT):
+    """The ZooKeeper C client's figure for a row, if measured, formatted
+    by ``text`` with its rate and its ratio to kazoo's."""
     c = _get(suite, key, "zookeeper-c")
     if c is not None and kazoo:
-        return "ZooKeeper C client {:,.0f}/s = {:.2f}x kazoo".format(
-            c, c / kazoo)
+        return text.format(c, c / kazoo)
     missing = (suite.get((key, "fastzk")) or {}).get("c_client_missing")
     return "C client not measured: %s" % missing if missing else ""
 
@@ -589,11 +595,13 @@ def build_rows(suite, fleet):
     # -- lock -------------------------------------------------------------------
     if any(k[0].startswith("lock.") for k in suite):
         section("Lock (kazoo's Lock on kazoo vs fastzk's Lock on fastzk)")
+        k = _get(suite, "lock.failed_attempt", "kazoo")
         rows.append(Row("failed non-blocking acquires, held lock (/s)",
-                        _get(suite, "lock.failed_attempt", "kazoo"),
-                        _get(suite, "lock.failed_attempt", "fastzk"), "/s",
+                        k, _get(suite, "lock.failed_attempt", "fastzk"), "/s",
                         target=TARGETS["lock.failed_attempt"],
-                        key="lock.failed_attempt"))
+                        key="lock.failed_attempt",
+                        note=_c_client_note(suite, "lock.failed_attempt", k,
+                                            _READ_BOUND)))
         rows.append(Row("  server transactions per failed attempt",
                         _get(suite, "lock.failed_attempt", "kazoo",
                              "txns_per_attempt"),

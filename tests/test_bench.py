@@ -88,6 +88,19 @@ def test_c_client_note():
     assert _c_client_note({}, "k", 100.0) == ""
 
 
+def test_failed_attempt_row_names_the_read_bound():
+    from fastzk.bench import build_rows
+
+    suite = {("lock.failed_attempt", "kazoo"): {"rate": 500.0},
+             ("lock.failed_attempt", "fastzk"): {"rate": 8000.0},
+             ("lock.failed_attempt", "zookeeper-c"): {"rate": 9000.0}}
+    rows = [r for r in build_rows(suite, None)[0]
+            if r.key == "lock.failed_attempt"]
+    assert len(rows) == 1
+    assert rows[0].note == ("bound: one getChildren round trip (ZooKeeper C "
+                            "client) 9,000/s = 18.0x kazoo")
+
+
 def test_fleet_runs_both_clients_in_halves_kazoo_fastzk_fastzk_kazoo(
         monkeypatch):
     import fleet
