@@ -1,14 +1,40 @@
 # fastzk developer tasks.  `make test` is what CI runs (.ci/run).
-PYTHON ?= python3
+#
+# Everything runs in the project's own virtual environment (.venv), made
+# from the first python3 on PATH: a distribution's python3 is externally
+# managed (PEP 668) and refuses pip.  `make test PYTHON=/path/to/python`
+# uses that interpreter as it is instead, making no environment.
+BASE_PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+PYTHON ?= $(VENV)/bin/python
 PIP ?= $(PYTHON) -m pip
 ZOOKEEPER_JAR := /usr/share/java/zookeeper.jar
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ZOOKEEPER_C_HEADER := /usr/include/zookeeper/zookeeper.h
 
-.PHONY: all zookeeper zookeeper-c deps build test kazoo-suite bench
+.PHONY: all venv zookeeper zookeeper-c deps build test kazoo-suite bench
 
 all: test
+
+# The virtual environment, and what building the compiled core needs from
+# the system: Debian's python3 lacks ensurepip (python3-venv) and the C
+# headers (python3-dev) until they are installed.
+venv:
+ifeq ($(PYTHON),$(VENV)/bin/python)
+	@if [ ! -x $(PYTHON) ]; then \
+		if ! $(BASE_PYTHON) -c "import ensurepip, venv" 2>/dev/null; then \
+			echo "installing Debian's python3-venv"; \
+			$(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv; \
+		fi; \
+		rm -rf $(VENV); \
+		$(BASE_PYTHON) -m venv $(VENV); \
+	fi
+endif
+	@if ! $(PYTHON) -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"; then \
+		echo "installing Debian's python3-dev and a C compiler"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y python3-dev gcc; \
+	fi
 
 # Debian's ZooKeeper 3.8 (Java 17): the tests run it, never a mock.
 zookeeper:
@@ -28,7 +54,8 @@ zookeeper-c:
 		echo "ZooKeeper C client present: $(ZOOKEEPER_C_HEADER)"; \
 	fi
 
-deps:
+deps: venv
+	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install kazoo==2.11.0 pytest pytest-timeout hypothesis pytest-benchmark cython
 	# kazoo's own suite (run against fastzk below) needs these.
 	$(PIP) install "pyOpenSSL<24.3" pyjks objgraph
