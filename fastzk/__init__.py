@@ -11,6 +11,7 @@ extension was not built or ``FASTZK_NO_EXTENSIONS=1`` is set).
 from kazoo.protocol.states import EventType, KazooState, KeeperState
 
 from fastzk._core import EXTENSIONS
+from fastzk._version import version as _package_version
 from fastzk.client import KazooClient
 from fastzk.watches import AddWatchMode, WatcherType
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
@@ -20,7 +21,8 @@ from fastzk.cache import NodeData, TreeCache, TreeEvent
 #: fastzk's client is kazoo's client class; ``Client`` is a shorter name.
 Client = KazooClient
 
-__version__ = "0.1.0"
+#: The release, as in the package metadata.
+__version__ = _package_version()
 
 __all__ = [
     "AddWatchMode",
