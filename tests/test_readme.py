@@ -1,0 +1,59 @@
+"""Every Python snippet in README.md runs as written, on a real server.
+
+The snippets read like one session at a prompt: they run in order in one
+namespace, each after the ones above it.  The only change made to them is
+the address: ``127.0.0.1:2181`` becomes the test server's, with a fresh
+chroot, so the nodes they create are removed afterwards.
+"""
+
+import os
+import re
+
+import pytest
+
+README = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "README.md")
+DEFAULT_HOSTS = "127.0.0.1:2181"
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.M | re.S)
+
+
+def python_snippets(text):
+    """The README's ```python blocks, in order, as (line number, code)."""
+    return [(text.count("\n", 0, m.start()) + 2, m.group(1))
+            for m in _PYTHON_BLOCK.finditer(text)]
+
+
+def test_snippets_are_found():
+    with open(README, encoding="utf-8") as f:
+        snippets = python_snippets(f.read())
+    assert len(snippets) >= 5
+    assert all(DEFAULT_HOSTS not in code or "KazooClient(" in code
+               for _, code in snippets)
+
+
+def test_readme_snippets_run(zk_hosts, zk_admin, zk_chroot):
+    with open(README, encoding="utf-8") as f:
+        snippets = python_snippets(f.read())
+    from fastzk import KazooClient
+
+    namespace = {"__name__": "readme"}
+    clients = []
+    try:
+        for line, code in snippets:
+            code = code.replace(DEFAULT_HOSTS, zk_hosts)
+            try:
+                exec(compile(code, "README.md:%d" % line, "exec"), namespace)
+            except Exception as exc:
+                pytest.fail("README.md snippet at line %d failed: %r"
+                            % (line, exc))
+            finally:
+                clients += [v for v in namespace.values()
+                            if isinstance(v, KazooClient) and v not in clients]
+    finally:
+        for client in clients:
+            client.stop()
+            client.close()
+    # What the snippets did is on the server, and their locks left no node.
+    assert zk_admin.get(zk_chroot + "/app/config")[0] == b"v3"
+    for lock in ("/locks/item-42", "/locks/report"):
+        assert zk_admin.get_children(zk_chroot + lock) == []
