@@ -24,7 +24,11 @@ what kazoo gets wrong:
 - On fastzk's client, one-shot watches survive a reconnect (they are
   restored with SetWatches and the server sends catch-up events); both
   recipes still re-read after every reconnect, and after a session expiry
-  they set their watches again on the new session.
+  they set their watches again on the new session.  So a change made
+  while disconnected is read twice (after the reconnection and after its
+  catch-up event): the recipes call the function only for a state it has
+  not seen, told apart by the node's stat (``mzxid`` and ``czxid`` for
+  data, ``cversion`` and ``czxid`` for children), never by the event.
 
 Functions are called on the client's callback thread (or the thread that
 registers them, for the first call), one at a time per watch.
@@ -155,6 +159,16 @@ def _takes_event(func, count):
         if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
             positional += 1
     return positional >= count
+
+
+def _children_version(stat):
+    """What tells one state of a node's children from another: the node's
+    incarnation (``czxid``) and its count of child changes (``cversion``,
+    which every create and delete of a child increments, even when they
+    leave the same names).  None for a node that does not exist."""
+    if stat is None:
+        return None
+    return stat.czxid, stat.cversion
 
 
 class DataWatch(_kazoo.DataWatch):
@@ -340,11 +354,13 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
 
     kazoo's :class:`~kazoo.recipe.watchers.ChildrenWatch` contract: the
     function is called the very first time it is registered with the list
-    of children, then each time the server reports a change (after a
-    reconnection only if the list differs).  Returning ``False`` stops the
-    watch.  With ``send_event=True`` the function also receives the
-    :class:`~kazoo.protocol.states.WatchedEvent` (None for the first call
-    and for reads after a reconnection).
+    of children, then once for each change of the children (a child
+    created or deleted, by the node's ``cversion``).  Children changed
+    while the client was disconnected are reported once after the
+    reconnection; a reconnection without a change calls nothing.
+    Returning ``False`` stops the watch.  With ``send_event=True`` the
+    function also receives the :class:`~kazoo.protocol.states.WatchedEvent`
+    (None for the first call and for reads after a reconnection).
 
     Unlike kazoo's (#153), the watch survives the deletion of its node:
     the function is called with an empty list, and with the children again
@@ -392,6 +408,8 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
         self._allow_session_lost = allow_session_lost
         self._run_lock = client.handler.lock_object()
         self._prior_children = None
+        # _children_version() of the children last given to the function.
+        self._prior_version = None
         self._used = False
         if func is not None:
             self._used = True
@@ -417,15 +435,18 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
         return func
 
     def _read(self):
-        """The children, with a child watch set; an empty list with an
-        exists watch set when the node does not exist."""
+        """The children and their version, with a child watch set; an
+        empty list and None with an exists watch set when the node does
+        not exist."""
         client = self._client
         while True:
             try:
-                return client.get_children(self._path, self._watcher)
+                children, stat = client.get_children(
+                    self._path, self._watcher, include_data=True)
+                return children, _children_version(stat)
             except NoNodeError:
                 if client.exists(self._path, self._watcher) is None:
-                    return []
+                    return [], None
                 # Re-created in between: read its children.
 
     def _get_children(self, event=None):
@@ -433,21 +454,22 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
             if self._stopped or self._func is None:
                 return
             try:
-                children = self._read()
+                children, version = self._read()
             except ConnectionClosedError:
                 return
             except _RETRY_LATER:
                 self._watch_established = False
                 return
             self._watch_established = True
-            prior = self._prior_children
-            self._prior_children = children
-            if (prior is not None
-                    and (event is None or event.type == EventType.CHANGED)
-                    and sorted(prior) == sorted(children)):
-                # A reconnection or a change of the node's data: nothing
-                # the function has not seen.
+            if (self._prior_children is not None
+                    and version == self._prior_version):
+                # The children the function was last called with: a
+                # change of the node's data, or a second read of the same
+                # state after a reconnection (the session listener's and
+                # the restored watch's catch-up event both read).
                 return
+            self._prior_children = children
+            self._prior_version = version
             try:
                 if self._send_event:
                     result = self._func(children, event)
