@@ -23,7 +23,7 @@ def _flag(name):
 def _load() -> Tuple[types.ModuleType, bool]:
     if not _flag("FASTZK_NO_EXTENSIONS"):
         try:
-            from fastzk import _ccodec  # type: ignore[attr-defined]
+            from fastzk import _ccodec
 
             return _ccodec, True
         except ImportError:

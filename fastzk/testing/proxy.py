@@ -29,7 +29,7 @@ import time
 try:
     from .zkserver import free_port
 except ImportError:  # loaded as a plain module, next to zkserver.py
-    from zkserver import free_port  # type: ignore[no-redef]
+    from zkserver import free_port  # type: ignore[no-redef,import-not-found]
 
 __all__ = [
     "Hook",
