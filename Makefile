@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ZOOKEEPER_C_HEADER := /usr/include/zookeeper/zookeeper.h
 
-.PHONY: all venv zookeeper zookeeper-c deps build test kazoo-suite bench
+.PHONY: all venv zookeeper zookeeper-c deps build typecheck test kazoo-suite bench
 
 all: test
 
@@ -56,16 +56,21 @@ zookeeper-c:
 
 deps: venv
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install kazoo==2.11.0 pytest pytest-timeout hypothesis pytest-benchmark cython
+	$(PIP) install kazoo==2.11.0 pytest pytest-timeout hypothesis pytest-benchmark cython mypy==2.4.1
 	# kazoo's own suite (run against fastzk below) needs these.
 	$(PIP) install "pyOpenSSL<24.3" pyjks objgraph
 
 build:
 	$(PYTHON) setup.py build_ext --inplace
 
+# mypy, configured in pyproject.toml: strict, except the modules of its
+# ratchet list.
+typecheck: deps
+	$(PYTHON) -m mypy
+
 # Twice: with the compiled core (required), then pure Python; then kazoo's
 # own test suite with fastzk's client swapped in.
-test: zookeeper deps build
+test: zookeeper deps build typecheck
 	FASTZK_REQUIRE_EXTENSIONS=1 $(PYTHON) -m pytest tests -q
 	FASTZK_NO_EXTENSIONS=1 $(PYTHON) -m pytest tests -q
 	$(MAKE) kazoo-suite

@@ -105,7 +105,7 @@ def _extensions():
 
 setup(
     packages=find_packages(include=["fastzk", "fastzk.*"]),
-    package_data={"fastzk": ["py.typed"]},
+    package_data={"fastzk": ["py.typed", "_ccodec.pyi"]},
     include_package_data=False,
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},

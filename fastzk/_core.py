@@ -11,19 +11,19 @@ instead of a silent fallback (``make test`` sets it).
 
 import os
 import types
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 __all__ = ["codec", "EXTENSIONS"]
 
 
-def _flag(name):
+def _flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
 def _load() -> Tuple[types.ModuleType, bool]:
     if not _flag("FASTZK_NO_EXTENSIONS"):
         try:
-            from fastzk import _ccodec  # type: ignore[attr-defined]
+            from fastzk import _ccodec
 
             return _ccodec, True
         except ImportError:
@@ -34,4 +34,11 @@ def _load() -> Tuple[types.ModuleType, bool]:
     return _codec, False
 
 
-codec, EXTENSIONS = _load()
+if TYPE_CHECKING:
+    # Both implementations have the API the compiled module's stub
+    # describes.
+    from fastzk import _ccodec as codec
+
+    EXTENSIONS: bool
+else:
+    codec, EXTENSIONS = _load()

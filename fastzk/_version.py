@@ -8,6 +8,7 @@ beside the package.
 import os
 import re
 from importlib import metadata
+from typing import Optional
 
 __all__ = ["version"]
 
@@ -19,7 +20,7 @@ _VERSION_LINE = re.compile(r'^version\s*=\s*"([^"]+)"\s*$', re.MULTILINE)
 _NAME_LINE = re.compile(r'^name\s*=\s*"fastzk"\s*$', re.MULTILINE)
 
 
-def _from_checkout():
+def _from_checkout() -> Optional[str]:
     """The version in the checkout's pyproject.toml, or None outside one."""
     try:
         with open(_PYPROJECT, encoding="utf-8") as f:

@@ -34,6 +34,22 @@ import logging
 import queue
 import threading
 from collections import deque
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+    overload,
+)
 
 from kazoo.exceptions import (
     ConnectionClosedError,
@@ -43,7 +59,13 @@ from kazoo.exceptions import (
     SessionExpiredError,
     UnimplementedError,
 )
-from kazoo.protocol.states import EventType, KazooState
+from kazoo.client import KazooClient
+from kazoo.protocol.states import (
+    EventType,
+    KazooState,
+    WatchedEvent,
+    ZnodeStat,
+)
 from kazoo.recipe.cache import NodeData, TreeEvent
 
 from fastzk.watchers import release_watches, wait_released
@@ -57,6 +79,12 @@ _CONNECTION_ERRORS = (ConnectionLoss, ConnectionClosedError,
                       SessionExpiredError)
 _STOP = object()
 _RESYNC = object()
+
+_T = TypeVar("_T")
+#: A function called with each :class:`~kazoo.recipe.cache.TreeEvent`.
+EventListener = TypeVar("EventListener", bound=Callable[[TreeEvent], object])
+#: A function called with each exception met while the cache runs.
+FaultListener = TypeVar("FaultListener", bound=Callable[[Exception], object])
 # How many notifications are taken from the queue before the next reply is
 # applied.
 _BATCH = 256
@@ -72,18 +100,20 @@ _OP_STATE = 5  # a connection TreeEvent to publish in order
 _OP_ADD_WATCH = 6  # addWatch of the persistent recursive watch
 
 
-def _join(parent, name):
+def _join(parent: str, name: str) -> str:
     return parent + name if parent.endswith("/") else parent + "/" + name
 
 
-def _parent(path):
+def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
 
 
 class _Op(object):
     __slots__ = ("kind", "path", "results", "value")
 
-    def __init__(self, kind, path, results=(), value=None):
+    def __init__(self, kind: int, path: str,
+                 results: Tuple[Any, ...] = (),
+                 value: Optional[int] = None) -> None:
         self.kind = kind
         self.path = path
         self.results = results
@@ -120,19 +150,20 @@ class TreeCache(object):
     STATE_STARTED = 1
     STATE_CLOSED = 2
 
-    def __init__(self, client, path, use_persistent_watch=None):
+    def __init__(self, client: KazooClient, path: str,
+                 use_persistent_watch: Optional[bool] = None) -> None:
         self._client = client
         self._root = path.rstrip("/") or "/"
         self._state = self.STATE_LATENT
         self._persistent = use_persistent_watch is not False and hasattr(
             client, "add_watch_async")
-        self._nodes = {}  # path -> NodeData
-        self._children = {}  # path -> set of child names
-        self._event_listeners = []
-        self._error_listeners = []
-        self._queue = queue.Queue()
-        self._inflight = deque()
-        self._thread = None
+        self._nodes: Dict[str, NodeData] = {}
+        self._children: Dict[str, Set[str]] = {}  # child names
+        self._event_listeners: List[Callable[[TreeEvent], object]] = []
+        self._error_listeners: List[Callable[[Exception], object]] = []
+        self._queue: "queue.Queue[Any]" = queue.Queue()
+        self._inflight: Deque[_Op] = deque()
+        self._thread: Optional[threading.Thread] = None
         self._is_initialized = False
         self._resync_queued = False
         self._walks = 0  # walk operations in flight
@@ -141,12 +172,12 @@ class TreeCache(object):
     # -- kazoo's API ---------------------------------------------------------
 
     @property
-    def uses_persistent_watch(self):
+    def uses_persistent_watch(self) -> bool:
         """Whether the cache runs on a persistent recursive watch (False
         with one-shot watches)."""
         return self._persistent
 
-    def start(self):
+    def start(self) -> None:
         """Starts the cache.
 
         The cache is not started automatically; call this method.  Listeners
@@ -168,7 +199,7 @@ class TreeCache(object):
         self._thread.start()
         self._queue_resync()
 
-    def close(self):
+    def close(self) -> None:
         """Closes the cache.
 
         It stops following the subtree, removes its watches from the server
@@ -181,13 +212,14 @@ class TreeCache(object):
         self._state = self.STATE_CLOSED
         self._client.remove_listener(self._session_watcher)
         self._queue.put(_STOP)
-        if self._thread is not threading.current_thread():
-            self._thread.join(30)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(30)
         self._remove_watches()
         self._nodes.clear()
         self._children.clear()
 
-    def listen(self, listener):
+    def listen(self, listener: EventListener) -> EventListener:
         """Registers a function to listen to the cache events.
 
         :param listener: A callable accepting a
@@ -198,7 +230,7 @@ class TreeCache(object):
         self._event_listeners.append(listener)
         return listener
 
-    def listen_fault(self, listener):
+    def listen_fault(self, listener: FaultListener) -> FaultListener:
         """Registers a function to listen to the exceptions met while the
         cache runs (including a listener's own exceptions).
 
@@ -208,7 +240,13 @@ class TreeCache(object):
         self._error_listeners.append(listener)
         return listener
 
-    def get_data(self, path, default=None):
+    @overload
+    def get_data(self, path: str) -> Optional[NodeData]: ...
+
+    @overload
+    def get_data(self, path: str, default: _T) -> Union[NodeData, _T]: ...
+
+    def get_data(self, path: str, default: Any = None) -> Any:
         """Gets data of a node from the cache.
 
         :param path: The absolute path string.
@@ -219,7 +257,14 @@ class TreeCache(object):
         path = self._inside(path)
         return self._nodes.get(path, default)
 
-    def get_children(self, path, default=None):
+    @overload
+    def get_children(self, path: str) -> Optional[FrozenSet[str]]: ...
+
+    @overload
+    def get_children(self, path: str,
+                     default: _T) -> Union[FrozenSet[str], _T]: ...
+
+    def get_children(self, path: str, default: Any = None) -> Any:
         """Gets the names of a node's children from the cache.
 
         :param path: The absolute path string.
@@ -232,7 +277,7 @@ class TreeCache(object):
             return default
         return frozenset(self._children.get(path, ()))
 
-    def _inside(self, path):
+    def _inside(self, path: str) -> str:
         path = path.rstrip("/") or "/"
         root = self._root
         if path == root or root == "/" or path.startswith(root + "/"):
@@ -241,7 +286,7 @@ class TreeCache(object):
 
     # -- notifications (client's event thread; never blocks) ------------------
 
-    def _watcher(self, event):
+    def _watcher(self, event: WatchedEvent) -> None:
         if self._state != self.STATE_STARTED:
             return
         if event.type == EventType.NONE:
@@ -251,7 +296,7 @@ class TreeCache(object):
         else:
             self._queue.put((event.type, event.path))
 
-    def _session_watcher(self, state):
+    def _session_watcher(self, state: str) -> None:
         if state == KazooState.SUSPENDED:
             self._queue.put((TreeEvent.CONNECTION_SUSPENDED,))
         elif state == KazooState.CONNECTED:
@@ -260,14 +305,14 @@ class TreeCache(object):
         elif state == KazooState.LOST:
             self._queue.put((TreeEvent.CONNECTION_LOST,))
 
-    def _queue_resync(self):
+    def _queue_resync(self) -> None:
         if not self._resync_queued:
             self._resync_queued = True
             self._queue.put(_RESYNC)
 
     # -- the background thread -------------------------------------------------
 
-    def _run(self):
+    def _run(self) -> None:
         inflight = self._inflight
         notifications = self._queue
         try:
@@ -299,7 +344,7 @@ class TreeCache(object):
         finally:
             self._drain()
 
-    def _wait(self, op):
+    def _wait(self, op: _Op) -> bool:
         """Wait for an operation's replies; False if the cache closed."""
         for result in op.results:
             while result is not None and not result.wait(_POLL):
@@ -307,7 +352,7 @@ class TreeCache(object):
                     return False
         return True
 
-    def _drain(self):
+    def _drain(self) -> None:
         """On close: let the replies in flight arrive, so that the watches
         they set are known before :meth:`close` removes them."""
         if not self._client.connected:
@@ -318,7 +363,7 @@ class TreeCache(object):
                     result.wait(5.0)
         self._inflight.clear()
 
-    def _safely(self, func, *args):
+    def _safely(self, func: Callable[..., None], *args: Any) -> None:
         try:
             func(*args)
         except Exception as exc:
@@ -328,7 +373,7 @@ class TreeCache(object):
                 return
             self._fault(exc)
 
-    def _fault(self, exc):
+    def _fault(self, exc: Exception) -> None:
         if not self._error_listeners:
             log.error("TreeCache error", exc_info=exc)
         for listener in self._error_listeners:
@@ -337,17 +382,17 @@ class TreeCache(object):
             except Exception:  # pragma: no cover - user code
                 log.exception("Exception handling exception")
 
-    def _read_lost(self):
+    def _read_lost(self) -> None:
         """A read failed with the connection: the cache is unsure of what
         it missed.  Read everything again once connected (the CONNECTED
         state change does it when the client is not connected now)."""
         if self._state == self.STATE_STARTED and self._client.connected:
             self._queue_resync()
 
-    def _send(self, kind, path, *results):
+    def _send(self, kind: int, path: str, *results: Any) -> None:
         self._inflight.append(_Op(kind, path, results))
 
-    def _take(self, item):
+    def _take(self, item: Any) -> None:
         """Turn one notification into operations."""
         client = self._client
         if item is _RESYNC:
@@ -362,7 +407,7 @@ class TreeCache(object):
             self._send_walk(self._root)
             return
         if len(item) == 1:
-            self._inflight.append(_Op(_OP_STATE, None, (), item[0]))
+            self._inflight.append(_Op(_OP_STATE, self._root, (), item[0]))
             return
         event_type, path = item
         if self._persistent:
@@ -380,7 +425,7 @@ class TreeCache(object):
             self._send(_OP_NODE, path, client.get_async(
                 path, watch=self._watcher))
 
-    def _send_walk(self, path, children_only=False):
+    def _send_walk(self, path: str, children_only: bool = False) -> None:
         client = self._client
         self._walks += 1
         if children_only:
@@ -399,7 +444,7 @@ class TreeCache(object):
 
     # -- applying replies, in the order they were sent --------------------------
 
-    def _apply(self, op):
+    def _apply(self, op: _Op) -> None:
         kind = op.kind
         if kind == _OP_WALK:
             try:
@@ -442,7 +487,7 @@ class TreeCache(object):
         elif kind == _OP_STATE:
             if op.value == TreeEvent.CONNECTION_LOST:
                 self._is_initialized = False
-            self._publish(op.value, None)
+            self._publish(cast(int, op.value), None)
         elif kind == _OP_ADD_WATCH:
             try:
                 op.results[0].get()
@@ -452,7 +497,7 @@ class TreeCache(object):
                 self._persistent = False
                 self._queue_resync()
 
-    def _apply_walk(self, op):
+    def _apply_walk(self, op: _Op) -> None:
         path = op.path
         data_result, children_result = op.results
         if data_result is not None:
@@ -478,13 +523,13 @@ class TreeCache(object):
         for name in names:
             self._send_walk(_join(path, name))
 
-    def _maybe_initialized(self):
+    def _maybe_initialized(self) -> None:
         if self._walks == 0 and not self._walk_failed \
                 and not self._is_initialized:
             self._is_initialized = True
             self._publish(TreeEvent.INITIALIZED, None)
 
-    def _gone(self, path):
+    def _gone(self, path: str) -> None:
         """A read found ``path`` missing."""
         self._remove(path)
         if path == self._root and not self._persistent:
@@ -492,7 +537,7 @@ class TreeCache(object):
             self._send(_OP_EXISTS, path, self._client.exists_async(
                 path, watch=self._watcher))
 
-    def _reconcile(self, path, names):
+    def _reconcile(self, path: str, names: Iterable[str]) -> Set[str]:
         """Drop the cached children of ``path`` that are not in ``names``;
         return the names new to the cache."""
         known = self._children.setdefault(path, set())
@@ -501,7 +546,7 @@ class TreeCache(object):
             self._remove(_join(path, gone))
         return names - known
 
-    def _refresh_stat(self, path, stat):
+    def _refresh_stat(self, path: str, stat: ZnodeStat) -> None:
         """Take the newer stat of a children read when the data did not
         change since the cached read."""
         current = self._nodes.get(path)
@@ -512,7 +557,8 @@ class TreeCache(object):
                 and stat.pzxid >= old.pzxid and stat != old:
             self._nodes[path] = NodeData.make(path, current.data, stat)
 
-    def _apply_node(self, path, data, stat):
+    def _apply_node(self, path: str, data: Optional[bytes],
+                    stat: ZnodeStat) -> bool:
         """Bring one node up to what a read returned.  Returns True when the
         node is new to the cache (or a new incarnation of it)."""
         current = self._nodes.get(path)
@@ -537,7 +583,7 @@ class TreeCache(object):
         self._publish(TreeEvent.NODE_ADDED, node)
         return True
 
-    def _remove(self, path):
+    def _remove(self, path: str) -> None:
         """Drop ``path`` and everything below it, deepest first."""
         for name in list(self._children.get(path, ())):
             self._remove(_join(path, name))
@@ -550,7 +596,7 @@ class TreeCache(object):
         if node is not None:
             self._publish(TreeEvent.NODE_REMOVED, node)
 
-    def _remove_watches(self):
+    def _remove_watches(self) -> None:
         client = self._client
         if not client.connected:
             return
@@ -561,15 +607,15 @@ class TreeCache(object):
         wait_released([release_watches(client, path, self._watcher,
                                        WatcherType.ANY) for path in paths])
 
-    def _watched_paths(self):
+    def _watched_paths(self) -> Set[str]:
         """The paths where the client's registry holds this cache's watch
         function (a read may have set a watch on a node the cache no
         longer holds)."""
         registry = getattr(getattr(self._client, "_connection", None),
                            "watches", None)
+        found: Set[str] = set()
         if registry is None:
-            return ()
-        found = set()
+            return found
         func = self._watcher
         for kind in range(len(registry.paths())):
             for full, funcs in list(registry.by_path(kind).items()):
@@ -577,7 +623,8 @@ class TreeCache(object):
                     found.add(self._client.unchroot(full))
         return found
 
-    def _publish(self, event_type, data):
+    def _publish(self, event_type: int,
+                 data: Optional[NodeData]) -> None:
         if self._state == self.STATE_CLOSED:
             return
         event = TreeEvent.make(event_type, data)

@@ -20,6 +20,15 @@ Two kinds of job:
 import logging
 import threading
 import time
+from typing import (
+    Callable,
+    ContextManager,
+    Dict,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
 
 from kazoo.exceptions import (
     ConnectionClosedError,
@@ -28,6 +37,7 @@ from kazoo.exceptions import (
     OperationTimeoutError,
     SessionExpiredError,
 )
+from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
@@ -42,13 +52,16 @@ _RETRY_ERRORS = (ConnectionLoss, OperationTimeoutError)
 # nodes are gone or going; a persistent node's delete waits for a restart.
 _SESSION_OVER = (SessionExpiredError, ConnectionClosedError)
 
+#: A pending delete: a path, or a ``(parent, prefix)`` pair.
+Job = Union[str, Tuple[str, str]]
+
 _ATTRIBUTE = "_fastzk_guaranteed_deleter"
 _CREATE_LOCK = threading.Lock()
 
 
-def deleter_for(client):
+def deleter_for(client: KazooClient) -> "GuaranteedDeleter":
     """The :class:`GuaranteedDeleter` of ``client`` (one per client)."""
-    deleter = getattr(client, _ATTRIBUTE, None)
+    deleter: Optional[GuaranteedDeleter] = getattr(client, _ATTRIBUTE, None)
     if deleter is None:
         with _CREATE_LOCK:
             deleter = getattr(client, _ATTRIBUTE, None)
@@ -64,7 +77,7 @@ class _Owner(object):
 
     __slots__ = ("ephemeral", "session")
 
-    def __init__(self, ephemeral, session):
+    def __init__(self, ephemeral: bool, session: Optional[int]) -> None:
         self.ephemeral = ephemeral
         self.session = session
 
@@ -76,22 +89,23 @@ class GuaranteedDeleter(object):
                    kazoo's own).
     """
 
-    def __init__(self, client):
+    def __init__(self, client: KazooClient) -> None:
         self.client = client
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
-        self._pending = {}  # job -> _Owner
+        self._pending: Dict[Job, _Owner] = {}
         self._running = False
         client.add_listener(self._on_state)
 
     @property
-    def pending(self):
+    def pending(self) -> List[Job]:
         """Deletes not confirmed yet: paths, and ``(parent, prefix)`` pairs
         for nodes known only by their prefix."""
         with self._lock:
             return list(self._pending)
 
-    def delete(self, path, ephemeral_session=None, timeout=None):
+    def delete(self, path: str, ephemeral_session: Optional[int] = None,
+               timeout: Optional[float] = None) -> bool:
         """Delete ``path`` now, or as soon as the connection allows.
 
         :param ephemeral_session: the session id that owns the node when it
@@ -105,7 +119,9 @@ class GuaranteedDeleter(object):
         return self._submit(path, _Owner(ephemeral_session is not None,
                                          ephemeral_session), timeout)
 
-    def delete_prefixed(self, parent, prefix, ephemeral=True, timeout=None):
+    def delete_prefixed(self, parent: str, prefix: str,
+                        ephemeral: bool = True,
+                        timeout: Optional[float] = None) -> bool:
         """Delete every child of ``parent`` whose name starts with ``prefix``.
 
         For a create whose reply was lost: the node, if the server made it,
@@ -118,7 +134,7 @@ class GuaranteedDeleter(object):
         return self._submit((parent, prefix), _Owner(ephemeral, None),
                             timeout)
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until nothing is pending; True if so within ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
@@ -133,7 +149,8 @@ class GuaranteedDeleter(object):
 
     # -- internals -------------------------------------------------------------
 
-    def _submit(self, job, owner, timeout):
+    def _submit(self, job: Job, owner: _Owner,
+                timeout: Optional[float]) -> bool:
         with self._lock:
             self._pending[job] = owner
         if owner.ephemeral and self.client._stopped.is_set():
@@ -143,7 +160,8 @@ class GuaranteedDeleter(object):
             return True
         if not self.client.connected:
             return False  # CONNECTED schedules the retry
-        bounded = getattr(self.client, "_bounded", None)
+        bounded: Optional[Callable[[float], ContextManager[None]]] = getattr(
+            self.client, "_bounded", None)
         if timeout is not None and bounded is None:
             # kazoo's client cannot bound a synchronous call: a worker
             # deletes, the caller waits for it no longer than ``timeout``.
@@ -158,6 +176,7 @@ class GuaranteedDeleter(object):
             else:
                 # fastzk's client: delete on this thread, for at most
                 # ``timeout``; a reply still due then leaves the job pending.
+                assert bounded is not None  # kazoo's client returned above
                 with bounded(time.monotonic() + max(0.0, timeout)):
                     self._delete_job(job)
         except _RETRY_ERRORS + (KazooTimeoutError,) as exc:
@@ -174,13 +193,13 @@ class GuaranteedDeleter(object):
         self._settle(job, owner)
         return True
 
-    def _settle(self, job, owner):
+    def _settle(self, job: Job, owner: _Owner) -> None:
         with self._lock:
             if self._pending.get(job) is owner:
                 del self._pending[job]
             self._settled.notify_all()
 
-    def _delete_job(self, job):
+    def _delete_job(self, job: Job) -> None:
         client = self.client
         if isinstance(job, str):
             try:
@@ -200,12 +219,12 @@ class GuaranteedDeleter(object):
                 except NoNodeError:
                     pass
 
-    def _on_state(self, state):
+    def _on_state(self, state: str) -> bool:
         if state == KazooState.CONNECTED:
             self._schedule()
         return False
 
-    def _schedule(self):
+    def _schedule(self) -> None:
         with self._lock:
             if self._running or not self._pending:
                 return
@@ -214,7 +233,7 @@ class GuaranteedDeleter(object):
                                   name="fastzk-guaranteed-delete", daemon=True)
         thread.start()
 
-    def _work(self):
+    def _work(self) -> None:
         try:
             while True:
                 client_id = self.client.client_id

@@ -17,9 +17,11 @@ from functools import partial
 from typing import (
     Any,
     Callable,
+    Dict,
     List,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
 )
@@ -35,6 +37,7 @@ from kazoo.protocol import serialization as ks
 from kazoo.protocol.connection import _CONNECTION_DROP, _SESSION_EXPIRED
 from kazoo.protocol.paths import _prefix_root
 from kazoo.interfaces import IAsyncResult
+from kazoo.retry import KazooRetry
 from kazoo.protocol.states import (
     ZnodeStat,
     EventType,
@@ -56,6 +59,11 @@ __all__ = ["KazooClient", "AddWatchMode", "WatcherType"]
 
 #: A watch function: called with one :class:`~kazoo.protocol.states.WatchedEvent`.
 WatchFunc = Callable[[WatchedEvent], Any]
+#: A connection state listener: called with a
+#: :class:`~kazoo.protocol.states.KazooState`; returning True removes it.
+StateListener = Callable[[str], Any]
+# An ACL: a kazoo.security.ACL, or a (perms, scheme, id) tuple.
+_ACL = Union[ACL, Tuple[int, str, str]]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +77,7 @@ _PATH_WATCH = {
 }
 
 
-def _request_for(request, result):
+def _request_for(request: Any, result: Any) -> Request:
     """Build the engine request for one of kazoo's request objects."""
     cls = type(request)
     spec = _PATH_WATCH.get(cls)
@@ -103,35 +111,38 @@ def _request_for(request, result):
     return req
 
 
-def _encode_path_watch(opcode, path, watch, xid):
+def _encode_path_watch(opcode: int, path: str, watch: bool, xid: int) -> bytes:
     return codec.encode_path_watch(xid, opcode, path, watch)
 
 
-def _encode_create(opcode, path, data, acl, flags, xid):
+def _encode_create(opcode: int, path: str, data: Optional[bytes],
+                   acl: Optional[Sequence[_ACL]], flags: int,
+                   xid: int) -> bytes:
     return codec.encode_create(xid, opcode, path, data, acl, flags)
 
 
-def _encode_delete(path, version, xid):
+def _encode_delete(path: str, version: int, xid: int) -> bytes:
     return codec.encode_delete(xid, path, version)
 
 
-def _encode_set_data(path, data, version, xid):
+def _encode_set_data(path: str, data: Optional[bytes], version: int,
+                     xid: int) -> bytes:
     return codec.encode_set_data(xid, path, data, version)
 
 
-def _encode_path(opcode, path, xid):
+def _encode_path(opcode: int, path: str, xid: int) -> bytes:
     return codec.encode_path(xid, opcode, path)
 
 
-def _encode_add_watch(path, mode, xid):
+def _encode_add_watch(path: str, mode: int, xid: int) -> bytes:
     return codec.encode_add_watch(xid, path, mode)
 
 
-def _encode_remove_watches(path, watcher_type, xid):
+def _encode_remove_watches(path: str, watcher_type: int, xid: int) -> bytes:
     return codec.encode_remove_watches(xid, path, watcher_type)
 
 
-def _encode_raw(opcode, body, xid):
+def _encode_raw(opcode: int, body: bytes, xid: int) -> bytes:
     return codec.encode_raw(xid, opcode, body)
 
 
@@ -165,18 +176,36 @@ class KazooClient(kazoo.client.KazooClient):
         zk.stop()
     """
 
+    # kazoo's, set by its constructor: KeeperState and KazooState values.
+    _state: str
+    state: str
+
     # Lock recipes bound their synchronous calls by a deadline with this
     # (see Engine.bounded); kazoo's client has no such thing.
     _bounded = staticmethod(Engine.bounded)
 
-    def __init__(self, hosts="127.0.0.1:2181", timeout=10.0, client_id=None,
-                 handler=None, default_acl=None, auth_data=None,
-                 sasl_options=None, read_only=None, randomize_hosts=True,
-                 connection_retry=None, command_retry=None, logger=None,
-                 keyfile=None, keyfile_password=None, certfile=None, ca=None,
-                 use_ssl=False, verify_certs=True, check_hostname=False,
-                 reconnect_on_expiry=True, cached_lock_checks=False,
-                 **kwargs):
+    def __init__(self, hosts: Union[str, List[str]] = "127.0.0.1:2181",
+                 timeout: float = 10.0,
+                 client_id: Optional[Tuple[int, bytes]] = None,
+                 handler: Optional[SequentialThreadingHandler] = None,
+                 default_acl: Optional[Sequence[ACL]] = None,
+                 auth_data: Optional[Sequence[Tuple[str, str]]] = None,
+                 sasl_options: Optional[Dict[str, Any]] = None,
+                 read_only: Optional[bool] = None,
+                 randomize_hosts: bool = True,
+                 connection_retry: Optional[Union[KazooRetry,
+                                                  Dict[str, Any]]] = None,
+                 command_retry: Optional[Union[KazooRetry,
+                                               Dict[str, Any]]] = None,
+                 logger: Optional[logging.Logger] = None,
+                 keyfile: Optional[str] = None,
+                 keyfile_password: Optional[str] = None,
+                 certfile: Optional[str] = None, ca: Optional[str] = None,
+                 use_ssl: bool = False, verify_certs: bool = True,
+                 check_hostname: bool = False,
+                 reconnect_on_expiry: bool = True,
+                 cached_lock_checks: bool = False,
+                 **kwargs: Any) -> None:
         if handler is not None and not isinstance(
                 handler, SequentialThreadingHandler):
             raise ConfigurationError(
@@ -210,7 +239,7 @@ class KazooClient(kazoo.client.KazooClient):
         #: Whether non-blocking lock attempts may answer from watched
         #: children lists (the ``cached_lock_checks`` argument).
         self.cached_lock_checks = bool(cached_lock_checks)
-        self._expiry_callbacks = []
+        self._expiry_callbacks: List[Callable[[], Any]] = []
         self._state_lock = threading.RLock()
         self._queue = self._connection._queue
         self._pending = self._connection._pending
@@ -224,28 +253,32 @@ class KazooClient(kazoo.client.KazooClient):
     # -- kazoo internals that kazoo's own recipes and tests look at ----------
 
     @property
-    def _data_watchers(self):
+    def _data_watchers(self) -> Dict[str, Set[WatchFunc]]:
         connection = getattr(self, "_connection", None)
         if isinstance(connection, Engine):
-            return connection.watches.by_path(_watches.DATA)
+            watchers: Dict[str, Set[WatchFunc]] = connection.watches.by_path(
+                _watches.DATA)
+            return watchers
         return {}
 
     @_data_watchers.setter
-    def _data_watchers(self, value):
+    def _data_watchers(self, value: Any) -> None:
         pass  # kazoo's constructor; the engine's registry is the truth
 
     @property
-    def _child_watchers(self):
+    def _child_watchers(self) -> Dict[str, Set[WatchFunc]]:
         connection = getattr(self, "_connection", None)
         if isinstance(connection, Engine):
-            return connection.watches.by_path(_watches.CHILD)
+            watchers: Dict[str, Set[WatchFunc]] = connection.watches.by_path(
+                _watches.CHILD)
+            return watchers
         return {}
 
     @_child_watchers.setter
-    def _child_watchers(self, value):
+    def _child_watchers(self, value: Any) -> None:
         pass
 
-    def _reset(self):
+    def _reset(self) -> None:
         super()._reset()
         connection = getattr(self, "_connection", None)
         if isinstance(connection, Engine):
@@ -259,7 +292,8 @@ class KazooClient(kazoo.client.KazooClient):
     def negotiated_timeout(self) -> Optional[int]:
         """The session timeout granted by the server, in milliseconds, or
         None before the first connection."""
-        return self._connection.negotiated_timeout
+        timeout: Optional[int] = self._connection.negotiated_timeout
+        return timeout
 
     def on_session_expired(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` each time the session expires.
@@ -277,11 +311,11 @@ class KazooClient(kazoo.client.KazooClient):
             raise ConfigurationError("callback must be callable")
         self._expiry_callbacks.append(callback)
 
-    def _session_callback(self, state):
+    def _session_callback(self, state: str) -> None:
         with self._state_lock:
             self._change_session_state(state)
 
-    def _change_session_state(self, state):
+    def _change_session_state(self, state: str) -> None:
         # kazoo's state machine, with one difference: a lost connection
         # keeps the watches, because the engine restores them on the next
         # connection instead of firing and dropping them.
@@ -309,21 +343,21 @@ class KazooClient(kazoo.client.KazooClient):
             self._live.clear()
             self._make_state_change(KazooState.SUSPENDED)
 
-    def _make_state_change(self, state):
+    def _make_state_change(self, state: str) -> None:
         if self.state == state:
             return
         self.state = state
         for listener in list(self.state_listeners):
             self._dispatch(self._run_listener, listener, state)
 
-    def _run_listener(self, listener, state):
+    def _run_listener(self, listener: StateListener, state: str) -> None:
         try:
             if listener(state) is True:
                 self.remove_listener(listener)
         except Exception:
             self.logger.exception("Error in connection state listener")
 
-    def _reset_watchers(self):
+    def _reset_watchers(self) -> None:
         connection = getattr(self, "_connection", None)
         if not isinstance(connection, Engine):
             return  # called by kazoo's constructor, before the engine exists
@@ -331,7 +365,7 @@ class KazooClient(kazoo.client.KazooClient):
         for func in connection.watches.clear_one_shot():
             self._dispatch(func, event)
 
-    def _dispatch(self, func, *args):
+    def _dispatch(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` on the client's event thread, never on the
         thread that reads the socket.  Before start and after stop the call
         is made directly."""
@@ -341,7 +375,8 @@ class KazooClient(kazoo.client.KazooClient):
         else:
             func(*args)
 
-    def _dispatch_watch(self, event_type, path, funcs):
+    def _dispatch_watch(self, event_type: int, path: str,
+                        funcs: Sequence[WatchFunc]) -> None:
         if self._stopped.is_set():
             return
         event = WatchedEvent(EVENT_TYPES[event_type], self._state,
@@ -350,7 +385,9 @@ class KazooClient(kazoo.client.KazooClient):
         for func in funcs:
             put(func, event)
 
-    def _dispatch_reconnected(self, persistent):
+    def _dispatch_reconnected(
+            self, persistent: Sequence[Tuple[int, str, Sequence[WatchFunc]]]
+    ) -> None:
         # One NONE event per persistent watcher, carrying the new state and
         # the watched path: changes may have been missed while disconnected.
         for _kind, path, funcs in persistent:
@@ -382,7 +419,8 @@ class KazooClient(kazoo.client.KazooClient):
                  returns a non-zero error code (an older server refuses
                  the request with UnimplementedError).
         """
-        return self.add_watch_async(path, watch, mode).get()
+        added: bool = self.add_watch_async(path, watch, mode).get()
+        return added
 
     def add_watch_async(self, path: str, watch: WatchFunc,
                         mode: AddWatchMode) -> IAsyncResult:
@@ -418,7 +456,9 @@ class KazooClient(kazoo.client.KazooClient):
         :raises: :exc:`~kazoo.exceptions.NoWatcherError` when the session
                  has no such watch on the path.
         """
-        return self.remove_all_watches_async(path, watcher_type).get()
+        removed: bool = self.remove_all_watches_async(path,
+                                                      watcher_type).get()
+        return removed
 
     def remove_all_watches_async(self, path: str, watcher_type: WatcherType
                                  ) -> IAsyncResult:
@@ -438,7 +478,7 @@ class KazooClient(kazoo.client.KazooClient):
 
     # -- requests ----------------------------------------------------------------
 
-    def _call(self, request, async_object):
+    def _call(self, request: Any, async_object: IAsyncResult) -> None:
         if request is _CONNECTION_DROP:
             self._connection.drop_connection()
             return None
@@ -474,9 +514,10 @@ class KazooClient(kazoo.client.KazooClient):
         """
         if not self._live.is_set():
             self._events.start()
-        return super().start_async()
+        live: threading.Event = super().start_async()
+        return live
 
-    def _full_path(self, path):
+    def _full_path(self, path: str) -> str:
         """The server path of ``path``: chroot prefixed, normalised as
         kazoo's ``_prefix_root`` does.  Already-normal paths (the common
         case) skip kazoo's general normalisation."""
@@ -484,13 +525,15 @@ class KazooClient(kazoo.client.KazooClient):
                 and "/." not in path):
             chroot = self.chroot
             return chroot + path if chroot else path
-        return _prefix_root(self.chroot, path)
+        full: str = _prefix_root(self.chroot, path)
+        return full
 
     # Each hot request is built once, for the synchronous method (with a
     # Waiter, read by the calling thread) and the asynchronous one (with
     # kazoo's async result) alike; the checks and messages are kazoo's.
 
-    def _read_request(self, opcode, kind, path, watch, result):
+    def _read_request(self, opcode: int, kind: int, path: str,
+                      watch: Optional[WatchFunc], result: Any) -> Request:
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
         if watch and not callable(watch):
@@ -500,7 +543,8 @@ class KazooClient(kazoo.client.KazooClient):
                                        watch is not None),
                        kind, result, full, watch or None)
 
-    def _children_request(self, path, watch, include_data, result):
+    def _children_request(self, path: str, watch: Optional[WatchFunc],
+                          include_data: bool, result: Any) -> Request:
         if not isinstance(include_data, bool):
             raise TypeError("Invalid type for 'include_data' (bool expected)")
         if include_data:
@@ -510,7 +554,8 @@ class KazooClient(kazoo.client.KazooClient):
         return self._read_request(codec.GET_CHILDREN, _engine.R_CHILDREN,
                                   path, watch, result)
 
-    def _set_request(self, path, value, version, result):
+    def _set_request(self, path: str, value: Optional[bytes], version: int,
+                     result: Any) -> Request:
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
         if value is not None and not isinstance(value, bytes):
@@ -522,7 +567,8 @@ class KazooClient(kazoo.client.KazooClient):
                        partial(_encode_set_data, full, value, version),
                        _engine.R_STAT, result)
 
-    def _delete_request(self, path, version, result):
+    def _delete_request(self, path: str, version: int,
+                        result: Any) -> Request:
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
         if not isinstance(version, int):
@@ -531,50 +577,54 @@ class KazooClient(kazoo.client.KazooClient):
         return Request(codec.DELETE, partial(_encode_delete, full, version),
                        _engine.R_VOID, result)
 
-    def _submit(self, request):
+    def _submit(self, request: Request) -> IAsyncResult:
         self._connection.submit(request)
         return request.result
 
-    def get_children_async(self, path, watch=None, include_data=False):
+    def get_children_async(self, path: str, watch: Optional[WatchFunc] = None,
+                           include_data: bool = False) -> IAsyncResult:
         """Asynchronously get a list of child nodes of a path. Takes the
         same arguments as :meth:`get_children`."""
         return self._submit(self._children_request(
             path, watch, include_data, self.handler.async_result()))
 
-    def get_async(self, path, watch=None):
+    def get_async(self, path: str,
+                  watch: Optional[WatchFunc] = None) -> IAsyncResult:
         """Asynchronously get the value of a node. Takes the same arguments
         as :meth:`get`."""
         return self._submit(self._read_request(
             codec.GET_DATA, _engine.R_DATA_STAT, path, watch,
             self.handler.async_result()))
 
-    def exists_async(self, path, watch=None):
+    def exists_async(self, path: str,
+                     watch: Optional[WatchFunc] = None) -> IAsyncResult:
         """Asynchronously check if a node exists. Takes the same arguments
         as :meth:`exists`."""
         return self._submit(self._read_request(
             codec.EXISTS, _engine.R_STAT, path, watch,
             self.handler.async_result()))
 
-    def set_async(self, path, value, version=-1):
+    def set_async(self, path: str, value: Optional[bytes],
+                  version: int = -1) -> IAsyncResult:
         """Asynchronously set the value of a node. Takes the same arguments
         as :meth:`set`."""
         return self._submit(self._set_request(path, value, version,
                                               self.handler.async_result()))
 
-    def delete_async(self, path, version=-1):
+    def delete_async(self, path: str, version: int = -1) -> IAsyncResult:
         """Asynchronously delete a node. Takes the same arguments as
         :meth:`delete`, except for ``recursive``."""
         return self._submit(self._delete_request(path, version,
                                                  self.handler.async_result()))
 
-    def _watched_children(self, path):
+    def _watched_children(self, path: str) -> List[str]:
         """The children of ``path``, from the connection's
         :class:`~fastzk.childview.ChildrenView` when a child watch keeps
         them current, else read with such a watch (for the lock recipes'
         non-blocking check).  The list returned must not be changed."""
         full = self._full_path(path)
         view = self._connection.children_view
-        children = view.get(full)
+        children: Optional[List[str]] = view.get(full)
         if children is not None:
             # Answered without I/O: give up the GIL for a moment, or a
             # caller looping on this answer starves the reader thread that
@@ -588,9 +638,12 @@ class KazooClient(kazoo.client.KazooClient):
                                   token is not None),
                           _engine.R_CHILDREN, Waiter(), full)
         request.view_token = token
-        return self._connection.call(request)
+        children = self._connection.call(request)
+        return children
 
-    def _create_and_list(self, path, value, ephemeral):
+    def _create_and_list(
+            self, path: str, value: Optional[bytes], ephemeral: bool
+    ) -> Tuple[str, ZnodeStat, Optional[List[str]]]:
         """Create a sequential node at ``path`` and read its parent's
         children, in one round trip (for the lock recipes).
 
@@ -636,8 +689,10 @@ class KazooClient(kazoo.client.KazooClient):
 
         Same contract as :meth:`kazoo.client.KazooClient.get_children`.
         """
-        return self._connection.call(
-            self._children_request(path, watch, include_data, Waiter()))
+        children: Union[List[str], Tuple[List[str], ZnodeStat]] = \
+            self._connection.call(self._children_request(
+                path, watch, include_data, Waiter()))
+        return children
 
     def get(self, path: str, watch: Optional[WatchFunc] = None
             ) -> Tuple[Optional[bytes], ZnodeStat]:
@@ -645,8 +700,10 @@ class KazooClient(kazoo.client.KazooClient):
 
         Same contract as :meth:`kazoo.client.KazooClient.get`.
         """
-        return self._connection.call(self._read_request(
-            codec.GET_DATA, _engine.R_DATA_STAT, path, watch, Waiter()))
+        data_stat: Tuple[Optional[bytes], ZnodeStat] = self._connection.call(
+            self._read_request(codec.GET_DATA, _engine.R_DATA_STAT, path,
+                               watch, Waiter()))
+        return data_stat
 
     def exists(self, path: str, watch: Optional[WatchFunc] = None
                ) -> Optional[ZnodeStat]:
@@ -674,10 +731,13 @@ class KazooClient(kazoo.client.KazooClient):
         """
         if not isinstance(recursive, bool):
             raise TypeError("Invalid type for 'recursive' (bool expected)")
+        deleted: bool
         if recursive:
-            return self._delete_recursive(path)
-        return self._connection.call(self._delete_request(path, version,
-                                                          Waiter()))
+            deleted = self._delete_recursive(path)
+            return deleted
+        deleted = self._connection.call(self._delete_request(path, version,
+                                                             Waiter()))
+        return deleted
 
     def create(self, path: str, value: Optional[bytes] = b"",
                acl: Optional[Sequence[ACL]] = None, ephemeral: bool = False,
@@ -720,4 +780,5 @@ class KazooClient(kazoo.client.KazooClient):
             result = self._connection.call(Request(opcode, frame, kind, Waiter()))
         if include_data:
             return self.unchroot(result[0]), result[1]
-        return self.unchroot(result)
+        created: str = self.unchroot(result)
+        return created

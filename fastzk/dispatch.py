@@ -15,6 +15,7 @@ the same kind of queue from its loop instead.
 import logging
 import threading
 from collections import deque
+from typing import Any, Callable, Deque, Optional, Tuple
 
 __all__ = ["Dispatcher"]
 
@@ -24,20 +25,21 @@ log = logging.getLogger(__name__)
 class Dispatcher(object):
     """Runs queued calls on its own thread, in the order they were queued."""
 
-    def __init__(self, name="fastzk-events"):
+    def __init__(self, name: str = "fastzk-events") -> None:
         self._name = name
-        self._calls = deque()
+        self._calls: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = \
+            deque()
         self._wakeup = threading.Condition(threading.Lock())
         self._waiting = False
         self._running = False
-        self._thread = None
+        self._thread: Optional[threading.Thread] = None
 
     @property
-    def running(self):
+    def running(self) -> bool:
         """Whether the dispatcher thread is running."""
         return self._running
 
-    def start(self):
+    def start(self) -> None:
         """Start the dispatcher thread (no-op when running)."""
         with self._wakeup:
             if self._running:
@@ -47,7 +49,7 @@ class Dispatcher(object):
                                         daemon=True)
         self._thread.start()
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout: Optional[float] = 10.0) -> None:
         """Run what is queued, then stop the thread."""
         with self._wakeup:
             if not self._running:
@@ -59,7 +61,7 @@ class Dispatcher(object):
             thread.join(timeout)
         self._thread = None
 
-    def put(self, func, *args):
+    def put(self, func: Callable[..., Any], *args: Any) -> None:
         """Queue ``func(*args)``.  Callable from any thread; never blocks
         on the dispatcher's work."""
         self._calls.append((func, args))
@@ -67,7 +69,7 @@ class Dispatcher(object):
             with self._wakeup:
                 self._wakeup.notify()
 
-    def _run(self):
+    def _run(self) -> None:
         calls = self._calls
         wakeup = self._wakeup
         while True:
@@ -89,4 +91,4 @@ class Dispatcher(object):
                                   func)
                 # Hold no reference to the last callback while idle: it may
                 # keep a closed recipe (and what it references) alive.
-                func = args = None
+                del func, args

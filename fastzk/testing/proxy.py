@@ -25,11 +25,24 @@ import struct
 import sys
 import threading
 import time
+from types import TracebackType
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 try:
     from .zkserver import free_port
 except ImportError:  # loaded as a plain module, next to zkserver.py
-    from zkserver import free_port  # type: ignore[no-redef]
+    from zkserver import free_port  # type: ignore[no-redef,import-not-found]
 
 __all__ = [
     "Hook",
@@ -55,13 +68,19 @@ FIN_LINGER = 10.0
 
 _INT = struct.Struct(">i")
 
+# A frame body, or any buffer holding one.
+_Body = Union[bytes, bytearray, memoryview]
+#: A predicate on a frame body.
+Predicate = Callable[[bytes], object]
+_Proxy = TypeVar("_Proxy", bound="TcpProxy")
 
-def request_xid(body):
+
+def request_xid(body: _Body) -> int:
     """xid of a request frame body (offset 0)."""
     return _INT.unpack_from(body, 0)[0]
 
 
-def request_opcode(body):
+def request_opcode(body: _Body) -> Optional[int]:
     """Opcode of a request frame body (the int at offset 4), e.g. 2 for
     delete, 14 for multi, 11 for ping, -11 for closeSession."""
     if len(body) < 8:
@@ -69,22 +88,22 @@ def request_opcode(body):
     return _INT.unpack_from(body, 4)[0]
 
 
-def reply_xid(body):
+def reply_xid(body: _Body) -> int:
     """xid of a reply frame body (offset 0): -1 watch event, -2 ping."""
     return _INT.unpack_from(body, 0)[0]
 
 
-def reply_zxid(body):
+def reply_zxid(body: _Body) -> int:
     """zxid of a reply frame body (the long at offset 4)."""
     return struct.unpack_from(">q", body, 4)[0]
 
 
-def reply_err(body):
+def reply_err(body: _Body) -> int:
     """Error code of a reply frame body (the int at offset 12)."""
     return _INT.unpack_from(body, 12)[0]
 
 
-def encode_frame(body):
+def encode_frame(body: _Body) -> bytes:
     """``body`` with its 4-byte big-endian length prefix: a whole frame."""
     body = bytes(body)
     return _INT.pack(len(body)) + body
@@ -99,30 +118,31 @@ class Hook:
     Predicates run on the proxy's threads and must not call the proxy.
     """
 
-    def __init__(self, proxy, direction, predicate, include_handshake):
+    def __init__(self, proxy: "TcpProxy", direction: str,
+                 predicate: Predicate, include_handshake: bool) -> None:
         self._proxy = proxy
         self.direction = direction  # "request" or "reply"
         self.predicate = predicate
         self.include_handshake = include_handshake
         self.fired = threading.Event()
-        self.frame = None
-        self.error = None
+        self.frame: Optional[bytes] = None
+        self.error: Optional[Exception] = None
         # For cut_on_reply_to: (connection, xid) pairs whose reply to drop.
-        self.pending = None
+        self.pending: Optional[Set[Tuple[Any, int]]] = None
         # For corrupt_reply: body -> bytes sent instead of the frame, and
         # what to do with the connection afterwards (None, "close", "reset").
-        self.mutate = None
-        self.then = None
+        self.mutate: Optional[Callable[[bytes], bytes]] = None
+        self.then: Optional[str] = None
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until the hook fired; return True if it did."""
         return self.fired.wait(timeout)
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Remove the hook if it has not fired yet."""
         self._proxy._remove_hook(self)
 
-    def _matches(self, body):
+    def _matches(self, body: bytes) -> bool:
         try:
             return bool(self.predicate(body))
         except Exception as exc:  # a broken predicate must not kill the pump
@@ -455,21 +475,23 @@ class TcpProxy:
       or broken server), optionally closing the connection after them.
     """
 
-    def __init__(self, target_host="127.0.0.1", target_port=2181, port=None):
+    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 2181,
+                 port: Optional[int] = None) -> None:
         self.host = "127.0.0.1"
         self.port = port if port else free_port()
         self._target = (target_host, target_port)
         self._lock = threading.RLock()
-        self._connections = set()
+        self._connections: Set[_Connection] = set()
         self._frozen = False
         self._reject = False
         self._delay = 0.0
-        self._hooks = []
-        self._corrupters = []
-        self._listener = None
-        self._accept_thread = None
+        self._hooks: List[Hook] = []
+        self._corrupters: List[Hook] = []
+        self._listener: Optional[socket.socket] = None
+        self._accept_thread: Optional[threading.Thread] = None
         self._closed = False
-        self._wake_r = self._wake_w = None
+        self._wake_r: Optional[socket.socket] = None
+        self._wake_w: Optional[socket.socket] = None
         #: Number of client connections accepted (including rejected ones).
         self.connections_accepted = 0
         #: Number of connections cut by cut() or by a frame hook.
@@ -485,16 +507,16 @@ class TcpProxy:
     # -- life cycle --------------------------------------------------------
 
     @property
-    def address(self):
+    def address(self) -> str:
         """``"127.0.0.1:PORT"`` to give to clients."""
         return "%s:%d" % (self.host, self.port)
 
     @property
-    def target(self):
+    def target(self) -> Tuple[str, int]:
         """The ``(host, port)`` new connections are forwarded to."""
         return self._target
 
-    def start(self):
+    def start(self: _Proxy) -> _Proxy:
         """Listen and start accepting connections."""
         if self._listener is not None:
             return self
@@ -512,7 +534,7 @@ class TcpProxy:
         self._accept_thread.start()
         return self
 
-    def close(self):
+    def close(self) -> None:
         """Stop listening, reset every connection, join every thread."""
         with self._lock:
             if self._closed:
@@ -536,18 +558,20 @@ class TcpProxy:
         if thread is not None and thread.is_alive():
             raise RuntimeError("proxy accept thread did not stop")
 
-    def __enter__(self):
+    def __enter__(self: _Proxy) -> _Proxy:
         return self.start()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> None:
         self.close()
 
-    def set_target(self, host, port):
+    def set_target(self, host: str, port: int) -> None:
         """Forward connections made from now on to ``host:port``."""
         self._target = (host, port)
 
     @property
-    def active_connections(self):
+    def active_connections(self) -> int:
         """Number of connections currently open through the proxy."""
         with self._lock:
             return len(self._connections)
@@ -590,7 +614,7 @@ class TcpProxy:
 
     # -- fault injection ---------------------------------------------------
 
-    def _abort_all(self, count=True, timeout=10.0):
+    def _abort_all(self, count: bool = True, timeout: float = 10.0) -> int:
         with self._lock:
             conns = list(self._connections)
         current = threading.current_thread()
@@ -606,36 +630,36 @@ class TcpProxy:
                 self.connections_cut += len(conns)
         return len(conns)
 
-    def cut(self):
+    def cut(self) -> int:
         """Reset (RST) every current connection; new ones are accepted.
 
         Returns when the connections are closed; returns their number.
         """
         return self._abort_all()
 
-    def freeze(self):
+    def freeze(self) -> None:
         """Stop forwarding in both directions.  Connections stay open and
         the bytes are held; new connections are accepted but not connected
         to the target until :meth:`unfreeze`."""
         self._frozen = True
         self._wake_all()
 
-    def unfreeze(self):
+    def unfreeze(self) -> None:
         """Deliver the held bytes and resume forwarding."""
         self._frozen = False
         self._wake_all()
 
     @property
-    def frozen(self):
+    def frozen(self) -> bool:
         """True between :meth:`freeze` and :meth:`unfreeze`."""
         return self._frozen
 
-    def reject(self, enabled=True):
+    def reject(self, enabled: bool = True) -> None:
         """While enabled, reset new connections as soon as they are accepted
         (existing connections are not touched)."""
         self._reject = bool(enabled)
 
-    def delay(self, seconds):
+    def delay(self, seconds: float) -> None:
         """Delay each forwarded chunk by ``seconds`` (0 to stop)."""
         self._delay = max(0.0, float(seconds))
 
@@ -647,7 +671,8 @@ class TcpProxy:
 
     # -- frame hooks -------------------------------------------------------
 
-    def cut_on_request(self, predicate, include_handshake=False):
+    def cut_on_request(self, predicate: Predicate,
+                       include_handshake: bool = False) -> Hook:
         """Cut the connection at the first client frame whose body satisfies
         ``predicate(body)``; that frame is not forwarded (the server never
         sees it), frames before it are.  One-shot.  The ConnectRequest is
@@ -656,7 +681,8 @@ class TcpProxy:
         return self._add_hook(Hook(self, "request", predicate,
                                    include_handshake))
 
-    def cut_on_reply(self, predicate, include_handshake=False):
+    def cut_on_reply(self, predicate: Predicate,
+                     include_handshake: bool = False) -> Hook:
         """Cut the connection at the first server frame whose body satisfies
         ``predicate(body)``; that frame is dropped (the request it answers
         did run on the server).  One-shot.  The ConnectResponse is offered
@@ -664,7 +690,7 @@ class TcpProxy:
         return self._add_hook(Hook(self, "reply", predicate,
                                    include_handshake))
 
-    def cut_on_reply_to(self, request_predicate):
+    def cut_on_reply_to(self, request_predicate: Predicate) -> Hook:
         """Let the first request satisfying ``request_predicate(body)``
         through, then drop its reply (matched by xid on the same
         connection) and cut.  One-shot.  Returns a Hook."""
@@ -672,8 +698,10 @@ class TcpProxy:
         hook.pending = set()
         return self._add_hook(hook)
 
-    def corrupt_reply(self, predicate, mutate, include_handshake=False,
-                      then=None):
+    def corrupt_reply(self, predicate: Predicate,
+                      mutate: Callable[[bytes], bytes],
+                      include_handshake: bool = False,
+                      then: Optional[str] = None) -> Hook:
         """Replace the first server frame whose body satisfies
         ``predicate(body)`` by the bytes ``mutate(body)`` returns.
 
@@ -703,7 +731,8 @@ class TcpProxy:
             self._corrupters = self._corrupters + [hook]
         return hook
 
-    def inject_to_client(self, data, then=None):
+    def inject_to_client(self, data: _Body,
+                         then: Optional[str] = None) -> int:
         """Send ``data`` to the client of every current connection, as if
         the server had sent it, at the next frame boundary of the reply
         stream.  ``then``: None (keep forwarding), ``"close"`` (FIN after
@@ -721,18 +750,18 @@ class TcpProxy:
             conn.wake()
         return len(conns)
 
-    def clear_hooks(self):
+    def clear_hooks(self) -> None:
         """Remove every hook that has not fired."""
         with self._lock:
             self._hooks = []
             self._corrupters = []
 
-    def _add_hook(self, hook):
+    def _add_hook(self, hook: Hook) -> Hook:
         with self._lock:
             self._hooks = self._hooks + [hook]
         return hook
 
-    def _remove_hook(self, hook):
+    def _remove_hook(self, hook: Hook) -> None:
         with self._lock:
             self._hooks = [h for h in self._hooks if h is not hook]
             self._corrupters = [h for h in self._corrupters if h is not hook]

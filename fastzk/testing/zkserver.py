@@ -29,6 +29,21 @@ import tempfile
 import threading
 import time
 import zipfile
+from types import TracebackType
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 __all__ = [
     "DEFAULT_JAR",
@@ -76,7 +91,7 @@ DEFAULT_JVM_OPTS = (
 # Locating the installation
 # ---------------------------------------------------------------------------
 
-def find_java():
+def find_java() -> str:
     """Return the path of the ``java`` executable, or raise RuntimeError."""
     java_home = os.environ.get("JAVA_HOME")
     if java_home:
@@ -89,7 +104,7 @@ def find_java():
     return java
 
 
-def find_zookeeper():
+def find_zookeeper() -> str:
     """Return the Java classpath that runs the installed ZooKeeper server.
 
     Raises RuntimeError with installation instructions when the jar or the
@@ -107,7 +122,7 @@ def find_zookeeper():
     return ":".join(parts)
 
 
-def zookeeper_version():
+def zookeeper_version() -> Optional[str]:
     """Return the installed ZooKeeper version (e.g. ``"3.8.0"``), or None."""
     jar = os.environ.get("FASTZK_ZOOKEEPER_JAR", DEFAULT_JAR)
     try:
@@ -131,7 +146,7 @@ _handed_out: "set[int]" = set()
 _port_rng = random.Random(os.getpid() ^ int(time.time() * 1000))
 
 
-def _ephemeral_range():
+def _ephemeral_range() -> Tuple[int, int]:
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             low, high = (int(x) for x in f.read().split())
@@ -140,7 +155,7 @@ def _ephemeral_range():
         return 32768, 60999
 
 
-def _bindable(port):
+def _bindable(port: int) -> bool:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         # Deliberately no SO_REUSEADDR: a port in TIME_WAIT counts as taken.
@@ -152,7 +167,7 @@ def _bindable(port):
         sock.close()
 
 
-def free_port():
+def free_port() -> int:
     """Return a loopback TCP port that is free now and was not handed out
     before by this process.
 
@@ -176,7 +191,7 @@ def free_port():
         for _ in range(100):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+            port = int(sock.getsockname()[1])
             sock.close()
             if port not in _handed_out:
                 _handed_out.add(port)
@@ -188,7 +203,8 @@ def free_port():
 # Four-letter words
 # ---------------------------------------------------------------------------
 
-def four_letter_word(host, port, word, timeout=5.0, limit=64 << 20):
+def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0,
+                     limit: int = 64 << 20) -> str:
     """Send a four-letter word to ``host:port`` and return the whole answer
     (at most ``limit`` bytes of it) as text."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -204,12 +220,12 @@ def four_letter_word(host, port, word, timeout=5.0, limit=64 << 20):
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def _parse_mode(text):
+def _parse_mode(text: str) -> Optional[str]:
     match = re.search(r"^Mode:\s*(\S+)", text, re.M)
     return match.group(1) if match else None
 
 
-def _parse_zxid(text):
+def _parse_zxid(text: str) -> Optional[int]:
     match = re.search(r"^Zxid:\s*(0x[0-9a-fA-F]+)", text, re.M)
     return int(match.group(1), 16) if match else None
 
@@ -222,7 +238,7 @@ _live_servers: "set[ZooKeeperServer]" = set()
 _live_lock = threading.Lock()
 
 
-def _kill_leftovers():
+def _kill_leftovers() -> None:
     with _live_lock:
         servers = list(_live_servers)
     for server in servers:
@@ -235,7 +251,7 @@ def _kill_leftovers():
 atexit.register(_kill_leftovers)
 
 
-def _preexec_for_main_thread():
+def _preexec_for_main_thread() -> Optional[Callable[[], None]]:
     # PR_SET_PDEATHSIG fires when the *thread* that forked dies, so it is only
     # safe when the server is started from the main thread.  It makes the JVM
     # die with the test process even when that is SIGKILLed.
@@ -250,7 +266,7 @@ def _preexec_for_main_thread():
         return None
     parent = os.getpid()
 
-    def preexec():
+    def preexec() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)
@@ -261,6 +277,9 @@ def _preexec_for_main_thread():
 # ---------------------------------------------------------------------------
 # Servers
 # ---------------------------------------------------------------------------
+
+_Server = TypeVar("_Server", bound="ZooKeeperServer")
+_Ensemble = TypeVar("_Ensemble", bound="ZooKeeperEnsemble")
 
 _LOG4J_TEMPLATE = """\
 log4j.rootLogger=INFO, FILE
@@ -293,15 +312,15 @@ class ZooKeeperServer:
 
     def __init__(
         self,
-        data_dir=None,
-        client_port=None,
-        tick_time=500,
-        extra_config=None,
-        min_session_timeout=None,
-        max_session_timeout=60000,
-        jvm_opts=None,
-        start_timeout=DEFAULT_START_TIMEOUT,
-    ):
+        data_dir: Optional[str] = None,
+        client_port: Optional[int] = None,
+        tick_time: int = 500,
+        extra_config: Optional[Mapping[str, object]] = None,
+        min_session_timeout: Optional[int] = None,
+        max_session_timeout: int = 60000,
+        jvm_opts: Optional[Sequence[str]] = None,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+    ) -> None:
         self._owns_dir = data_dir is None
         if data_dir is None:
             data_dir = tempfile.mkdtemp(prefix="fastzk-zk-")
@@ -318,19 +337,19 @@ class ZooKeeperServer:
             min_session_timeout if min_session_timeout else 2 * tick_time
         )
         self.max_session_timeout = max_session_timeout
-        self.extra_config = dict(extra_config or {})
+        self.extra_config: Dict[str, object] = dict(extra_config or {})
         self.jvm_opts = list(DEFAULT_JVM_OPTS if jvm_opts is None else jvm_opts)
         self.start_timeout = start_timeout
-        self._proc = None
-        self._out_file = None
+        self._proc: Optional["subprocess.Popen[bytes]"] = None
+        self._out_file: Optional[IO[bytes]] = None
         self._lock = threading.RLock()
         #: Exit status of the last process, once stopped or killed.
-        self.returncode = None
+        self.returncode: Optional[int] = None
 
     # -- configuration -----------------------------------------------------
 
-    def _config(self):
-        config = {
+    def _config(self) -> Dict[str, object]:
+        config: Dict[str, object] = {
             "tickTime": self.tick_time,
             "dataDir": self.data_dir,
             "clientPort": self.port,
@@ -347,7 +366,7 @@ class ZooKeeperServer:
         config.update(self.extra_config)
         return config
 
-    def _write_files(self):
+    def _write_files(self) -> None:
         os.makedirs(self.data_dir, exist_ok=True)
         lines = ["%s=%s" % (k, v) for k, v in self._config().items()
                  if v is not None]
@@ -356,7 +375,7 @@ class ZooKeeperServer:
         with open(self.log4j_path, "w") as f:
             f.write(_LOG4J_TEMPLATE.format(log_file=self.log_path))
 
-    def command_line(self):
+    def command_line(self) -> List[str]:
         """Return the argv that starts this server."""
         classpath = self.base_dir + ":" + find_zookeeper()
         return (
@@ -375,23 +394,24 @@ class ZooKeeperServer:
     # -- life cycle --------------------------------------------------------
 
     @property
-    def address(self):
+    def address(self) -> str:
         """``"127.0.0.1:PORT"``, the client address of this server."""
         return "%s:%d" % (self.host, self.port)
 
     @property
-    def running(self):
+    def running(self) -> bool:
         """True while the server process is alive."""
         proc = self._proc
         return proc is not None and proc.poll() is None
 
     @property
-    def pid(self):
+    def pid(self) -> Optional[int]:
         """Process id of the running JVM, or None."""
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
-    def start(self, wait=True, timeout=None):
+    def start(self: _Server, wait: bool = True,
+              timeout: Optional[float] = None) -> _Server:
         """Start the JVM and (by default) wait until it serves clients.
 
         Raises RuntimeError, including the tail of the server log, when the
@@ -424,7 +444,7 @@ class ZooKeeperServer:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout=None):
+    def wait_ready(self, timeout: Optional[float] = None) -> str:
         """Wait until the server answers ``srvr`` with a ``Mode:`` line.
 
         Returns the mode ("standalone", "leader" or "follower").
@@ -457,7 +477,7 @@ class ZooKeeperServer:
                 )
             time.sleep(0.1)
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout: float = 10.0) -> None:
         """Stop the server: SIGTERM, then SIGKILL after ``timeout`` seconds.
 
         Data and configuration are kept; :meth:`start` brings it back.
@@ -473,7 +493,7 @@ class ZooKeeperServer:
                     proc.wait()
             self._forget()
 
-    def kill(self):
+    def kill(self) -> None:
         """Kill the server with SIGKILL (a crash: no clean shutdown)."""
         with self._lock:
             proc = self._proc
@@ -482,18 +502,18 @@ class ZooKeeperServer:
                 proc.wait()
             self._forget()
 
-    def restart(self, timeout=None):
+    def restart(self: _Server, timeout: Optional[float] = None) -> _Server:
         """Stop the server and start it again on the same port and data."""
         self.stop()
         return self.start(timeout=timeout)
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         """Stop the server and remove its directory if it was temporary."""
         self.stop()
         if self._owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def _forget(self):
+    def _forget(self) -> None:
         with _live_lock:
             _live_servers.discard(self)
         if self._proc is not None:
@@ -501,27 +521,29 @@ class ZooKeeperServer:
         self._proc = None
         self._close_out_file()
 
-    def _close_out_file(self):
+    def _close_out_file(self) -> None:
         if self._out_file is not None:
             self._out_file.close()
             self._out_file = None
 
-    def __enter__(self):
+    def __enter__(self: _Server) -> _Server:
         if not self.running:
             self.start()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> None:
         self.cleanup()
 
     # -- inspection --------------------------------------------------------
 
-    def command(self, word, timeout=5.0):
+    def command(self, word: str, timeout: float = 5.0) -> str:
         """Send a four-letter word (``ruok``, ``srvr``, ``cons``, ``wchc``,
         ``dump``...) over a fresh connection and return the answer."""
         return four_letter_word(self.host, self.port, word, timeout)
 
-    def mode(self):
+    def mode(self) -> Optional[str]:
         """Return "standalone", "leader" or "follower"; None when the server
         is down or not serving (e.g. a quorum member without a quorum)."""
         try:
@@ -529,7 +551,7 @@ class ZooKeeperServer:
         except OSError:
             return None
 
-    def zxid(self):
+    def zxid(self) -> int:
         """Return the server's last processed zxid (``srvr``'s ``Zxid:``)."""
         text = self.command("srvr")
         zxid = _parse_zxid(text)
@@ -539,7 +561,7 @@ class ZooKeeperServer:
             )
         return zxid
 
-    def log_tail(self, lines=60):
+    def log_tail(self, lines: int = 60) -> str:
         """Return the last lines of the server log and of the JVM output."""
         parts = []
         for path in (self.log_path, self.out_path):
@@ -556,7 +578,7 @@ class ZooKeeperServer:
                 parts.append("--- last lines of %s ---\n%s" % (path, tail))
         return "\n".join(parts) or "(no server output in %s)" % self.base_dir
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<%s %s %s>" % (
             type(self).__name__,
             self.address,
@@ -569,14 +591,15 @@ class EnsembleMember(ZooKeeperServer):
 
     main_class = QUORUM_MAIN
 
-    def __init__(self, data_dir, myid, peer_port, election_port, **kwargs):
+    def __init__(self, data_dir: str, myid: int, peer_port: int,
+                 election_port: int, **kwargs: Any) -> None:
         super().__init__(data_dir, **kwargs)
         self.myid = myid
         self.peer_port = peer_port
         self.election_port = election_port
-        self.server_lines = {}
+        self.server_lines: Dict[str, object] = {}
 
-    def _config(self):
+    def _config(self) -> Dict[str, object]:
         config = super()._config()
         config.setdefault("initLimit", 20)
         config.setdefault("syncLimit", 10)
@@ -585,12 +608,12 @@ class EnsembleMember(ZooKeeperServer):
         config.update(self.extra_config)
         return config
 
-    def _write_files(self):
+    def _write_files(self) -> None:
         super()._write_files()
         with open(os.path.join(self.data_dir, "myid"), "w") as f:
             f.write("%d\n" % self.myid)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<EnsembleMember %d %s %s>" % (
             self.myid,
             self.address,
@@ -609,19 +632,19 @@ class ZooKeeperEnsemble:
 
     def __init__(
         self,
-        size=3,
-        tick_time=500,
-        base_dir=None,
-        extra_config=None,
-        start_timeout=60.0,
-        **server_kwargs
-    ):
+        size: int = 3,
+        tick_time: int = 500,
+        base_dir: Optional[str] = None,
+        extra_config: Optional[Mapping[str, object]] = None,
+        start_timeout: float = 60.0,
+        **server_kwargs: Any
+    ) -> None:
         self._owns_dir = base_dir is None
         if base_dir is None:
             base_dir = tempfile.mkdtemp(prefix="fastzk-ensemble-")
         self.base_dir = os.path.abspath(str(base_dir))
         self.start_timeout = start_timeout
-        self.servers = []
+        self.servers: List[EnsembleMember] = []
         for myid in range(1, size + 1):
             self.servers.append(
                 EnsembleMember(
@@ -644,16 +667,17 @@ class ZooKeeperEnsemble:
             member.server_lines = dict(lines)
 
     @property
-    def hosts(self):
+    def hosts(self) -> str:
         """Connection string of every member: ``"127.0.0.1:p1,..."``."""
         return ",".join(m.address for m in self.servers)
 
     @property
-    def running(self):
+    def running(self) -> bool:
         """True when every member process is alive."""
         return all(m.running for m in self.servers)
 
-    def start(self, wait=True, timeout=None):
+    def start(self: _Ensemble, wait: bool = True,
+              timeout: Optional[float] = None) -> _Ensemble:
         """Start every member that is not running, then wait for a quorum."""
         for member in self.servers:
             if not member.running:
@@ -662,14 +686,15 @@ class ZooKeeperEnsemble:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout=None):
+    def wait_ready(self,
+                   timeout: Optional[float] = None) -> Dict[int, Optional[str]]:
         """Wait until every running member serves and exactly one of them is
         the leader.  Members deliberately stopped or killed are ignored; a
         member that died by itself makes this raise with its log."""
         timeout = self.start_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
-            modes = {}
+            modes: Dict[int, Optional[str]] = {}
             for member in self.servers:
                 proc = member._proc
                 if proc is None:
@@ -697,7 +722,7 @@ class ZooKeeperEnsemble:
                 )
             time.sleep(0.2)
 
-    def leader(self, timeout=None):
+    def leader(self, timeout: Optional[float] = None) -> EnsembleMember:
         """Return the member whose mode is "leader", waiting up to
         ``timeout`` seconds (default: the start timeout) for an election."""
         timeout = self.start_timeout if timeout is None else timeout
@@ -713,16 +738,16 @@ class ZooKeeperEnsemble:
                 )
             time.sleep(0.2)
 
-    def followers(self):
+    def followers(self) -> List[EnsembleMember]:
         """Return the running members whose mode is "follower"."""
         return [m for m in self.servers
                 if m.running and m.mode() == "follower"]
 
-    def zxid(self):
+    def zxid(self) -> int:
         """Return the leader's last zxid."""
         return self.leader().zxid()
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop every member (data is kept)."""
         for member in self.servers:
             proc = member._proc
@@ -731,20 +756,22 @@ class ZooKeeperEnsemble:
         for member in self.servers:
             member.stop()
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         """Stop every member and remove the directory if it was temporary."""
         self.stop()
         if self._owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def __enter__(self):
+    def __enter__(self: _Ensemble) -> _Ensemble:
         self.start()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> None:
         self.cleanup()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<ZooKeeperEnsemble %s>" % self.hosts
 
 
@@ -752,7 +779,7 @@ class ZooKeeperEnsemble:
 # Session expiry
 # ---------------------------------------------------------------------------
 
-def _recv_exact(sock, n):
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         data = sock.recv(n - len(buf))
@@ -762,12 +789,12 @@ def _recv_exact(sock, n):
     return bytes(buf)
 
 
-def _recv_frame(sock):
+def _recv_frame(sock: socket.socket) -> bytes:
     (length,) = struct.unpack(">i", _recv_exact(sock, 4))
     return _recv_exact(sock, length)
 
 
-def _split_hosts(hosts):
+def _split_hosts(hosts: str) -> List[Tuple[str, int]]:
     hosts = hosts.split("/", 1)[0]
     result = []
     for item in hosts.split(","):
@@ -781,7 +808,8 @@ def _split_hosts(hosts):
     return result
 
 
-def expire_session(hosts, session_id, passwd, timeout_ms=10000, timeout=10.0):
+def expire_session(hosts: str, session_id: int, passwd: Union[bytes, str],
+                   timeout_ms: int = 10000, timeout: float = 10.0) -> bool:
     """Make the server end a client's session, as a real expiry would.
 
     Opens a second raw connection with the same session id and password and
