@@ -10,7 +10,6 @@ does not hide or inflate the other's.
 
 import gc
 import json
-import os
 import sys
 import time
 

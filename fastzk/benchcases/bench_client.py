@@ -5,11 +5,11 @@ the client's memory after many requests.
 The round-trip cases alternate kazoo's and fastzk's rounds
 (``_benchlib.Alternating``): both clients meet the same machine.  The
 synchronous reads alternate a third client as the reference the issue
-names: ZooKeeper's own C client (libzookeeper_mt, ``benchmarks/c/zkc_rounds.c``).
+names: ZooKeeper's own C client (libzookeeper_mt,
+``benchmarks/c/zkc_rounds.c`` of a source checkout).
 """
 
 import json
-import os
 import subprocess
 import sys
 

@@ -4,8 +4,9 @@ Run everything with ``fastzk bench`` (or ``make bench`` in a checkout),
 which starts one ZooKeeper, runs this suite, then the fleet benchmark, and
 prints one table of fastzk/kazoo ratios.  Run the suite alone with::
 
-    python -m pytest fastzk/benchcases     # starts its own ZooKeeper
-    FASTZK_BENCH_HOSTS=127.0.0.1:2181 python -m pytest fastzk/benchcases -k lock
+    python -m pytest fastzk/benchcases    # starts its own ZooKeeper
+    export FASTZK_BENCH_HOSTS=127.0.0.1:2181
+    python -m pytest fastzk/benchcases -k lock
 
 Files are ``bench_*.py`` (collected by the hook below, so ``make test``
 never runs them).  Speed is never asserted: every case is parametrised
