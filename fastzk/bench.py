@@ -1,29 +1,32 @@
 """Benchmark runner: fastzk against kazoo 2.11, side by side, one table.
 
-``make bench`` and ``python benchmarks/run.py`` call :func:`main`; so can a
-command line (``fastzk bench``)::
+``fastzk bench`` (installed with ``pip install 'fastzk[bench]'``), ``make
+bench`` and ``python benchmarks/run.py`` in a source checkout call
+:func:`main`; so can a program::
 
     from fastzk.bench import main
     sys.exit(main(["--quick"]))
 
 What it does, in order:
 
-1. starts one local ZooKeeper (:class:`fastzk.testing.zkserver.ZooKeeperServer`)
-   unless ``--hosts`` names an existing one;
-2. runs the pytest-benchmark suite in ``benchmarks/`` (codec, client round
-   trips, memory, lock, watches, TreeCache) against it, in a subprocess,
-   printing one progress line per case;
-3. runs the fleet benchmark (``benchmarks/fleet.py``, issue 6) last;
+1. uses the ZooKeeper ``--hosts`` names, else starts a local one
+   (:class:`fastzk.testing.zkserver.ZooKeeperServer`, Debian's
+   ``zookeeper`` package), else stops with one line saying how to get one;
+2. runs the pytest-benchmark cases shipped in :mod:`fastzk.benchcases`
+   (codec, client round trips, memory, lock, watches, TreeCache) against
+   it, in a subprocess, printing one progress line per case;
+3. runs the fleet benchmark (``fastzk.benchcases.fleet``) last;
 4. prints ONE table of fastzk/kazoo ratios, each marked better or worse
-   and checked against its target, and writes ``benchmarks/results.json``
-   (date, machine, Python, ZooKeeper version, every figure).
+   and checked against its target, and writes the figures as JSON (date,
+   machine, Python, ZooKeeper version, every figure) to ``--json``, by
+   default ``benchmarks/results.json`` in a source checkout.
 
 Speed is never asserted anywhere: the table reports; the exit status is
 non-zero only when a benchmark could not run (or ``--strict`` is given and
 a target was missed).
 
-The benchmark files live in the source tree (``benchmarks/`` next to the
-``fastzk`` package); ``--bench-dir`` points elsewhere.
+The local server and the four-letter words come from :mod:`fastzk.testing`,
+imported only when a run needs them.
 """
 
 import argparse
@@ -200,6 +203,28 @@ def server_version(hosts):
     return match.group(1) if match else None
 
 
+def check_serves(hosts, timeout=15.0):
+    """Raise RuntimeError (one line) unless a client session can be opened
+    on ``hosts`` within ``timeout`` seconds."""
+    from fastzk.client import KazooClient
+
+    try:
+        client = KazooClient(hosts=hosts, timeout=10.0)
+    except Exception as exc:
+        raise RuntimeError("invalid --hosts %r: %s" % (hosts, exc)) from exc
+    try:
+        client.start(timeout=timeout)
+    except Exception as exc:
+        raise RuntimeError("cannot connect to ZooKeeper at %s within %g s "
+                           "(%s)" % (hosts, timeout, type(exc).__name__)) \
+            from exc
+    finally:
+        try:
+            client.stop()
+        finally:
+            client.close()
+
+
 class _Server(object):
     """The server the run uses: one started here, or ``--hosts``."""
 
@@ -210,6 +235,7 @@ class _Server(object):
 
     def start(self, log):
         if self.hosts:
+            check_serves(self.hosts)
             self.version = server_version(self.hosts)
             if self.version is None:
                 log("note: %s does not answer the srvr four-letter word; "
@@ -242,6 +268,10 @@ class _Server(object):
 #: invocations), so that neither client is measured against a server
 #: still running its request path in the interpreter.
 WARMUP_REQUESTS = 20000
+
+#: The warm-up of a ``--quick`` run, a smoke test whose figures are not
+#: meant to be compared.
+WARMUP_REQUESTS_QUICK = 5000
 
 
 def warm_up(hosts, requests=WARMUP_REQUESTS, log=None):
@@ -297,22 +327,58 @@ def warm_up(hosts, requests=WARMUP_REQUESTS, log=None):
 # Running the two halves
 # ---------------------------------------------------------------------------
 
+def _package_root():
+    """The directory that holds this ``fastzk`` package: a source
+    checkout's root, or ``site-packages``."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cases_dir():
+    """The directory of the shipped benchmark cases
+    (:mod:`fastzk.benchcases`)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "benchcases")
+
+
+def checkout_benchmarks_dir():
+    """``benchmarks/`` of the source checkout this fastzk runs from, or
+    None for an installed package."""
+    path = os.path.join(_package_root(), "benchmarks")
+    return path if os.path.isfile(os.path.join(path, "run.py")) else None
+
+
 def find_bench_dir(explicit=None):
-    """The ``benchmarks`` directory: ``explicit``, else next to the fastzk
-    package (a source checkout), else ``./benchmarks``."""
-    candidates = []
-    if explicit:
-        candidates.append(explicit)
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates.append(os.path.join(os.path.dirname(here), "benchmarks"))
-    candidates.append(os.path.join(os.getcwd(), "benchmarks"))
-    for path in candidates:
-        if os.path.isfile(os.path.join(path, "conftest.py")) and \
-                os.path.isfile(os.path.join(path, "fleet.py")):
-            return os.path.abspath(path)
-    raise RuntimeError(
-        "benchmark files not found (looked in %s); run from a fastzk source "
-        "checkout or pass --bench-dir" % ", ".join(candidates))
+    """The benchmark cases: ``explicit`` (``--bench-dir``), else the ones
+    shipped in :mod:`fastzk.benchcases`."""
+    path = os.path.abspath(explicit or cases_dir())
+    for name in ("conftest.py", "fleet.py"):
+        if not os.path.isfile(os.path.join(path, name)):
+            raise RuntimeError("benchmark files not found: no %s in %s"
+                               % (name, path))
+    return path
+
+
+#: How to get a ZooKeeper when none is installed; ends the one-line error.
+GET_ZOOKEEPER = ("install Debian's zookeeper package (apt-get install "
+                 "zookeeper) or pass --hosts HOST:PORT")
+
+
+def local_zookeeper_problem():
+    """Why no local ZooKeeper can be started (one line ending with how to
+    get one), or None when one is installed.  Honours
+    ``FASTZK_ZOOKEEPER_JAR`` and ``JAVA_HOME`` as
+    :mod:`fastzk.testing.zkserver` does."""
+    from fastzk.testing import zkserver
+
+    jar = os.environ.get("FASTZK_ZOOKEEPER_JAR", zkserver.DEFAULT_JAR)
+    if not os.path.isfile(jar):
+        return "no ZooKeeper found (no %s): %s" % (jar, GET_ZOOKEEPER)
+    try:
+        zkserver.find_java()
+    except RuntimeError:
+        return ("no Java found to run ZooKeeper (no `java` on PATH or in "
+                "JAVA_HOME): %s" % GET_ZOOKEEPER)
+    return None
 
 
 def _env(hosts, quick):
@@ -323,11 +389,46 @@ def _env(hosts, quick):
         env["FASTZK_BENCH_QUICK"] = "1"
     else:
         env.pop("FASTZK_BENCH_QUICK", None)
-    # The benchmark subprocesses import fastzk from this very tree.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The benchmark subprocesses import this very fastzk.
+    root = _package_root()
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
                                 if env.get("PYTHONPATH") else "")
     return env
+
+
+def _have_pytest_timeout():
+    try:
+        import pytest_timeout  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def suite_argv(bench_dir, quick, workdir, out_json, select=None):
+    """The pytest command line of the suite.
+
+    pytest is given a configuration file of its own (an empty one written
+    in ``workdir``) and ``bench_dir`` as its root, so that no pytest
+    configuration of the directory the command runs in, or above the
+    installed package, applies to the run.
+    """
+    ini = os.path.join(workdir, "pytest.ini")
+    with open(ini, "w") as f:
+        f.write("[pytest]\n")
+    argv = [
+        sys.executable, "-m", "pytest", bench_dir,
+        "-c", ini, "--rootdir", bench_dir, "--confcutdir", bench_dir,
+        "-q", "-p", "no:cacheprovider",
+        "--benchmark-json=" + out_json,
+        "--benchmark-sort=name",
+        "--benchmark-max-time=%s" % ("0.1" if quick else "0.5"),
+        "--benchmark-min-rounds=%d" % (3 if quick else 5),
+    ]
+    if _have_pytest_timeout():
+        argv += ["-o", "timeout=1800"]
+    if select:
+        argv += ["-k", select]
+    return argv
 
 
 def run_suite(bench_dir, hosts, quick, workdir, log, select=None):
@@ -335,21 +436,10 @@ def run_suite(bench_dir, hosts, quick, workdir, log, select=None):
     None, path of its log)."""
     out_json = os.path.join(workdir, "suite.json")
     log_path = os.path.join(workdir, "pytest.log")
-    argv = [
-        sys.executable, "-m", "pytest", bench_dir,
-        "-q", "-p", "no:cacheprovider",
-        "--benchmark-json=" + out_json,
-        "--benchmark-sort=name",
-        "-o", "timeout=1800",
-        "--benchmark-max-time=%s" % ("0.1" if quick else "0.5"),
-        "--benchmark-min-rounds=%d" % (3 if quick else 5),
-    ]
-    if select:
-        argv += ["-k", select]
     with open(log_path, "w") as logf:
-        proc = subprocess.run(argv, stdout=logf, stderr=None,
-                              env=_env(hosts, quick), cwd=os.path.dirname(
-                                  bench_dir))
+        proc = subprocess.run(
+            suite_argv(bench_dir, quick, workdir, out_json, select),
+            stdout=logf, stderr=None, env=_env(hosts, quick), cwd=workdir)
     data = None
     if os.path.exists(out_json):
         with open(out_json) as f:
@@ -367,8 +457,7 @@ def run_fleet(bench_dir, hosts, quick, workdir, log, variants=None):
     for variant in variants or ():
         argv += ["--variant", variant]
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=None,
-                          env=_env(hosts, quick),
-                          cwd=os.path.dirname(bench_dir))
+                          env=_env(hosts, quick), cwd=workdir)
     data = None
     if os.path.exists(out_json):
         with open(out_json) as f:
@@ -915,19 +1004,23 @@ def _parser():
         description="Benchmark fastzk against kazoo 2.11 side by side and "
                     "print one table of ratios.")
     parser.add_argument("--quick", action="store_true",
-                        help="a short smoke run (2-3 minutes)")
+                        help="a short smoke run (about 2 minutes; add "
+                             "--no-fleet for 1)")
     parser.add_argument("--hosts", metavar="H",
-                        help="use this ZooKeeper (e.g. 127.0.0.1:2181) "
-                             "instead of starting one")
+                        help="measure against this ZooKeeper (e.g. "
+                             "127.0.0.1:2181) instead of starting a local "
+                             "one")
     parser.add_argument("--json", metavar="FILE",
-                        help="write the results here (default: "
-                             "benchmarks/results.json)")
+                        help="write every figure here (default: "
+                             "benchmarks/results.json in a source checkout, "
+                             "none otherwise)")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="draw the ratios as a bar chart (needs "
                              "matplotlib)")
     parser.add_argument("--bench-dir", metavar="DIR",
-                        help="where the benchmark files are (default: "
-                             "benchmarks/ of the source tree)")
+                        help="run the benchmark cases in DIR (default: "
+                             "the ones installed with fastzk, "
+                             "fastzk/benchcases)")
     parser.add_argument("-k", dest="select", metavar="EXPR",
                         help="run only the suite cases matching this pytest "
                              "-k expression")
@@ -946,6 +1039,28 @@ def _parser():
     return parser
 
 
+def _default_json():
+    checkout = checkout_benchmarks_dir()
+    return os.path.join(checkout, "results.json") if checkout else None
+
+
+def _cannot_run(args):
+    """Why this run cannot start (one line), or None."""
+    try:
+        find_bench_dir(args.bench_dir)
+    except RuntimeError as exc:
+        return str(exc)
+    if not args.no_suite:
+        try:
+            import pytest_benchmark  # noqa: F401
+        except ImportError:
+            return ("pytest-benchmark is not installed: pip install "
+                    "'fastzk[bench]'")
+    if not args.hosts:
+        return local_zookeeper_problem()
+    return None
+
+
 def main(argv=None):
     """Run the benchmarks; returns the process exit status."""
     args = _parser().parse_args(argv)
@@ -955,26 +1070,20 @@ def main(argv=None):
         sys.stderr.write("[%5.0fs] %s\n" % (time.monotonic() - started, msg))
         sys.stderr.flush()
 
-    try:
-        bench_dir = find_bench_dir(args.bench_dir)
-    except RuntimeError as exc:
-        log("error: %s" % exc)
+    problem = _cannot_run(args)
+    if problem:
+        log("error: %s" % problem)
         return 2
-    if not args.no_suite:
-        try:
-            import pytest_benchmark  # noqa: F401
-        except ImportError:
-            log("error: pytest-benchmark is not installed (make deps, or pip "
-                "install pytest pytest-benchmark)")
-            return 2
-    json_path = args.json or os.path.join(bench_dir, "results.json")
+    bench_dir = find_bench_dir(args.bench_dir)
+    json_path = args.json or _default_json()
     server = _Server(args.hosts)
     log("starting ZooKeeper ..." if not args.hosts
         else "using ZooKeeper at %s" % args.hosts)
     try:
         server.start(log)
     except Exception as exc:
-        log("error: could not start ZooKeeper: %s" % exc)
+        log("error: %s" % exc if args.hosts
+            else "error: could not start ZooKeeper: %s" % exc)
         return 2
     status = 0
     info = {}
@@ -985,7 +1094,8 @@ def main(argv=None):
         info = machine_info(server.version)
         if not args.no_warmup:
             log("warming the server up ...")
-            warm_up(server.hosts, log=log)
+            warm_up(server.hosts, WARMUP_REQUESTS_QUICK if args.quick
+                    else WARMUP_REQUESTS, log=log)
         info["load_start"] = ", ".join("%.1f" % x for x in _load() or ())
         workdir = tempfile.mkdtemp(prefix="fastzk-bench-")
         if not args.no_suite:
@@ -1053,13 +1163,16 @@ def main(argv=None):
         "fleet": fleet_data,
         "status": status,
     }
-    try:
-        with open(json_path, "w") as f:
-            json.dump(result, f, indent=2, default=str)
-        log("results written to %s" % json_path)
-    except OSError as exc:
-        log("error: cannot write %s: %s" % (json_path, exc))
-        status = status or 1
+    if json_path is None:
+        log("figures not kept: pass --json FILE to write them all")
+    else:
+        try:
+            with open(json_path, "w") as f:
+                json.dump(result, f, indent=2, default=str)
+            log("results written to %s" % json_path)
+        except OSError as exc:
+            log("error: cannot write %s: %s" % (json_path, exc))
+            status = status or 1
     if args.plot:
         problem = write_plot(rows, args.plot, header)
         if problem:

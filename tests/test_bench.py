@@ -1,15 +1,16 @@
-"""The benchmark runner's plumbing (no server): alternated rounds and how
-their figures reach the table."""
+"""The benchmark runner: its plumbing (alternated rounds and how their
+figures reach the table), and ``fastzk bench`` run from an installed
+package, with and without a ZooKeeper."""
 
 import os
+import shutil
+import subprocess
 import sys
 
 from fastzk.bench import suite_results
+from fastzk.benchcases import _benchlib as lib
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "benchmarks"))
-
-import _benchlib as lib  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class FakeBenchmark(object):
@@ -103,7 +104,7 @@ def test_failed_attempt_row_names_the_read_bound():
 
 def test_fleet_runs_both_clients_in_halves_kazoo_fastzk_fastzk_kazoo(
         monkeypatch):
-    import fleet
+    from fastzk.benchcases import fleet
 
     calls = []
 
@@ -144,3 +145,103 @@ def test_fleet_runs_both_clients_in_halves_kazoo_fastzk_fastzk_kazoo(
     (alone,) = fleet.run_all("h", params, impls=("fastzk",),
                              variants=("held",), log=lambda msg: None)
     assert calls == [("fastzk", 8.0)] and alone["runs"] == 1
+
+
+# ---------------------------------------------------------------------------
+# fastzk bench from an installed package
+# ---------------------------------------------------------------------------
+
+def installed_copy(tmp_path):
+    """The fastzk package alone in a directory of its own, as pip installs
+    it: no ``benchmarks/`` of a checkout beside it.  Returns that
+    directory (for PYTHONPATH)."""
+    site = tmp_path / "site-packages"
+    shutil.copytree(os.path.join(ROOT, "fastzk"), str(site / "fastzk"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return str(site)
+
+
+def run_fastzk(args, pythonpath, cwd, env=None, timeout=240):
+    """``python -m fastzk ARGS`` importing fastzk from ``pythonpath``, run
+    in ``cwd``; returns the CompletedProcess (text)."""
+    full_env = dict(os.environ, PYTHONPATH=pythonpath, **(env or {}))
+    full_env.pop("FASTZK_BENCH_HOSTS", None)
+    return subprocess.run([sys.executable, "-m", "fastzk"] + list(args),
+                          cwd=str(cwd), env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cases_ship_inside_the_package(tmp_path):
+    site = installed_copy(tmp_path)
+    code = ("import fastzk.bench as b, fastzk.benchcases.fleet, "
+            "fastzk.benchcases.bench_lock; "
+            "print(b.find_bench_dir()); print(b.checkout_benchmarks_dir()); "
+            "print(b._default_json())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path),
+                          env=dict(os.environ, PYTHONPATH=site),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == [
+        os.path.join(site, "fastzk", "benchcases"), "None", "None"]
+
+
+def test_checkout_keeps_its_results_file_and_c_helper():
+    from fastzk import bench
+
+    assert bench.checkout_benchmarks_dir() == os.path.join(ROOT, "benchmarks")
+    assert bench._default_json() == os.path.join(ROOT, "benchmarks",
+                                                 "results.json")
+    assert lib.c_source() == os.path.join(ROOT, "benchmarks", "c",
+                                          "zkc_rounds.c")
+
+
+def test_no_zookeeper_is_one_line_saying_how_to_get_one(tmp_path):
+    proc = run_fastzk(["bench", "--quick"], installed_copy(tmp_path),
+                      tmp_path, env={"FASTZK_ZOOKEEPER_JAR": "/nonexistent"},
+                      timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].endswith(
+        "error: no ZooKeeper found (no /nonexistent): install Debian's "
+        "zookeeper package (apt-get install zookeeper) or pass --hosts "
+        "HOST:PORT")
+    assert proc.stdout == ""
+
+
+def test_unreachable_hosts_is_a_one_line_error():
+    from fastzk.bench import check_serves
+
+    try:
+        check_serves("127.0.0.1:1", timeout=1.0)
+    except RuntimeError as exc:
+        assert str(exc) == ("cannot connect to ZooKeeper at 127.0.0.1:1 "
+                            "within 1 s (KazooTimeoutError)")
+    else:
+        raise AssertionError("check_serves did not raise")
+
+
+def test_installed_package_measures_the_given_hosts(tmp_path, zk_hosts):
+    """One short case, end to end: the shipped cases, against ``--hosts``,
+    with no checkout to find ZooKeeper's C client helper in."""
+    out = tmp_path / "out.json"
+    proc = run_fastzk(["bench", "--quick", "--hosts", zk_hosts,
+                       "--no-warmup", "--no-fleet", "-k",
+                       "test_sync_get and not children",
+                       "--json", str(out)],
+                      installed_copy(tmp_path), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ZooKeeper 3." in proc.stderr
+    assert "Traceback" not in proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines()
+              if line.startswith("  sync get (/s)")]
+    assert "C client not measured: source not installed (benchmarks/c of "\
+        "a fastzk checkout)" in row
+    import json
+
+    with open(str(out)) as f:
+        result = json.load(f)
+    assert result["server"] == "external %s" % zk_hosts
+    rates = {(s["case"], s["impl"]): s["rate"] for s in result["suite"]}
+    assert rates[("client.sync_get", "kazoo")] > 0
+    assert rates[("client.sync_get", "fastzk")] > 0

@@ -1,19 +1,15 @@
-"""The fleet benchmark's simulated job (benchmarks/fleet.py), on the real
-server: the jobs left of an item are counted in its flock file, the job
-that ends an item deletes it and puts a fresh one in its place, and a
+"""The fleet benchmark's simulated job (fastzk/benchcases/fleet.py), on the
+real server: the jobs left of an item are counted in its flock file, the
+job that ends an item deletes it and puts a fresh one in its place, and a
 job that finds the item's flock taken counts a mutual-exclusion
 violation."""
 
 import fcntl
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "benchmarks"))
-
-import fleet  # noqa: E402
+from fastzk.benchcases import fleet
 
 
 @pytest.fixture

@@ -5,20 +5,18 @@ the client's memory after many requests.
 The round-trip cases alternate kazoo's and fastzk's rounds
 (``_benchlib.Alternating``): both clients meet the same machine.  The
 synchronous reads alternate a third client as the reference the issue
-names: ZooKeeper's own C client (libzookeeper_mt, ``c/zkc_rounds.c``).
+names: ZooKeeper's own C client (libzookeeper_mt,
+``benchmarks/c/zkc_rounds.c`` of a source checkout).
 """
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-import _benchlib as lib
-from _benchlib import IMPLS
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from fastzk.benchcases import _benchlib as lib
+from fastzk.benchcases._benchlib import IMPLS
 
 SYNC_CALLS = 200
 PIPELINED = 2000
@@ -114,9 +112,10 @@ def test_client_memory(benchmark, impl, zk, small_tree):
 
     def run():
         proc = subprocess.run(
-            [sys.executable, os.path.join(HERE, "_memchild.py"), impl,
+            [sys.executable, "-m", "fastzk.benchcases._memchild", impl,
              zk.hosts, small_tree, str(n), "1000"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=1700)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=1700,
+            env=lib.child_env())
         if proc.returncode != 0:
             raise RuntimeError("memory child failed (%d): %s"
                                % (proc.returncode, proc.stderr.decode()[-3000:]))

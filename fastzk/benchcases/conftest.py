@@ -1,11 +1,12 @@
 """pytest-benchmark suite: kazoo 2.11 and fastzk side by side.
 
-Run everything with ``make bench`` (``benchmarks/run.py``), which starts one
-ZooKeeper, runs this suite, then the fleet benchmark, and prints one table
-of fastzk/kazoo ratios.  Run the suite alone with::
+Run everything with ``fastzk bench`` (or ``make bench`` in a checkout),
+which starts one ZooKeeper, runs this suite, then the fleet benchmark, and
+prints one table of fastzk/kazoo ratios.  Run the suite alone with::
 
-    python -m pytest benchmarks            # starts its own ZooKeeper
-    FASTZK_BENCH_HOSTS=127.0.0.1:2181 python -m pytest benchmarks -k lock
+    python -m pytest fastzk/benchcases    # starts its own ZooKeeper
+    export FASTZK_BENCH_HOSTS=127.0.0.1:2181
+    python -m pytest fastzk/benchcases -k lock
 
 Files are ``bench_*.py`` (collected by the hook below, so ``make test``
 never runs them).  Speed is never asserted: every case is parametrised
@@ -13,15 +14,11 @@ over ``impl`` and the runner reports ratios.
 """
 
 import os
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import _benchlib as lib  # noqa: E402
+from fastzk.benchcases import _benchlib as lib
 
 
 def pytest_collect_file(file_path, parent):
@@ -158,7 +155,8 @@ def root(admin):
 
 @pytest.fixture(scope="session")
 def c_client_binary(tmp_path_factory):
-    """ZooKeeper's C client helper (``c/zkc_rounds.c``), compiled once:
+    """ZooKeeper's C client helper (``benchmarks/c/zkc_rounds.c`` of a
+    source checkout), compiled once:
     ``(path, None)``, or ``(None, why)`` when it cannot be built."""
     return lib.build_c_client(str(tmp_path_factory.mktemp("zkc")))
 

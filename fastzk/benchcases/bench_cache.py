@@ -28,8 +28,8 @@ import pytest
 
 from kazoo.recipe.cache import TreeEvent
 
-import _benchlib as lib
-from _benchlib import IMPLS
+from fastzk.benchcases import _benchlib as lib
+from fastzk.benchcases._benchlib import IMPLS
 from fastzk.testing.proxy import TcpProxy
 
 

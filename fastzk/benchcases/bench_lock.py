@@ -18,8 +18,8 @@ is read outside the timed rounds.
 """
 
 
-import _benchlib as lib
-from _benchlib import IMPLS
+from fastzk.benchcases import _benchlib as lib
+from fastzk.benchcases._benchlib import IMPLS
 
 ATTEMPTS = 300
 CYCLES = 200

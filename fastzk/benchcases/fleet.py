@@ -49,8 +49,8 @@ What is checked and measured
 
 Run alone::
 
-    python benchmarks/fleet.py                 # starts its own ZooKeeper
-    python benchmarks/fleet.py --hosts 127.0.0.1:2181 --quick
+    python -m fastzk.benchcases.fleet          # starts its own ZooKeeper
+    python -m fastzk.benchcases.fleet --hosts 127.0.0.1:2181 --quick
 """
 
 import argparse
@@ -63,13 +63,7 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-if os.path.dirname(HERE) not in sys.path:
-    sys.path.insert(0, os.path.dirname(HERE))
-
-import _benchlib as lib  # noqa: E402
+from fastzk.benchcases import _benchlib as lib
 
 #: The scenario as the brief for issue 6 scales it down: a few hundred
 #: items, more sessions than items in several processes, a short job

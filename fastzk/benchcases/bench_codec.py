@@ -23,7 +23,7 @@ import pytest
 from kazoo.protocol import serialization as kz
 from kazoo.security import OPEN_ACL_UNSAFE
 
-import _benchlib as lib
+from fastzk.benchcases import _benchlib as lib
 from fastzk import _codec as py_codec
 
 try:

@@ -1,6 +1,6 @@
 """Child process of the client-memory benchmark (bench_client.py).
 
-Usage: python _memchild.py IMPL HOSTS PATH N BATCH
+Usage: python -m fastzk.benchcases._memchild IMPL HOSTS PATH N BATCH
 
 Makes N ``get_children_async(PATH)`` requests in pipelined batches of BATCH
 (each batch waited for), after a warm-up, sampling the resident set size;
@@ -10,15 +10,10 @@ does not hide or inflate the other's.
 
 import gc
 import json
-import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
-
-import _benchlib as lib  # noqa: E402
+from fastzk.benchcases import _benchlib as lib
 
 
 def main(argv):

@@ -26,8 +26,8 @@ import pytest
 
 from kazoo.protocol.states import EventType
 
-import _benchlib as lib
-from _benchlib import IMPLS
+from fastzk.benchcases import _benchlib as lib
+from fastzk.benchcases._benchlib import IMPLS
 
 
 def _nodes():

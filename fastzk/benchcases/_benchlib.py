@@ -3,7 +3,7 @@
 Everything here is side-by-side plumbing: making a kazoo or a fastzk client
 on the same server, reading the server's zxid, the process's RSS, building
 and wiping test trees quickly.  Configuration comes from the environment,
-set by ``benchmarks/run.py`` (``fastzk.bench``) or by hand:
+set by ``fastzk bench`` (:mod:`fastzk.bench`) or by hand:
 
 ``FASTZK_BENCH_HOSTS``
     connection string of the server to use (the conftest starts its own
@@ -16,6 +16,9 @@ set by ``benchmarks/run.py`` (``fastzk.bench``) or by hand:
     nodes in the TreeCache start/reconnect case.
 ``FASTZK_BENCH_STORM_RUNS``
     runs of the TreeCache update/delete storm with cuts, per client.
+``FASTZK_BENCH_C_SOURCE``
+    the C client helper's source (``benchmarks/c/zkc_rounds.c`` of a
+    source checkout, found there by default).
 """
 
 import gc
@@ -341,19 +344,45 @@ def _median(values):
 
 # -- ZooKeeper's C client, for reference -----------------------------------------
 
-C_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c",
-                        "zkc_rounds.c")
+def package_root():
+    """The directory holding the ``fastzk`` package these cases measure
+    (a source checkout's root, or ``site-packages``)."""
+    import fastzk
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(fastzk.__file__)))
+
+
+def child_env():
+    """The environment of a helper process: it imports the same fastzk."""
+    env = dict(os.environ)
+    root = package_root()
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
+                                if env.get("PYTHONPATH") else "")
+    return env
+
+
+def c_source():
+    """The C client helper's source: ``FASTZK_BENCH_C_SOURCE``, else
+    ``benchmarks/c/zkc_rounds.c`` of the source checkout fastzk runs from;
+    None when neither exists (an installed package)."""
+    path = os.environ.get("FASTZK_BENCH_C_SOURCE") or os.path.join(
+        package_root(), "benchmarks", "c", "zkc_rounds.c")
+    return path if os.path.isfile(path) else None
 
 
 def build_c_client(workdir):
-    """Compile ``c/zkc_rounds.c`` against libzookeeper_mt (Debian's
-    ``libzookeeper-mt-dev``, installed by ``make bench``).
+    """Compile ``benchmarks/c/zkc_rounds.c`` (:func:`c_source`) against
+    libzookeeper_mt (Debian's ``libzookeeper-mt-dev``, installed by ``make
+    bench``).
 
     :returns: ``(path, None)``, or ``(None, why)`` when it cannot be built.
     """
     import shutil
     import subprocess
 
+    source = c_source()
+    if source is None:
+        return None, "source not installed (benchmarks/c of a fastzk checkout)"
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         return None, "no C compiler"
@@ -361,7 +390,7 @@ def build_c_client(workdir):
         return None, "libzookeeper-mt-dev not installed"
     binary = os.path.join(workdir, "zkc_rounds")
     proc = subprocess.run(
-        [compiler, "-O2", "-DTHREADED", "-o", binary, C_SOURCE,
+        [compiler, "-O2", "-DTHREADED", "-o", binary, source,
          "-lzookeeper_mt"], capture_output=True, text=True)
     if proc.returncode != 0:
         return None, "build failed: %s" % proc.stderr.strip()[-300:]
@@ -370,7 +399,8 @@ def build_c_client(workdir):
 
 class CClient(object):
     """One session of ZooKeeper's C client in a helper process, making
-    timed rounds of synchronous reads on request (see ``c/zkc_rounds.c``).
+    timed rounds of synchronous reads on request (see
+    ``benchmarks/c/zkc_rounds.c``).
 
     :param binary: from :func:`build_c_client`.
     """
