@@ -31,6 +31,7 @@ imported only when a run needs them.
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -397,11 +398,7 @@ def _env(hosts, quick):
 
 
 def _have_pytest_timeout():
-    try:
-        import pytest_timeout  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("pytest_timeout") is not None
 
 
 def suite_argv(bench_dir, quick, workdir, out_json, select=None):

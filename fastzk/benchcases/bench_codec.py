@@ -29,7 +29,7 @@ from fastzk import _codec as py_codec
 try:
     from fastzk import _ccodec as c_codec
 except ImportError:  # not built
-    c_codec = None
+    c_codec = None  # type: ignore[assignment]
 
 CODEC_IMPLS = ("kazoo", "fastzk", "fastzk-python")
 
@@ -158,7 +158,7 @@ def test_codec(benchmark, case, impl):
         func = spec
         func()
 
-        def run(func=func, rng=range(_LOOP)):
+        def run(func=func, rng=range(_LOOP)):  # type: ignore[misc]
             for _ in rng:
                 func()
 
