@@ -153,11 +153,18 @@ def test_fleet_runs_both_clients_in_halves_kazoo_fastzk_fastzk_kazoo(
 
 def installed_copy(tmp_path):
     """The fastzk package alone in a directory of its own, as pip installs
-    it: no ``benchmarks/`` of a checkout beside it.  Returns that
-    directory (for PYTHONPATH)."""
+    it: its metadata beside it, no ``benchmarks/`` of a checkout.  Returns
+    that directory (for PYTHONPATH)."""
+    import fastzk
+
     site = tmp_path / "site-packages"
     shutil.copytree(os.path.join(ROOT, "fastzk"), str(site / "fastzk"),
                     ignore=shutil.ignore_patterns("__pycache__"))
+    dist_info = site / ("fastzk-%s.dist-info" % fastzk.__version__)
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fastzk\nVersion: %s\n"
+        % fastzk.__version__)
     return str(site)
 
 
