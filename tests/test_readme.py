@@ -57,3 +57,21 @@ def test_readme_snippets_run(zk_hosts, zk_admin, zk_chroot):
     assert zk_admin.get(zk_chroot + "/app/config")[0] == b"v3"
     for lock in ("/locks/item-42", "/locks/report"):
         assert zk_admin.get_children(zk_chroot + lock) == []
+
+
+_IMPORT_ROW = re.compile(r"^\| `(fastzk[\w.]*)` \| (.*) \|$", re.M)
+
+
+def test_public_import_paths_exist():
+    """The README's table of import paths names modules and names that
+    are there."""
+    import importlib
+
+    with open(README, encoding="utf-8") as f:
+        rows = _IMPORT_ROW.findall(f.read())
+    assert len(rows) >= 8
+    for module_name, what in rows:
+        module = importlib.import_module(module_name)
+        names = re.findall(r"`(\w+)`", what.split(";")[0])
+        for name in names:
+            assert hasattr(module, name), (module_name, name)
