@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -38,6 +39,16 @@ __all__ = ["main", "EXIT_LOCK_TIMEOUT"]
 PROG = "fastzk"
 DEFAULT_HOSTS = "127.0.0.1:2181"
 DEFAULT_CONNECT_TIMEOUT = 15.0
+#: Connecting gives up before its timeout once every server has refused
+#: (or not resolved) in this many rounds in a row: about 0.3 s with
+#: kazoo's retry delays (0.1 s, then doubling), so a refusal that lasts
+#: only a moment (a listener being rebound, an accept queue overflowing
+#: with tcp_abort_on_overflow) does not fail a command.
+REFUSED_ROUNDS = 3
+_CONNECT_POLL = 0.02
+#: The longest ``fastzk locks --recheck``.
+MAX_RECHECK = 3600.0
+_UNSET = object()  # an option not given (None: given as "no limit")
 
 EXIT_OK = 0
 #: Any error: connection refused or timed out, ZooKeeper error, bad node.
@@ -201,10 +212,12 @@ def _connection_options(parser, top_level):
     names = ("--timeout", "--connect-timeout") if top_level else (
         "--connect-timeout",)
     parser.add_argument(
-        *names, dest="connect_timeout", type=_seconds, default=default,
+        *names, dest="connect_timeout", type=_seconds,
+        default=_UNSET if top_level else argparse.SUPPRESS,
         metavar="SECONDS",
-        help="how long to try to connect (default %g)"
-        % DEFAULT_CONNECT_TIMEOUT)
+        help="how long to try to connect (default %g; inf: no limit); a "
+             "host list whose every server refuses the connection or does "
+             "not resolve fails at once" % DEFAULT_CONNECT_TIMEOUT)
     parser.add_argument(
         "-v", "--verbose", action="count", default=0 if top_level
         else argparse.SUPPRESS,
@@ -212,12 +225,27 @@ def _connection_options(parser, top_level):
 
 
 def _seconds(text):
+    """A duration >= 0 in seconds; "inf" (or anything beyond what a wait
+    can take) means no limit, returned as None."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError("not a number of seconds: %r" % text)
     if value < 0 or value != value:
-        raise argparse.ArgumentTypeError("must be >= 0: %r" % text)
+        raise argparse.ArgumentTypeError("must be >= 0 (or inf): %r" % text)
+    if value > threading.TIMEOUT_MAX:
+        return None
+    return value
+
+
+def _recheck_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of seconds: %r" % text)
+    if not 0 <= value <= MAX_RECHECK:
+        raise argparse.ArgumentTypeError(
+            "must be between 0 and %g: %r" % (MAX_RECHECK, text))
     return value
 
 
@@ -252,7 +280,8 @@ def build_parser(lock_command=True):
         "--timeout", dest="lock_timeout", type=_seconds, default=None,
         metavar="SECONDS",
         help="give up (exit status %d) when the lock is not acquired within "
-             "SECONDS; 0 tries once without waiting (default: wait forever)"
+             "SECONDS; 0 tries once without waiting (default, or inf: "
+             "wait forever)"
         % EXIT_LOCK_TIMEOUT)
     lock.add_argument("--shared", action="store_true",
                       help="take a shared lock (ReadLock) instead of an "
@@ -279,10 +308,11 @@ def build_parser(lock_command=True):
         "locks", help="list a lock's contenders, flag abandoned ones",
         description=_LOCKS_DESCRIPTION, formatter_class=raw)
     _connection_options(locks, False)
-    locks.add_argument("--recheck", type=_seconds, default=1.0,
+    locks.add_argument("--recheck", type=_recheck_seconds, default=1.0,
                        metavar="SECONDS",
                        help="look again at suspects after SECONDS before "
-                            "flagging them; 0: do not (default 1)")
+                            "flagging them; 0: do not (default 1, at most "
+                            "%g)" % MAX_RECHECK)
     locks.add_argument("path", metavar="PATH", help="the lock node")
     locks.set_defaults(func=cmd_locks)
     return parser
@@ -332,7 +362,7 @@ def parse_args(argv):
             args.command = argv[split + 1:]
     if args.hosts is None:
         args.hosts = os.environ.get("ZOOKEEPER_HOSTS") or DEFAULT_HOSTS
-    if args.connect_timeout is None:
+    if args.connect_timeout is _UNSET:
         args.connect_timeout = DEFAULT_CONNECT_TIMEOUT
     return args
 
@@ -412,8 +442,6 @@ def main(argv=None):
 
 def _connect(args):
     """A started :class:`fastzk.KazooClient`, or CliError."""
-    from kazoo.handlers.threading import KazooTimeoutError
-
     from fastzk.client import KazooClient
 
     try:
@@ -425,14 +453,88 @@ def _connect(args):
         raise CliError("invalid --hosts %r: %s" % (args.hosts, _describe(exc)),
                        EXIT_USAGE)
     try:
-        client.start(timeout=args.connect_timeout)
-    except KazooTimeoutError:
-        raise CliError("cannot connect to ZooKeeper at %s within %g s"
-                       % (args.hosts, args.connect_timeout))
+        _start(client, args.hosts, args.connect_timeout)
     except BaseException:
         _close(client)
         raise
     return client
+
+
+def _start(client, hosts, timeout):
+    """Connect ``client`` within ``timeout`` seconds (None: no limit), or
+    CliError saying why each server could not be reached.
+
+    Gives up early when, in each of the last :data:`REFUSED_ROUNDS` rounds
+    through the host list, every server refused the connection or did not
+    resolve: nothing listens there, and waiting would not change it.
+    """
+    engine = client._connection
+    connected = client.start_async()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not connected.is_set():
+        wait = _CONNECT_POLL
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                break
+        if connected.wait(wait):
+            break
+        rounds = engine.failed_rounds()[-REFUSED_ROUNDS:]
+        if len(rounds) == REFUSED_ROUNDS and all(
+                _refused_outright(errors, client.hosts) for errors in rounds):
+            raise CliError("cannot connect to ZooKeeper at %s: %s"
+                           % (hosts, _connect_reasons(rounds[-1],
+                                                      client.hosts)))
+    if not client.connected:
+        client.stop()
+        errors = engine.connect_errors()
+        raise CliError("cannot connect to ZooKeeper at %s within %g s: %s"
+                       % (hosts, timeout, _connect_reasons(errors,
+                                                           client.hosts)))
+    if client.chroot and not client.exists("/"):
+        warnings.warn("No chroot path exists, the chroot path should be "
+                      "created before normal use.")
+
+
+def _refused_outright(errors, hosts):
+    """Whether every one of ``hosts`` refused or did not resolve."""
+    return all(_is_outright(errors.get((host, port))) for host, port in hosts)
+
+
+def _is_outright(error):
+    if isinstance(error, ConnectionRefusedError):
+        return True
+    # A name that does not exist; not a resolver that failed for now.
+    return (isinstance(error, socket.gaierror)
+            and error.errno != getattr(socket, "EAI_AGAIN", None))
+
+
+def _connect_reasons(errors, hosts):
+    """``host:port: reason`` for each of ``hosts``, joined by "; " (only
+    the reason for a single host)."""
+    if len(hosts) == 1:
+        return _connect_reason(errors.get(tuple(hosts[0])))
+    return "; ".join("%s:%s: %s" % (host, port,
+                                     _connect_reason(errors.get((host, port))))
+                     for host, port in hosts)
+
+
+def _connect_reason(error):
+    from kazoo.exceptions import ConnectionDropped
+
+    if error is None:
+        return "no answer yet"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return "name not resolved (%s)" % (error.strerror or error)
+    if isinstance(error, socket.timeout):
+        return "connect timed out"
+    if isinstance(error, ConnectionDropped):
+        return str(error) or "connection dropped"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[:1].lower() + error.strerror[1:]
+    return _describe(error)
 
 
 def _close(client):

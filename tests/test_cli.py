@@ -515,3 +515,96 @@ def test_hosts_from_the_environment(zk_hosts, kazoo_client):
                             universal_newlines=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "/envcheck: no contenders" in result.stdout
+
+
+def _silent_listener():
+    """A port that accepts TCP connections and never answers ZooKeeper's
+    handshake (the listener never accepts)."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+@pytest.mark.parametrize("hosts, reasons", [
+    ("127.0.0.1:{free}", ["connection refused"]),
+    ("no-such-host.invalid:2181", ["name not resolved"]),
+    ("127.0.0.1:{free},no-such-host.invalid:2181",
+     ["127.0.0.1:{free}: connection refused",
+      "no-such-host.invalid:2181: name not resolved"]),
+], ids=["refused", "unresolved", "both"])
+def test_refused_hosts_fail_at_once_saying_why(hosts, reasons):
+    free = free_port()
+    hosts = hosts.format(free=free)
+    started = time.monotonic()
+    result = run("--hosts", hosts, "locks", "/x")  # default --timeout: 15 s
+    elapsed = time.monotonic() - started
+    assert result.returncode == cli.EXIT_ERROR
+    assert_one_line_error(result.stderr, "cannot connect", hosts,
+                          *[r.format(free=free) for r in reasons])
+    assert "within" not in result.stderr
+    # The interpreter's start-up included; the timeout was 15 s.
+    assert elapsed < 5, elapsed
+
+
+def test_a_host_that_does_not_refuse_is_waited_for_and_named():
+    listener = _silent_listener()
+    try:
+        silent = "127.0.0.1:%d" % listener.getsockname()[1]
+        refused = "127.0.0.1:%d" % free_port()
+        started = time.monotonic()
+        result = run("--hosts", refused + "," + silent, "--timeout", "1.5",
+                     "locks", "/x")
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert result.returncode == cli.EXIT_ERROR
+    assert_one_line_error(result.stderr, "within 1.5 s",
+                          refused + ": connection refused",
+                          silent + ": ")
+    assert 1.5 <= elapsed < 10, elapsed
+
+
+@pytest.mark.parametrize("value", ["inf", "1e12", "Infinity"])
+def test_infinite_timeouts_mean_no_limit(zk_hosts, kazoo_client, value):
+    result = run("--hosts", zk_hosts, "--timeout", value, "lock",
+                 "--timeout", value, "/L", "--", sys.executable, "-c",
+                 "print('ran')")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran"
+    assert result.stderr == ""
+    kazoo_client.create("/W", b"")
+    result = run("--hosts", zk_hosts, "--timeout", value, "locks", "/W")
+    assert result.returncode == 0, result.stderr
+    assert "/W: no contenders" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["locks", "--recheck", "inf", "/x"], "between 0 and 3600"),
+    (["--timeout", "nan", "locks", "/x"], "must be >= 0"),
+    (["--timeout", "-1", "locks", "/x"], "must be >= 0"),
+    (["lock", "--timeout=-inf", "/x", "--", "true"], "must be >= 0"),
+])
+def test_out_of_range_seconds_are_usage_errors(args, fragment):
+    result = run("--hosts", "127.0.0.1:%d" % free_port(), *args)
+    assert result.returncode == cli.EXIT_USAGE, result.stderr
+    assert_one_line_error(result.stderr, fragment)
+
+
+def test_watch_with_an_infinite_timeout(zk_hosts, kazoo_client):
+    kazoo_client.create("/W", b"")
+    proc = start("--hosts", zk_hosts, "watch", "--connect-timeout", "inf",
+                 "/W")
+    try:
+        out = LineReader(proc.stdout)
+        out.wait_for(r" WATCHING /W$")
+        kazoo_client.create("/W/a", b"xyz")
+        out.wait_for(r" CREATED /W/a dataLength=3 version=0$")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr.read() == ""
