@@ -48,6 +48,7 @@ REFUSED_ROUNDS = 3
 _CONNECT_POLL = 0.02
 #: The longest ``fastzk locks --recheck``.
 MAX_RECHECK = 3600.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _UNSET = object()  # an option not given (None: given as "no limit")
 
 EXIT_OK = 0
@@ -126,6 +127,11 @@ the wait (the contender node is removed).  A signal ignored when fastzk
 starts (SIGINT for a background job of a script) stays ignored, by fastzk
 and by COMMAND.  If the lock is lost while COMMAND
 runs (the session expired) a warning is printed; COMMAND is not stopped.
+
+If fastzk itself dies while COMMAND runs (killed with SIGKILL, say), the
+lock goes with its session, so on Linux COMMAND is killed with SIGKILL at
+once (PR_SET_PDEATHSIG); processes COMMAND started keep running.  On other
+systems COMMAND keeps running, without the lock once the session expires.
 """
 
 _LOCK_EPILOG = """\
@@ -694,6 +700,36 @@ class _Runner(object):
         self.pending = []
 
 
+def _killed_with_us():
+    """A ``preexec_fn`` that has the kernel kill the command (SIGKILL) when
+    this process dies, or None where that is not available (not Linux).
+
+    The command must not outlive fastzk: the lock is held by fastzk's
+    session, and another process takes it once the session expires.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def die_with_parent():
+        # In the child, between fork and exec.  The signal is sent when the
+        # thread that forked ends: the main thread, which waits for the
+        # command.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # fastzk died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_parent
+
+
 def cmd_lock(args):
     from kazoo.exceptions import LockTimeout
 
@@ -733,7 +769,8 @@ def cmd_lock(args):
                 "runs" % args.path))
             runner.phase = runner.STARTING
             try:
-                child = subprocess.Popen(command)
+                child = subprocess.Popen(command,
+                                         preexec_fn=_killed_with_us())
             except FileNotFoundError as exc:
                 raise CliError("%s: command not found (%s)"
                                % (command[0], exc.strerror), EXIT_NOT_FOUND)

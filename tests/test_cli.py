@@ -608,3 +608,38 @@ def test_watch_with_an_infinite_timeout(zk_hosts, kazoo_client):
             proc.kill()
             proc.wait()
     assert proc.stderr.read() == ""
+
+
+def _alive(pid):
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="PR_SET_PDEATHSIG is Linux's")
+def test_lock_command_dies_with_fastzk(zk_hosts, kazoo_client, tmp_path):
+    pid_file = tmp_path / "pid"
+    proc = start("--hosts", zk_hosts, "lock", "/L", "--", sys.executable,
+                 "-c", "import os, sys, time; "
+                 "open(sys.argv[1], 'w').write(str(os.getpid())); "
+                 "time.sleep(60)", str(pid_file))
+    child = None
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(),
+                   what="the command's pid file")
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        wait_until(lambda: not _alive(child), timeout=3,
+                   what="the command's death")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
