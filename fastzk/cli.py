@@ -193,7 +193,10 @@ contender is flagged "ABANDONED?" when
 Suspects are checked again after --recheck seconds (a waiter re-arms its
 watch whenever its predecessor goes) and flagged only if still suspect.
 Without the four-letter words the check is skipped and the listing says
-"(four-letter words disabled: cannot check)".  It is a heuristic: a session
+"(four-letter words disabled: cannot check)".  A server of --hosts that
+cannot be asked (down, unreachable) is named in a "(not asked: ...)" line,
+and the contenders whose session is on none of the servers that answered
+show "unknown": they may be connected to it.  It is a heuristic: a session
 connected to a server missing from --hosts looks dead, and wchp can be
 costly on a server with very many watches.  Persistent (non-ephemeral)
 contender nodes have no session and are not checked.
@@ -883,7 +886,7 @@ def cmd_watch(args):
 
 class _Contender(object):
     __slots__ = ("node", "seq", "shared", "identifier", "owner", "ctime",
-                 "holder", "flags")
+                 "holder", "flags", "unknown")
 
     def __init__(self, node, seq, shared, identifier, owner, ctime):
         self.node = node
@@ -894,6 +897,8 @@ class _Contender(object):
         self.ctime = ctime
         self.holder = False
         self.flags = []
+        # Its session is on no server that answered, and some did not.
+        self.unknown = False
 
 
 def _contenders(client, path):
@@ -938,40 +943,59 @@ def _predecessors(contenders, index):
 
 
 class _ServerView(object):
-    """Watches and live sessions as the servers report them, or the reason
-    they could not be had (``unavailable``)."""
+    """Watches and live sessions as the servers report them.
+
+    ``missing`` names the servers that could not be asked, with why;
+    ``unavailable`` says why nothing could be checked (no server answered).
+    """
 
     def __init__(self):
         self.watchers = {}  # server path -> set of session ids
         self.live = set()
+        self.missing = []
         self.unavailable = None
 
 
 def _server_view(hosts):
     view = _ServerView()
+    disabled = 0
     for host, port in hosts:
-        for word in ("wchp", "cons"):
-            try:
-                text = four_letter_word(host, port, word)
-            except OSError as exc:
-                view.unavailable = ("four-letter words unavailable: %s:%s: "
-                                    "%s: cannot check" % (host, port,
-                                                          _describe(exc)))
-                return view
-            if "not in the whitelist" in text or "not executed" in text:
-                view.unavailable = "four-letter words disabled: cannot check"
-                return view
-            if not text.strip() and word == "cons":
-                view.unavailable = ("four-letter words: empty answer from "
-                                    "%s:%s: cannot check" % (host, port))
-                return view
-            if word == "wchp":
-                _parse_wchp(text, view.watchers)
-            else:
-                view.live.update(
-                    int(sid, 16)
-                    for sid in re.findall(r"sid=0x([0-9a-fA-F]+)", text))
+        texts, reason = _ask_server(host, port)
+        if reason is None:
+            _parse_wchp(texts["wchp"], view.watchers)
+            view.live.update(
+                int(sid, 16)
+                for sid in re.findall(r"sid=0x([0-9a-fA-F]+)", texts["cons"]))
+            continue
+        disabled += reason == _DISABLED
+        view.missing.append("%s:%s: %s" % (host, port, reason))
+    if len(view.missing) == len(hosts):
+        if disabled == len(hosts):
+            view.unavailable = "four-letter words disabled: cannot check"
+        else:
+            view.unavailable = ("four-letter words unavailable: %s: cannot "
+                                "check" % "; ".join(view.missing))
     return view
+
+
+_DISABLED = "four-letter words disabled"
+
+
+def _ask_server(host, port):
+    """``({word: answer}, None)`` for wchp and cons, or ``(None, why
+    not)``."""
+    texts = {}
+    for word in ("wchp", "cons"):
+        try:
+            text = four_letter_word(host, port, word)
+        except OSError as exc:
+            return None, _connect_reason(exc)
+        if "not in the whitelist" in text or "not executed" in text:
+            return None, _DISABLED
+        if not text.strip() and word == "cons":
+            return None, "empty answer to cons"
+        texts[word] = text
+    return texts, None
 
 
 def _parse_wchp(text, watchers):
@@ -996,9 +1020,15 @@ def _suspects(contenders, view, full_path):
     base = full_path.rstrip("/") + "/"
     for index, contender in enumerate(contenders):
         contender.flags = []
+        contender.unknown = False
         owner = contender.owner
         if not owner:
             continue  # persistent node: no session to check
+        if owner not in view.live and view.missing:
+            # Possibly connected to a server that could not be asked, which
+            # holds its watches too: nothing can be said.
+            contender.unknown = True
+            continue
         if owner not in view.live:
             contender.flags.append(
                 "session 0x%x has no connection on the servers" % owner)
@@ -1052,6 +1082,7 @@ def cmd_locks(args):
                             contender.flags = []
                         else:
                             contender.flags = still[contender.node].flags
+                    view.missing = sorted(set(view.missing + view2.missing))
                 else:
                     view = view2
         try:
@@ -1076,6 +1107,8 @@ def _print_contenders(path, contenders, view):
     for c in contenders:
         if not checked or not c.owner:
             check = "-"
+        elif c.unknown:
+            check = "unknown"
         else:
             check = "ABANDONED?" if c.flags else "ok"
         rows.append((
@@ -1099,6 +1132,10 @@ def _print_contenders(path, contenders, view):
         _write("(%s)" % (view.unavailable if view is not None else
                          "not checked"))
         return
+    if view.missing:
+        _write("(not asked: %s; a contender whose session is on none of the "
+               "servers that answered is \"unknown\")"
+               % "; ".join(view.missing))
     flagged = [c for c in contenders if c.flags]
     for c in flagged:
         _write("ABANDONED? %d %s: %s" % (

@@ -643,3 +643,38 @@ def test_lock_command_dies_with_fastzk(zk_hosts, kazoo_client, tmp_path):
             proc.wait()
         if child is not None and _alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_locks_checks_the_servers_that_answer_and_names_the_others(
+        zk_hosts, zk_proxy_hosts, proxy, zk_server, kazoo_client):
+    kazoo_client.create("/L", b"")
+    down = "127.0.0.1:%d" % free_port()
+    hosts = zk_hosts.replace("/", "," + down + "/", 1)
+    holder_client = kazoo(zk_hosts)
+    cut_off = kazoo(zk_proxy_hosts, timeout=30.0)
+    try:
+        holder = KazooLock(holder_client, "/L", "holder")
+        assert holder.acquire(timeout=10)
+        holder_client.create("/L/" + "0" * 32 + "__lock__", b"ghost",
+                             ephemeral=True, sequence=True)
+        cut_off.create("/L/" + "f" * 32 + "__lock__", b"cut-off",
+                       ephemeral=True, sequence=True)
+        sid = "0x%x" % cut_off.client_id[0]
+        proxy.reject(True)
+        proxy.cut()
+        wait_until(lambda: sid not in zk_server.command("cons"),
+                   what="the cut-off session leaving cons")
+        result = run("--hosts", hosts, "locks", "--recheck", "0.2", "/L")
+        assert result.returncode == 0, result.stderr
+        rows, order = _rows(result.stdout)
+        assert order == ["holder", "ghost", "cut-off"], result.stdout
+        assert rows["holder"][1:3] == ("holder", "ok"), result.stdout
+        assert rows["ghost"][1:3] == ("waiting", "ABANDONED?"), result.stdout
+        assert rows["cut-off"][1:3] == ("waiting", "unknown"), result.stdout
+        assert re.search(r"^\(not asked: %s: .*refused" % re.escape(down),
+                         result.stdout, re.M | re.I), result.stdout
+        assert "1 of 3 contenders look abandoned" in result.stdout
+    finally:
+        proxy.reject(False)
+        for client in (cut_off, holder_client):
+            stop(client)
