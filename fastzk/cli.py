@@ -49,6 +49,7 @@ _CONNECT_POLL = 0.02
 #: The longest ``fastzk locks --recheck``.
 MAX_RECHECK = 3600.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_NO_ANSWER_YET = object()  # an attempt under way at the deadline
 _UNSET = object()  # an option not given (None: given as "no limit")
 
 EXIT_OK = 0
@@ -495,8 +496,11 @@ def _start(client, hosts, timeout):
                            % (hosts, _connect_reasons(rounds[-1],
                                                       client.hosts)))
     if not client.connected:
+        attempting = engine.connecting_to
         client.stop()
         errors = engine.connect_errors()
+        if attempting is not None:
+            errors.setdefault(attempting, _NO_ANSWER_YET)
         raise CliError("cannot connect to ZooKeeper at %s within %g s: %s"
                        % (hosts, timeout, _connect_reasons(errors,
                                                            client.hosts)))
@@ -532,6 +536,8 @@ def _connect_reason(error):
     from kazoo.exceptions import ConnectionDropped
 
     if error is None:
+        return "not tried yet"
+    if error is _NO_ANSWER_YET:
         return "no answer yet"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"

@@ -275,6 +275,7 @@ class Engine(object):
         # since the last connection, one {(host, port): error} each.
         self._failed_rounds = deque(maxlen=_FAILED_ROUNDS_KEPT)
         self._round_errors = None
+        self._attempting = None
 
     # -- kazoo ConnectionHandler contract ----------------------------------
 
@@ -333,6 +334,12 @@ class Engine(object):
         :rtype: list
         """
         return [dict(errors) for errors in list(self._failed_rounds)]
+
+    @property
+    def connecting_to(self):
+        """``(host, port)`` of the server a connection attempt is under way
+        to, or None."""
+        return self._attempting
 
     def connect_errors(self):
         """The error of the latest failed connection attempt on each
@@ -902,6 +909,7 @@ class Engine(object):
             client._session_callback(KeeperState.CONNECTING)
         self._lost_state = None
         self._drop_requested = None
+        self._attempting = (host, port)
         try:
             sock = self._handshake(host, address, port)
         except _ClientStopped:
@@ -921,6 +929,8 @@ class Engine(object):
             if errors is not None:
                 errors[(host, port)] = exc
             return None
+        finally:
+            self._attempting = None
         retry.reset()
         try:
             self._serve(sock)
