@@ -130,9 +130,10 @@ and by COMMAND.  If the lock is lost while COMMAND
 runs (the session expired) a warning is printed; COMMAND is not stopped.
 
 If fastzk itself dies while COMMAND runs (killed with SIGKILL, say), the
-lock goes with its session, so on Linux COMMAND is killed with SIGKILL at
-once (PR_SET_PDEATHSIG); processes COMMAND started keep running.  On other
-systems COMMAND keeps running, without the lock once the session expires.
+lock is gone once its session expires and another process may take it, so
+on Linux COMMAND is killed with SIGKILL at once (PR_SET_PDEATHSIG);
+processes COMMAND started keep running.  On other systems COMMAND keeps
+running, without the lock once the session expires.
 """
 
 _LOCK_EPILOG = """\
@@ -290,8 +291,8 @@ def build_parser(lock_command=True):
         "--timeout", dest="lock_timeout", type=_seconds, default=None,
         metavar="SECONDS",
         help="give up (exit status %d) when the lock is not acquired within "
-             "SECONDS; 0 tries once without waiting (default, or inf: "
-             "wait forever)"
+             "SECONDS; 0 tries once without waiting (default: wait "
+             "forever, as with inf)"
         % EXIT_LOCK_TIMEOUT)
     lock.add_argument("--shared", action="store_true",
                       help="take a shared lock (ReadLock) instead of an "
