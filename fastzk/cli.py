@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -38,6 +39,18 @@ __all__ = ["main", "EXIT_LOCK_TIMEOUT"]
 PROG = "fastzk"
 DEFAULT_HOSTS = "127.0.0.1:2181"
 DEFAULT_CONNECT_TIMEOUT = 15.0
+#: Connecting gives up before its timeout once every server has refused
+#: (or not resolved) in this many rounds in a row: about 0.3 s with
+#: kazoo's retry delays (0.1 s, then doubling), so a refusal that lasts
+#: only a moment (a listener being rebound, an accept queue overflowing
+#: with tcp_abort_on_overflow) does not fail a command.
+REFUSED_ROUNDS = 3
+_CONNECT_POLL = 0.02
+#: The longest ``fastzk locks --recheck``.
+MAX_RECHECK = 3600.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_NO_ANSWER_YET = object()  # an attempt under way at the deadline
+_UNSET = object()  # an option not given (None: given as "no limit")
 
 EXIT_OK = 0
 #: Any error: connection refused or timed out, ZooKeeper error, bad node.
@@ -115,6 +128,12 @@ the wait (the contender node is removed).  A signal ignored when fastzk
 starts (SIGINT for a background job of a script) stays ignored, by fastzk
 and by COMMAND.  If the lock is lost while COMMAND
 runs (the session expired) a warning is printed; COMMAND is not stopped.
+
+If fastzk itself dies while COMMAND runs (killed with SIGKILL, say), the
+lock is gone once its session expires and another process may take it, so
+on Linux COMMAND is killed with SIGKILL at once (PR_SET_PDEATHSIG);
+processes COMMAND started keep running.  On other systems COMMAND keeps
+running, without the lock once the session expires.
 """
 
 _LOCK_EPILOG = """\
@@ -176,7 +195,10 @@ contender is flagged "ABANDONED?" when
 Suspects are checked again after --recheck seconds (a waiter re-arms its
 watch whenever its predecessor goes) and flagged only if still suspect.
 Without the four-letter words the check is skipped and the listing says
-"(four-letter words disabled: cannot check)".  It is a heuristic: a session
+"(four-letter words disabled: cannot check)".  A server of --hosts that
+cannot be asked (down, unreachable) is named in a "(not asked: ...)" line,
+and the contenders whose session is on none of the servers that answered
+show "unknown": they may be connected to it.  It is a heuristic: a session
 connected to a server missing from --hosts looks dead, and wchp can be
 costly on a server with very many watches.  Persistent (non-ephemeral)
 contender nodes have no session and are not checked.
@@ -201,10 +223,12 @@ def _connection_options(parser, top_level):
     names = ("--timeout", "--connect-timeout") if top_level else (
         "--connect-timeout",)
     parser.add_argument(
-        *names, dest="connect_timeout", type=_seconds, default=default,
+        *names, dest="connect_timeout", type=_seconds,
+        default=_UNSET if top_level else argparse.SUPPRESS,
         metavar="SECONDS",
-        help="how long to try to connect (default %g)"
-        % DEFAULT_CONNECT_TIMEOUT)
+        help="how long to try to connect (default %g; inf: no limit); a "
+             "host list whose every server refuses the connection or does "
+             "not resolve fails at once" % DEFAULT_CONNECT_TIMEOUT)
     parser.add_argument(
         "-v", "--verbose", action="count", default=0 if top_level
         else argparse.SUPPRESS,
@@ -212,12 +236,27 @@ def _connection_options(parser, top_level):
 
 
 def _seconds(text):
+    """A duration >= 0 in seconds; "inf" (or anything beyond what a wait
+    can take) means no limit, returned as None."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError("not a number of seconds: %r" % text)
     if value < 0 or value != value:
-        raise argparse.ArgumentTypeError("must be >= 0: %r" % text)
+        raise argparse.ArgumentTypeError("must be >= 0 (or inf): %r" % text)
+    if value > threading.TIMEOUT_MAX:
+        return None
+    return value
+
+
+def _recheck_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of seconds: %r" % text)
+    if not 0 <= value <= MAX_RECHECK:
+        raise argparse.ArgumentTypeError(
+            "must be between 0 and %g: %r" % (MAX_RECHECK, text))
     return value
 
 
@@ -252,7 +291,8 @@ def build_parser(lock_command=True):
         "--timeout", dest="lock_timeout", type=_seconds, default=None,
         metavar="SECONDS",
         help="give up (exit status %d) when the lock is not acquired within "
-             "SECONDS; 0 tries once without waiting (default: wait forever)"
+             "SECONDS; 0 tries once without waiting (default: wait "
+             "forever, as with inf)"
         % EXIT_LOCK_TIMEOUT)
     lock.add_argument("--shared", action="store_true",
                       help="take a shared lock (ReadLock) instead of an "
@@ -279,10 +319,11 @@ def build_parser(lock_command=True):
         "locks", help="list a lock's contenders, flag abandoned ones",
         description=_LOCKS_DESCRIPTION, formatter_class=raw)
     _connection_options(locks, False)
-    locks.add_argument("--recheck", type=_seconds, default=1.0,
+    locks.add_argument("--recheck", type=_recheck_seconds, default=1.0,
                        metavar="SECONDS",
                        help="look again at suspects after SECONDS before "
-                            "flagging them; 0: do not (default 1)")
+                            "flagging them; 0: do not (default 1, at most "
+                            "%g)" % MAX_RECHECK)
     locks.add_argument("path", metavar="PATH", help="the lock node")
     locks.set_defaults(func=cmd_locks)
     return parser
@@ -332,7 +373,7 @@ def parse_args(argv):
             args.command = argv[split + 1:]
     if args.hosts is None:
         args.hosts = os.environ.get("ZOOKEEPER_HOSTS") or DEFAULT_HOSTS
-    if args.connect_timeout is None:
+    if args.connect_timeout is _UNSET:
         args.connect_timeout = DEFAULT_CONNECT_TIMEOUT
     return args
 
@@ -412,8 +453,6 @@ def main(argv=None):
 
 def _connect(args):
     """A started :class:`fastzk.KazooClient`, or CliError."""
-    from kazoo.handlers.threading import KazooTimeoutError
-
     from fastzk.client import KazooClient
 
     try:
@@ -425,14 +464,93 @@ def _connect(args):
         raise CliError("invalid --hosts %r: %s" % (args.hosts, _describe(exc)),
                        EXIT_USAGE)
     try:
-        client.start(timeout=args.connect_timeout)
-    except KazooTimeoutError:
-        raise CliError("cannot connect to ZooKeeper at %s within %g s"
-                       % (args.hosts, args.connect_timeout))
+        _start(client, args.hosts, args.connect_timeout)
     except BaseException:
         _close(client)
         raise
     return client
+
+
+def _start(client, hosts, timeout):
+    """Connect ``client`` within ``timeout`` seconds (None: no limit), or
+    CliError saying why each server could not be reached.
+
+    Gives up early when, in each of the last :data:`REFUSED_ROUNDS` rounds
+    through the host list, every server refused the connection or did not
+    resolve: nothing listens there, and waiting would not change it.
+    """
+    engine = client._connection
+    connected = client.start_async()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not connected.is_set():
+        wait = _CONNECT_POLL
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                break
+        if connected.wait(wait):
+            break
+        rounds = engine.failed_rounds()[-REFUSED_ROUNDS:]
+        if len(rounds) == REFUSED_ROUNDS and all(
+                _refused_outright(errors, client.hosts) for errors in rounds):
+            raise CliError("cannot connect to ZooKeeper at %s: %s"
+                           % (hosts, _connect_reasons(rounds[-1],
+                                                      client.hosts)))
+    if not client.connected:
+        attempting = engine.connecting_to
+        client.stop()
+        errors = engine.connect_errors()
+        if attempting is not None:
+            errors.setdefault(attempting, _NO_ANSWER_YET)
+        raise CliError("cannot connect to ZooKeeper at %s within %g s: %s"
+                       % (hosts, timeout, _connect_reasons(errors,
+                                                           client.hosts)))
+    if client.chroot and not client.exists("/"):
+        warnings.warn("No chroot path exists, the chroot path should be "
+                      "created before normal use.")
+
+
+def _refused_outright(errors, hosts):
+    """Whether every one of ``hosts`` refused or did not resolve."""
+    return all(_is_outright(errors.get((host, port))) for host, port in hosts)
+
+
+def _is_outright(error):
+    if isinstance(error, ConnectionRefusedError):
+        return True
+    # A name that does not exist; not a resolver that failed for now.
+    return (isinstance(error, socket.gaierror)
+            and error.errno != getattr(socket, "EAI_AGAIN", None))
+
+
+def _connect_reasons(errors, hosts):
+    """``host:port: reason`` for each of ``hosts``, joined by "; " (only
+    the reason for a single host)."""
+    if len(hosts) == 1:
+        return _connect_reason(errors.get(tuple(hosts[0])))
+    return "; ".join("%s:%s: %s" % (host, port,
+                                     _connect_reason(errors.get((host, port))))
+                     for host, port in hosts)
+
+
+def _connect_reason(error):
+    from kazoo.exceptions import ConnectionDropped
+
+    if error is None:
+        return "not tried yet"
+    if error is _NO_ANSWER_YET:
+        return "no answer yet"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return "name not resolved (%s)" % (error.strerror or error)
+    if isinstance(error, socket.timeout):
+        return "connect timed out"
+    if isinstance(error, ConnectionDropped):
+        return str(error) or "connection dropped"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[:1].lower() + error.strerror[1:]
+    return _describe(error)
 
 
 def _close(client):
@@ -592,6 +710,36 @@ class _Runner(object):
         self.pending = []
 
 
+def _killed_with_us():
+    """A ``preexec_fn`` that has the kernel kill the command (SIGKILL) when
+    this process dies, or None where that is not available (not Linux).
+
+    The command must not outlive fastzk: the lock is held by fastzk's
+    session, and another process takes it once the session expires.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def die_with_parent():
+        # In the child, between fork and exec.  The signal is sent when the
+        # thread that forked ends: the main thread, which waits for the
+        # command.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # fastzk died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_parent
+
+
 def cmd_lock(args):
     from kazoo.exceptions import LockTimeout
 
@@ -631,7 +779,8 @@ def cmd_lock(args):
                 "runs" % args.path))
             runner.phase = runner.STARTING
             try:
-                child = subprocess.Popen(command)
+                child = subprocess.Popen(command,
+                                         preexec_fn=_killed_with_us())
             except FileNotFoundError as exc:
                 raise CliError("%s: command not found (%s)"
                                % (command[0], exc.strerror), EXIT_NOT_FOUND)
@@ -744,7 +893,7 @@ def cmd_watch(args):
 
 class _Contender(object):
     __slots__ = ("node", "seq", "shared", "identifier", "owner", "ctime",
-                 "holder", "flags")
+                 "holder", "flags", "unknown")
 
     def __init__(self, node, seq, shared, identifier, owner, ctime):
         self.node = node
@@ -755,6 +904,8 @@ class _Contender(object):
         self.ctime = ctime
         self.holder = False
         self.flags = []
+        # Its session is on no server that answered, and some did not.
+        self.unknown = False
 
 
 def _contenders(client, path):
@@ -799,40 +950,59 @@ def _predecessors(contenders, index):
 
 
 class _ServerView(object):
-    """Watches and live sessions as the servers report them, or the reason
-    they could not be had (``unavailable``)."""
+    """Watches and live sessions as the servers report them.
+
+    ``missing`` names the servers that could not be asked, with why;
+    ``unavailable`` says why nothing could be checked (no server answered).
+    """
 
     def __init__(self):
         self.watchers = {}  # server path -> set of session ids
         self.live = set()
+        self.missing = []
         self.unavailable = None
 
 
 def _server_view(hosts):
     view = _ServerView()
+    disabled = 0
     for host, port in hosts:
-        for word in ("wchp", "cons"):
-            try:
-                text = four_letter_word(host, port, word)
-            except OSError as exc:
-                view.unavailable = ("four-letter words unavailable: %s:%s: "
-                                    "%s: cannot check" % (host, port,
-                                                          _describe(exc)))
-                return view
-            if "not in the whitelist" in text or "not executed" in text:
-                view.unavailable = "four-letter words disabled: cannot check"
-                return view
-            if not text.strip() and word == "cons":
-                view.unavailable = ("four-letter words: empty answer from "
-                                    "%s:%s: cannot check" % (host, port))
-                return view
-            if word == "wchp":
-                _parse_wchp(text, view.watchers)
-            else:
-                view.live.update(
-                    int(sid, 16)
-                    for sid in re.findall(r"sid=0x([0-9a-fA-F]+)", text))
+        texts, reason = _ask_server(host, port)
+        if reason is None:
+            _parse_wchp(texts["wchp"], view.watchers)
+            view.live.update(
+                int(sid, 16)
+                for sid in re.findall(r"sid=0x([0-9a-fA-F]+)", texts["cons"]))
+            continue
+        disabled += reason == _DISABLED
+        view.missing.append("%s:%s: %s" % (host, port, reason))
+    if len(view.missing) == len(hosts):
+        if disabled == len(hosts):
+            view.unavailable = "four-letter words disabled: cannot check"
+        else:
+            view.unavailable = ("four-letter words unavailable: %s: cannot "
+                                "check" % "; ".join(view.missing))
     return view
+
+
+_DISABLED = "four-letter words disabled"
+
+
+def _ask_server(host, port):
+    """``({word: answer}, None)`` for wchp and cons, or ``(None, why
+    not)``."""
+    texts = {}
+    for word in ("wchp", "cons"):
+        try:
+            text = four_letter_word(host, port, word)
+        except OSError as exc:
+            return None, _connect_reason(exc)
+        if "not in the whitelist" in text or "not executed" in text:
+            return None, _DISABLED
+        if not text.strip() and word == "cons":
+            return None, "empty answer to cons"
+        texts[word] = text
+    return texts, None
 
 
 def _parse_wchp(text, watchers):
@@ -857,9 +1027,15 @@ def _suspects(contenders, view, full_path):
     base = full_path.rstrip("/") + "/"
     for index, contender in enumerate(contenders):
         contender.flags = []
+        contender.unknown = False
         owner = contender.owner
         if not owner:
             continue  # persistent node: no session to check
+        if owner not in view.live and view.missing:
+            # Possibly connected to a server that could not be asked, which
+            # holds its watches too: nothing can be said.
+            contender.unknown = True
+            continue
         if owner not in view.live:
             contender.flags.append(
                 "session 0x%x has no connection on the servers" % owner)
@@ -913,6 +1089,7 @@ def cmd_locks(args):
                             contender.flags = []
                         else:
                             contender.flags = still[contender.node].flags
+                    view.missing = sorted(set(view.missing + view2.missing))
                 else:
                     view = view2
         try:
@@ -937,6 +1114,8 @@ def _print_contenders(path, contenders, view):
     for c in contenders:
         if not checked or not c.owner:
             check = "-"
+        elif c.unknown:
+            check = "unknown"
         else:
             check = "ABANDONED?" if c.flags else "ok"
         rows.append((
@@ -960,6 +1139,10 @@ def _print_contenders(path, contenders, view):
         _write("(%s)" % (view.unavailable if view is not None else
                          "not checked"))
         return
+    if view.missing:
+        _write("(not asked: %s; a contender whose session is on none of the "
+               "servers that answered is \"unknown\")"
+               % "; ".join(view.missing))
     flagged = [c for c in contenders if c.flags]
     for c in flagged:
         _write("ABANDONED? %d %s: %s" % (

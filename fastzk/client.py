@@ -13,6 +13,7 @@ own request classes and travel over the same connection and session.
 import logging
 import threading
 import time
+import warnings
 from functools import partial
 from typing import (
     Any,
@@ -507,6 +508,36 @@ class KazooClient(kazoo.client.KazooClient):
             finally:
                 self._events.stop()
 
+    def start(self, timeout: Optional[float] = 15) -> None:
+        """Initiate connection to ZK.
+
+        Same contract as :meth:`kazoo.client.KazooClient.start`; the
+        timeout exception's message also says why the last attempt on each
+        server failed.
+
+        :param timeout: Time in seconds to wait for connection to
+                        succeed (None or infinity: no limit).
+        :raises: :attr:`~kazoo.interfaces.IHandler.timeout_exception`
+                 if the connection wasn't established within `timeout`
+                 seconds.
+        """
+        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+            timeout = None
+        event = self.start_async()
+        event.wait(timeout=timeout)
+        if not self.connected:
+            # We time-out, ensure we are disconnected
+            self.stop()
+            errors = self._connection.connect_errors()
+            self.close()
+            raise self.handler.timeout_exception(
+                "Connection time-out" + _describe_connect_errors(errors))
+        if self.chroot and not self.exists("/"):
+            warnings.warn(
+                "No chroot path exists, the chroot path "
+                "should be created before normal use."
+            )
+
     def start_async(self) -> threading.Event:
         """Asynchronously initiate connection to ZK.
 
@@ -782,3 +813,14 @@ class KazooClient(kazoo.client.KazooClient):
             return self.unchroot(result[0]), result[1]
         created: str = self.unchroot(result)
         return created
+
+
+def _describe_connect_errors(
+        errors: Dict[Tuple[str, int], BaseException]) -> str:
+    """`` (host:port: error; ...)`` for :meth:`KazooClient.start`'s
+    timeout message, or "" when no attempt has failed yet."""
+    if not errors:
+        return ""
+    return " (%s)" % "; ".join(
+        "%s:%s: %s" % (host, port, error or type(error).__name__)
+        for (host, port), error in sorted(errors.items()))

@@ -31,8 +31,11 @@ User code never runs here: replies complete result objects, and watch
 events and state changes are handed to the client's dispatcher.
 """
 
+import errno
 import logging
+import os
 import random
+import select
 import socket
 import threading
 import time
@@ -268,6 +271,11 @@ class Engine(object):
         self._preferred_host = None
         self._next_rw_probe = 0.0
         self._rw_probe_delay = 0.5
+        # Rounds through the host list in which no server was connected
+        # since the last connection, one {(host, port): error} each.
+        self._failed_rounds = deque(maxlen=_FAILED_ROUNDS_KEPT)
+        self._round_errors = None
+        self._attempting = None
 
     # -- kazoo ConnectionHandler contract ----------------------------------
 
@@ -312,6 +320,41 @@ class Engine(object):
     def connected_host(self):
         """``(host, port)`` of the server this client is connected to."""
         return self._connected_host
+
+    def failed_rounds(self):
+        """Why the latest rounds of connection attempts failed.
+
+        :returns: one dict per round through the host list in which no
+                  server was connected, oldest first, mapping ``(host,
+                  port)`` to the exception of its last attempt (a
+                  :class:`socket.gaierror` for a name that did not
+                  resolve, :class:`ConnectionRefusedError`, a timeout...).
+                  Only the rounds since the last connection, at most
+                  the last eight.
+        :rtype: list
+        """
+        return [dict(errors) for errors in list(self._failed_rounds)]
+
+    @property
+    def connecting_to(self):
+        """``(host, port)`` of the server a connection attempt is under way
+        to, or None."""
+        return self._attempting
+
+    def connect_errors(self):
+        """The error of the latest failed connection attempt on each
+        server since the last connection, the round under way included.
+
+        :returns: ``{(host, port): exception}``, empty once connected.
+        :rtype: dict
+        """
+        latest = {}
+        for errors in self.failed_rounds():
+            latest.update(errors)
+        current = self._round_errors
+        if current is not None:
+            latest.update(dict(current))
+        return latest
 
     def submit(self, req, reader_needed=True, force=False):
         """Send ``req`` now, or queue it until the session is connected.
@@ -818,7 +861,9 @@ class Engine(object):
             self.connection_stopped.set()
             client._session_callback(KeeperState.CLOSED)
 
-    def _hosts(self):
+    def _hosts(self, errors=None):
+        """``(host, address, port)`` for each address of each host, in the
+        order to try them; names that do not resolve go to ``errors``."""
         hosts = []
         for host, port in self.client.hosts:
             try:
@@ -827,6 +872,8 @@ class Engine(object):
                     hosts.append((host, info[4][0], info[4][1]))
             except socket.gaierror as exc:
                 self.logger.warning("Cannot resolve %s: %s", host, exc)
+                if errors is not None:
+                    errors[(host, port)] = exc
         if self.client.randomize_hosts:
             random.shuffle(hosts)
         preferred = self._preferred_host
@@ -836,8 +883,11 @@ class Engine(object):
         return hosts
 
     def _connect_round(self, retry):
-        hosts = self._hosts()
+        errors = {}
+        self._round_errors = errors
+        hosts = self._hosts(errors)
         if not hosts:
+            self._failed_rounds.append(errors)
             raise ForceRetryError("No host resolved. Reconnecting")
         for host, address, port in hosts:
             if self.client._stopped.is_set():
@@ -847,6 +897,8 @@ class Engine(object):
                 return _STOP
             if self._preferred_host is not None:
                 return None  # a new round, starting with that host
+        if self._round_errors is errors:  # no connection in this round
+            self._failed_rounds.append(errors)
         raise ForceRetryError("Reconnecting")
 
     def _session(self, host, address, port, retry):
@@ -857,8 +909,11 @@ class Engine(object):
             client._session_callback(KeeperState.CONNECTING)
         self._lost_state = None
         self._drop_requested = None
+        self._attempting = (host, port)
         try:
             sock = self._handshake(host, address, port)
+        except _ClientStopped:
+            return _STOP
         except SessionExpiredError:
             retry.reset()
             self.logger.warning("Session has expired")
@@ -870,7 +925,12 @@ class Engine(object):
             return _STOP
         except (OSError, ConnectionDropped, ProtocolError) as exc:
             self.logger.warning("Connection to %s:%s failed: %s", host, port, exc)
+            errors = self._round_errors
+            if errors is not None:
+                errors[(host, port)] = exc
             return None
+        finally:
+            self._attempting = None
         retry.reset()
         try:
             self._serve(sock)
@@ -964,7 +1024,7 @@ class Engine(object):
         # handshake that stalls once must leave time for another attempt
         # before the session would expire.
         connect_timeout = timeout_s / max(3, len(client.hosts))
-        sock = socket.create_connection((address, port), timeout=connect_timeout)
+        sock = self._open_socket(address, port, connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             frames = codec.FrameReader(_MAX_FRAME)
@@ -1025,6 +1085,8 @@ class Engine(object):
             raise
         self._frames = frames
         self._connected_host = (host, port)
+        self._round_errors = None
+        self._failed_rounds.clear()
         now = time.monotonic()
         self._last_send = self._last_recv = now
         self._cancel_expiry_clock()
@@ -1088,13 +1150,57 @@ class Engine(object):
                 waiter.wake()
         return sock
 
+    def _open_socket(self, address, port, timeout):
+        """A TCP connection to ``address``, like
+        :func:`socket.create_connection`, but given up as soon as the client
+        stops (:class:`_ClientStopped`): the caller of ``start(timeout)``
+        stops the client at its deadline and waits for this thread."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            err = sock.connect_ex((address, port))
+            if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                self._wait_writable(sock, time.monotonic() + timeout)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise OSError(err, os.strerror(err))
+            sock.settimeout(timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _wait_writable(self, sock, deadline):
+        stopped = self.client._stopped
+        while True:
+            if stopped.is_set():
+                raise _ClientStopped()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("timed out")
+            wait = min(remaining, _STOP_CHECK_INTERVAL)
+            if _HAS_POLL:
+                poller = select.poll()
+                poller.register(sock, select.POLLOUT)
+                if poller.poll(wait * 1000.0):
+                    return
+            elif select.select([], [sock], [sock], wait) != ([], [], []):
+                return
+
     def _read_one(self, sock, frames, timeout):
+        """The next frame of the handshake; waits at most ``timeout``, and
+        gives up as soon as the client stops."""
         deadline = time.monotonic() + timeout
+        stopped = self.client._stopped
         frame = frames.next_frame()
         while frame is None:
+            if stopped.is_set():
+                raise _ClientStopped()
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not frames.read_from(sock, remaining, 0):
+            if remaining <= 0:
                 raise ConnectionDropped("timed out waiting for the server")
+            frames.read_from(sock, min(remaining, _STOP_CHECK_INTERVAL), 0)
             frame = frames.next_frame()
         return frame
 
@@ -1193,6 +1299,10 @@ class Engine(object):
         raise _Broken(ConnectionDropped("ping failed: %s" % (error,)))
 
 
+class _ClientStopped(Exception):
+    """The client stopped while a connection was being made."""
+
+
 class _SessionClosed(Exception):
     """The server confirmed closeSession."""
 
@@ -1206,6 +1316,10 @@ class _OpenMarker(object):
 
 
 _STOP = object()
+_HAS_POLL = hasattr(select, "poll")
+# How often a connection attempt looks whether the client was stopped.
+_STOP_CHECK_INTERVAL = 0.05
+_FAILED_ROUNDS_KEPT = 8
 
 
 def _auth_body(scheme, credential):

@@ -515,3 +515,170 @@ def test_hosts_from_the_environment(zk_hosts, kazoo_client):
                             universal_newlines=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "/envcheck: no contenders" in result.stdout
+
+
+def _silent_listener():
+    """A port that accepts TCP connections and never answers ZooKeeper's
+    handshake (the listener never accepts)."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+@pytest.mark.parametrize("hosts, reasons", [
+    ("127.0.0.1:{free}", ["connection refused"]),
+    ("no-such-host.invalid:2181", ["name not resolved"]),
+    ("127.0.0.1:{free},no-such-host.invalid:2181",
+     ["127.0.0.1:{free}: connection refused",
+      "no-such-host.invalid:2181: name not resolved"]),
+], ids=["refused", "unresolved", "both"])
+def test_refused_hosts_fail_at_once_saying_why(hosts, reasons):
+    free = free_port()
+    hosts = hosts.format(free=free)
+    started = time.monotonic()
+    result = run("--hosts", hosts, "locks", "/x")  # default --timeout: 15 s
+    elapsed = time.monotonic() - started
+    assert result.returncode == cli.EXIT_ERROR
+    assert_one_line_error(result.stderr, "cannot connect", hosts,
+                          *[r.format(free=free) for r in reasons])
+    assert "within" not in result.stderr
+    # The interpreter's start-up included; the timeout was 15 s.
+    assert elapsed < 5, elapsed
+
+
+def test_a_host_that_does_not_refuse_is_waited_for_and_named():
+    listener = _silent_listener()
+    try:
+        silent = "127.0.0.1:%d" % listener.getsockname()[1]
+        refused = "127.0.0.1:%d" % free_port()
+        started = time.monotonic()
+        # Time for both: an attempt on the silent one waits 3.3 s (a
+        # third of the session timeout).
+        result = run("--hosts", refused + "," + silent, "--timeout", "4.5",
+                     "locks", "/x")
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert result.returncode == cli.EXIT_ERROR
+    assert_one_line_error(result.stderr, "within 4.5 s",
+                          refused + ": connection refused",
+                          silent + ": ")
+    assert re.search(re.escape(silent) + ": (no answer yet|timed out "
+                     "waiting for the server)", result.stderr), result.stderr
+    assert 4.5 <= elapsed < 15, elapsed
+
+
+@pytest.mark.parametrize("value", ["inf", "1e12", "Infinity"])
+def test_infinite_timeouts_mean_no_limit(zk_hosts, kazoo_client, value):
+    result = run("--hosts", zk_hosts, "--timeout", value, "lock",
+                 "--timeout", value, "/L", "--", sys.executable, "-c",
+                 "print('ran')")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran"
+    assert result.stderr == ""
+    kazoo_client.create("/W", b"")
+    result = run("--hosts", zk_hosts, "--timeout", value, "locks", "/W")
+    assert result.returncode == 0, result.stderr
+    assert "/W: no contenders" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["locks", "--recheck", "inf", "/x"], "between 0 and 3600"),
+    (["--timeout", "nan", "locks", "/x"], "must be >= 0"),
+    (["--timeout", "-1", "locks", "/x"], "must be >= 0"),
+    (["lock", "--timeout=-inf", "/x", "--", "true"], "must be >= 0"),
+])
+def test_out_of_range_seconds_are_usage_errors(args, fragment):
+    result = run("--hosts", "127.0.0.1:%d" % free_port(), *args)
+    assert result.returncode == cli.EXIT_USAGE, result.stderr
+    assert_one_line_error(result.stderr, fragment)
+
+
+def test_watch_with_an_infinite_timeout(zk_hosts, kazoo_client):
+    kazoo_client.create("/W", b"")
+    proc = start("--hosts", zk_hosts, "watch", "--connect-timeout", "inf",
+                 "/W")
+    try:
+        out = LineReader(proc.stdout)
+        out.wait_for(r" WATCHING /W$")
+        kazoo_client.create("/W/a", b"xyz")
+        out.wait_for(r" CREATED /W/a dataLength=3 version=0$")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr.read() == ""
+
+
+def _alive(pid):
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="PR_SET_PDEATHSIG is Linux's")
+def test_lock_command_dies_with_fastzk(zk_hosts, kazoo_client, tmp_path):
+    pid_file = tmp_path / "pid"
+    proc = start("--hosts", zk_hosts, "lock", "/L", "--", sys.executable,
+                 "-c", "import os, sys, time; "
+                 "open(sys.argv[1], 'w').write(str(os.getpid())); "
+                 "time.sleep(60)", str(pid_file))
+    child = None
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(),
+                   what="the command's pid file")
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        wait_until(lambda: not _alive(child), timeout=3,
+                   what="the command's death")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_locks_checks_the_servers_that_answer_and_names_the_others(
+        zk_hosts, zk_proxy_hosts, proxy, zk_server, kazoo_client):
+    kazoo_client.create("/L", b"")
+    down = "127.0.0.1:%d" % free_port()
+    hosts = zk_hosts.replace("/", "," + down + "/", 1)
+    holder_client = kazoo(zk_hosts)
+    cut_off = kazoo(zk_proxy_hosts, timeout=30.0)
+    try:
+        holder = KazooLock(holder_client, "/L", "holder")
+        assert holder.acquire(timeout=10)
+        holder_client.create("/L/" + "0" * 32 + "__lock__", b"ghost",
+                             ephemeral=True, sequence=True)
+        cut_off.create("/L/" + "f" * 32 + "__lock__", b"cut-off",
+                       ephemeral=True, sequence=True)
+        sid = "0x%x" % cut_off.client_id[0]
+        proxy.reject(True)
+        proxy.cut()
+        wait_until(lambda: sid not in zk_server.command("cons"),
+                   what="the cut-off session leaving cons")
+        result = run("--hosts", hosts, "locks", "--recheck", "0.2", "/L")
+        assert result.returncode == 0, result.stderr
+        rows, order = _rows(result.stdout)
+        assert order == ["holder", "ghost", "cut-off"], result.stdout
+        assert rows["holder"][1:3] == ("holder", "ok"), result.stdout
+        assert rows["ghost"][1:3] == ("waiting", "ABANDONED?"), result.stdout
+        assert rows["cut-off"][1:3] == ("waiting", "unknown"), result.stdout
+        assert re.search(r"^\(not asked: %s: .*refused" % re.escape(down),
+                         result.stdout, re.M | re.I), result.stdout
+        assert "1 of 3 contenders look abandoned" in result.stdout
+    finally:
+        proxy.reject(False)
+        for client in (cut_off, holder_client):
+            stop(client)
