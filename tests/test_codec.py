@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -61,6 +62,12 @@ def _load(name):
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS, ids=lambda n: n.split(".")[-1])
 def codec(request):
     return _load(request.param)
+
+
+@pytest.fixture(scope="module")
+def impls():
+    """Every implementation under test (one, or both for differential tests)."""
+    return [_load(name) for name in IMPLEMENTATIONS]
 
 
 @pytest.fixture(scope="module")
@@ -176,9 +183,24 @@ def test_constants(codec):
     assert codec.IMPLEMENTATION == expected
 
 
+def _public_names(namespace, module_name):
+    """Names ``namespace`` defines for others: not private, not a module,
+    not imported from elsewhere."""
+    return {name for name, value in vars(namespace).items()
+            if not name.startswith("_")
+            and not isinstance(value, types.ModuleType)
+            and getattr(value, "__module__", module_name) == module_name}
+
+
 def test_same_public_names(both):
+    """Both implementations define the same public names, all listed in
+    __all__, and the same public FrameReader attributes."""
     py, cy = both
     assert py.__all__ == cy.__all__
+    assert _public_names(py, py.__name__) == set(py.__all__)
+    assert _public_names(cy, cy.__name__) == set(cy.__all__)
+    assert ({n for n in dir(py.FrameReader) if not n.startswith("_")}
+            == {n for n in dir(cy.FrameReader) if not n.startswith("_")})
     for name in py.__all__:
         py_value, cy_value = getattr(py, name), getattr(cy, name)
         if callable(py_value):
@@ -907,63 +929,130 @@ def _outcome(codec, name, offset, frame):
         return ("error", None)
 
 
-@HSETTINGS_MORE
-@given(garbage=st.binary(max_size=200))
-def test_garbage_never_raises_anything_else(codec, garbage):
-    for name, offset in DECODERS:
-        _outcome(codec, name, offset, garbage)  # anything but ProtocolError fails
+def _model_frames(stream, max_frame):
+    """The frames a FrameReader must return for ``stream``, and whether it
+    must then raise ProtocolError (for a bad length prefix)."""
+    frames, pos = [], 0
+    while len(stream) - pos >= 4:
+        (length,) = struct.unpack_from("!i", stream, pos)
+        if length < 0 or length > max_frame:
+            return frames, True
+        if len(stream) - pos - 4 < length:
+            break
+        frames.append(stream[pos + 4:pos + 4 + length])
+        pos += 4 + length
+    return frames, False
+
+
+def _reader_outcome(codec, stream, chunks, max_frame):
+    reader = codec.FrameReader(max_frame=max_frame)
+    got, start = [], 0
+    for size in chunks + [len(stream)]:
+        reader.feed(stream[start:start + size])
+        start += size
+        try:
+            frame = reader.next_frame()
+            while frame is not None:
+                got.append(frame)
+                frame = reader.next_frame()
+        except ProtocolError:
+            return got, True
+    return got, False
+
+
+@st.composite
+def _mutated_samples(draw):
+    """A well-formed frame with 1-4 of its bytes replaced."""
+    frame = bytearray(draw(st.sampled_from(
+        [frame for _, _, frame in _valid_samples()])))
+    for _ in range(draw(st.integers(1, 4))):
+        frame[draw(st.integers(0, len(frame) - 1))] = draw(st.integers(0, 255))
+    return bytes(frame)
+
+
+#: One fuzzer input: a frame (random bytes, or a mutated well-formed
+#: frame), an extra decoder offset, FrameReader chunk sizes and a small
+#: max_frame.
+FUZZ_CASES = st.tuples(
+    st.binary(max_size=200) | _mutated_samples(),
+    st.integers(0, 64),
+    st.lists(st.integers(0, 32), max_size=6),
+    st.integers(0, 64),
+)
+
+
+def check_fuzzed(impls, frame, offset, chunks, small):
+    """The codec fuzzer's check, for the hypothesis test below and for
+    tests/fuzz/fuzz_codec.py (atheris).
+
+    Every decoder, at its usual offsets and at ``offset``, on ``frame`` as
+    bytes, bytearray and memoryview, returns a value or raises
+    ProtocolError, the same in every implementation; and ``frame`` fed
+    as a stream in ``chunks`` to each implementation's FrameReader gives
+    the frames of the model (ProtocolError exactly where it sees a bad
+    length prefix).
+    """
+    for name, at in DECODERS + [(name, offset) for name, at in DECODERS
+                                if at is not None]:
+        outcomes = {(codec.IMPLEMENTATION, kind.__name__):
+                    _outcome(codec, name, at, kind(frame))
+                    for codec in impls for kind in FRAME_TYPES}
+        assert len(set(map(repr, outcomes.values()))) == 1, (name, at, outcomes)
+    for max_frame in (small, impls[0].DEFAULT_MAX_FRAME):
+        expected = _model_frames(frame, max_frame)
+        for codec in impls:
+            assert _reader_outcome(codec, frame, chunks, max_frame) == expected
 
 
 @HSETTINGS_MORE
-@given(data=st.data())
-def test_mutated_frames(codec, data):
-    name, offset, frame = data.draw(st.sampled_from(_valid_samples()))
-    frame = bytearray(frame)
-    for _ in range(data.draw(st.integers(1, 4))):
-        i = data.draw(st.integers(0, len(frame) - 1))
-        frame[i] = data.draw(st.integers(0, 255))
-    # the mutated frame may still be valid; it must never raise another error
-    _outcome(codec, name, offset, bytes(frame))
-    for other, other_offset in DECODERS:
-        _outcome(codec, other, other_offset, bytes(frame))
-
-
-@HSETTINGS_MORE
-@given(data=st.data())
-def test_implementations_agree_on_garbage(both, data):
-    py, cy = both
-    if data.draw(st.booleans()):
-        name, offset, frame = data.draw(st.sampled_from(_valid_samples()))
-        frame = bytearray(frame)
-        for _ in range(data.draw(st.integers(1, 4))):
-            frame[data.draw(st.integers(0, len(frame) - 1))] = data.draw(
-                st.integers(0, 255))
-        frame = bytes(frame)
-    else:
-        frame = data.draw(st.binary(max_size=120))
-    for name, offset in DECODERS:
-        assert _outcome(py, name, offset, frame) == _outcome(cy, name, offset, frame)
+@given(case=FUZZ_CASES)
+def test_fuzzed_frames(impls, case):
+    check_fuzzed(impls, *case)
 
 
 @HSETTINGS
 @given(data=st.data())
 def test_implementations_agree_on_encoding(both, data):
+    """Every encoder gives the same bytes in both implementations."""
     py, cy = both
     xid = data.draw(XIDS)
+    zxid = data.draw(INT64)
     path = data.draw(PATHS | st.just(""))
     payload = data.draw(DATA)
     acl = data.draw(ACLS)
     flags = data.draw(INT32)
     version = data.draw(INT32)
-    for f in (
-        lambda c: c.encode_create(xid, c.CREATE2, path, payload, acl, flags),
-        lambda c: c.encode_create(xid, c.CREATE, path, payload, acl, flags),
-        lambda c: c.encode_set_data(xid, path, payload, version),
-        lambda c: c.encode_path_watch(xid, c.GET_DATA, path, version & 1),
-        lambda c: c.encode_delete(xid, path, version),
-        lambda c: c.encode_set_watches(xid, [path], [path], [], [path] * (flags & 1)),
-    ):
-        assert f(py) == f(cy)
+    calls = {
+        "encode_connect": lambda c: c.encode_connect(
+            zxid, flags, zxid ^ 1, payload, version & 1),
+        "encode_path_watch": lambda c: c.encode_path_watch(
+            xid, c.GET_DATA, path, version & 1),
+        "encode_path": lambda c: c.encode_path(xid, c.SYNC, path),
+        "encode_create": lambda c: [
+            c.encode_create(xid, opcode, path, payload, acl, flags)
+            for opcode in (c.CREATE, c.CREATE2)],
+        "encode_delete": lambda c: c.encode_delete(xid, path, version),
+        "encode_set_data": lambda c: c.encode_set_data(xid, path, payload, version),
+        "encode_add_watch": lambda c: c.encode_add_watch(xid, path, version & 1),
+        "encode_remove_watches": lambda c: c.encode_remove_watches(
+            xid, path, version),
+        "encode_set_watches": lambda c: c.encode_set_watches(
+            zxid, [path], [path], [], [path] * (flags & 1), [path] * (xid & 1)),
+        "encode_ping": lambda c: c.encode_ping(),
+        "encode_close": lambda c: c.encode_close(xid),
+        "encode_raw": lambda c: c.encode_raw(xid, flags, payload or b""),
+    }
+    assert sorted(calls) == sorted(n for n in py.__all__ if n.startswith("encode_"))
+    for name, call in calls.items():
+        assert call(py) == call(cy), name
+
+
+def test_the_fuzzer_runs_every_decoder(both):
+    """test_fuzzed_frames (the differential decoder fuzzer) covers every
+    decoder either implementation exposes."""
+    for codec in both:
+        assert {name for name, _ in DECODERS} == {
+            n for n in codec.__all__ if n.startswith("decode_")}
 
 
 # -- FrameReader ----------------------------------------------------------------
