@@ -32,6 +32,35 @@ from kazoo.exceptions import ConnectionDropped
 from kazoo.protocol.states import ZnodeStat
 
 from fastzk.errors import ProtocolError
+from fastzk.protocol import constants as zk
+from fastzk.protocol.constants import (  # re-exported (see __all__)
+    ADD_WATCH,
+    AUTH,
+    AUTH_XID,
+    CHECK,
+    CHECK_WATCHES,
+    CLOSE,
+    CREATE,
+    CREATE2,
+    DELETE,
+    EXISTS,
+    GET_ACL,
+    GET_CHILDREN,
+    GET_CHILDREN2,
+    GET_DATA,
+    MULTI,
+    PING,
+    PING_XID,
+    RECONFIG,
+    REMOVE_WATCHES,
+    SET_ACL,
+    SET_DATA,
+    SET_WATCHES,
+    SET_WATCHES2,
+    SET_WATCHES_XID,
+    SYNC,
+    WATCH_XID,
+)
 
 __all__ = [
     "IMPLEMENTATION",
@@ -54,8 +83,6 @@ __all__ = [
     "RECONFIG",
     "CHECK_WATCHES",
     "REMOVE_WATCHES",
-    "CREATE_CONTAINER",
-    "CREATE_TTL",
     "AUTH",
     "SET_WATCHES",
     "SET_WATCHES2",
@@ -72,13 +99,11 @@ __all__ = [
     "encode_create",
     "encode_delete",
     "encode_set_data",
-    "encode_check",
     "encode_add_watch",
     "encode_remove_watches",
     "encode_set_watches",
     "encode_ping",
     "encode_close",
-    "encode_multi",
     "encode_raw",
     "decode_reply_header",
     "decode_connect_response",
@@ -95,60 +120,23 @@ __all__ = [
 #: Which implementation this module is: ``"python"`` or ``"cython"``.
 IMPLEMENTATION = "python"
 
-# Opcodes (ZooDefs.OpCode).
-CREATE = 1
-DELETE = 2
-EXISTS = 3
-GET_DATA = 4
-SET_DATA = 5
-GET_ACL = 6
-SET_ACL = 7
-GET_CHILDREN = 8
-SYNC = 9
-PING = 11
-GET_CHILDREN2 = 12
-CHECK = 13
-MULTI = 14
-CREATE2 = 15
-RECONFIG = 16
-CHECK_WATCHES = 17
-REMOVE_WATCHES = 18
-CREATE_CONTAINER = 19
-CREATE_TTL = 21
-AUTH = 100
-SET_WATCHES = 101
-SET_WATCHES2 = 105
-ADD_WATCH = 106
-CLOSE = -11
+#: Largest frame body a :class:`FrameReader` accepts by default
+#: (:data:`fastzk.protocol.constants.MAX_FRAME`).
+DEFAULT_MAX_FRAME = zk.MAX_FRAME
 
-# Reserved xids.
-WATCH_XID = -1
-PING_XID = -2
-AUTH_XID = -4
-SET_WATCHES_XID = -8
-
-#: Largest frame body a :class:`FrameReader` accepts by default: the
-#: server's default ``jute.maxbuffer`` (0xfffff) plus 1 MiB of slack.
-DEFAULT_MAX_FRAME = 0xFFFFF + 1024 * 1024
-
-# SetWatches batches carry at most this many bytes of paths (each path's
-# 4-byte length plus its UTF-8 bytes), like the Java client's 128 KB.
-_SET_WATCHES_MAX = 128 * 1024
-
-_CREATE_OPCODES = frozenset((CREATE, CREATE2, CREATE_CONTAINER, CREATE_TTL))
+_CREATE_OPCODES = frozenset((CREATE, CREATE2))
 
 _I = struct.Struct("!i")
 _Q = struct.Struct("!q")
 _HDR = struct.Struct("!iii")  # length, xid, opcode
 _HDR_I = struct.Struct("!iiii")  # length, xid, opcode, int
-_HDR_Q = struct.Struct("!iiiq")  # length, xid, opcode, long
-_IBI = struct.Struct("!iBi")
+_IBI = struct.Struct("!iBi")  # MultiHeader: type, done, err
 _CONNECT = struct.Struct("!iiqiqi")  # length, proto, zxid, timeout, sid, len
 _REPLY = struct.Struct("!iqi")
 _CONNECT_RESPONSE = struct.Struct("!iiqi")  # proto, timeout, sid, len
 _II = struct.Struct("!ii")
 _STAT = struct.Struct("!qqqqiiiqiiq")
-_STAT_SIZE = _STAT.size
+_STAT_SIZE = zk.STAT_SIZE
 
 _PING_FRAME = _HDR.pack(8, PING_XID, PING)
 
@@ -160,7 +148,6 @@ _INITIAL_BUFFER = 256 * 1024
 _MIN_READ = 64 * 1024
 
 _HAS_POLL = hasattr(select, "poll")
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _POLL_READ = (
     select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
     if _HAS_POLL
@@ -362,21 +349,20 @@ def _path_int(xid, opcode, path, value, name):
         _bad_ints(("xid", xid, 32), ("opcode", opcode, 32), (name, value, 32))
 
 
-def encode_create(xid, opcode, path, data, acl, flags, ttl=-1):
+def encode_create(xid, opcode, path, data, acl, flags):
     """Encode a create request.
 
     ``CreateRequest`` is ``ustring path, buffer data, vector<ACL> acl, int
-    flags``; :data:`CREATE_TTL` appends ``long ttl``.
+    flags``.
 
     :param xid: the request's xid.
-    :param opcode: :data:`CREATE`, :data:`CREATE2`, :data:`CREATE_CONTAINER`
-                   or :data:`CREATE_TTL`.
+    :param opcode: :data:`CREATE` or :data:`CREATE2` (same request, the
+                   latter's reply carries the new node's Stat).
     :param path: the znode path (str).
     :param data: the node's data (bytes) or ``None``.
     :param acl: a sequence of :class:`kazoo.security.ACL` or
                 ``(perms, scheme, id)`` tuples.
     :param flags: the create mode (0 persistent, 1 ephemeral, ...).
-    :param ttl: the TTL in milliseconds, used only by :data:`CREATE_TTL`.
     :rtype: bytes
     """
     if opcode not in _CREATE_OPCODES:
@@ -388,8 +374,6 @@ def encode_create(xid, opcode, path, data, acl, flags, ttl=-1):
     _w_string(out, _buffer(data))
     _w_acl(out, acl)
     _w_int(out, flags, "flags")
-    if opcode == CREATE_TTL:
-        _w_long(out, ttl, "ttl")
     return _finish(out, xid, opcode)
 
 
@@ -426,14 +410,6 @@ def encode_set_data(xid, path, data, version):
         )
     except struct.error:
         _bad_ints(("xid", xid, 32), ("version", version, 32))
-
-
-def encode_check(xid, path, version):
-    """Encode a CheckVersionRequest (``ustring path, int version``).
-
-    :rtype: bytes
-    """
-    return _path_int(xid, CHECK, path, version, "version")
 
 
 def encode_add_watch(xid, path, mode):
@@ -511,7 +487,7 @@ def encode_set_watches(
     for index, paths in enumerate(lists):
         for raw in paths:
             cost = 4 + len(raw)
-            if size and size + cost > _SET_WATCHES_MAX:
+            if size and size + cost > zk.SET_WATCHES_MAX:
                 frames.append(_set_watches_frame(relative_zxid, batch))
                 batch = [[], [], [], [], []]
                 size = 0
@@ -539,67 +515,6 @@ def encode_close(xid):
         return _HDR.pack(8, xid, CLOSE)
     except struct.error:
         _bad_ints(("xid", xid, 32))
-
-
-_MULTI_END = _IBI.pack(-1, 1, -1)
-
-
-def _multi_op(out, op):
-    if not isinstance(op, (tuple, list)) or not op:
-        raise TypeError(
-            "multi operations must be tuples, not %s" % type(op).__name__
-        )
-    kind = op[0]
-    if kind == "create":
-        if len(op) != 5:
-            raise ValueError(
-                "a multi create is (\"create\", path, data, acl, flags)"
-            )
-        out += _IBI.pack(CREATE, 0, -1)
-        _w_string(out, _ustring(op[1]))
-        _w_string(out, _buffer(op[2]))
-        _w_acl(out, op[3])
-        _w_int(out, op[4], "flags")
-    elif kind == "delete":
-        if len(op) != 3:
-            raise ValueError("a multi delete is (\"delete\", path, version)")
-        out += _IBI.pack(DELETE, 0, -1)
-        _w_string(out, _ustring(op[1]))
-        _w_int(out, op[2], "version")
-    elif kind == "set":
-        if len(op) != 4:
-            raise ValueError("a multi set is (\"set\", path, data, version)")
-        out += _IBI.pack(SET_DATA, 0, -1)
-        _w_string(out, _ustring(op[1]))
-        _w_string(out, _buffer(op[2]))
-        _w_int(out, op[3], "version")
-    elif kind == "check":
-        if len(op) != 3:
-            raise ValueError("a multi check is (\"check\", path, version)")
-        out += _IBI.pack(CHECK, 0, -1)
-        _w_string(out, _ustring(op[1]))
-        _w_int(out, op[2], "version")
-    else:
-        raise ValueError("unknown multi operation %r" % (kind,))
-
-
-def encode_multi(xid, ops):
-    """Encode a multi (transaction) request.
-
-    Each operation is a MultiHeader ``{int type, bool done=false, int
-    err=-1}`` followed by its record; a MultiHeader ``(-1, true, -1)`` ends
-    the list.
-
-    :param ops: a sequence of tuples: ``("create", path, data, acl,
-                flags)``, ``("delete", path, version)``, ``("set", path,
-                data, version)`` or ``("check", path, version)``.
-    :rtype: bytes
-    """
-    out = bytearray(12)
-    for op in ops:
-        _multi_op(out, op)
-    out += _MULTI_END
-    return _finish(out, xid, MULTI)
 
 
 def encode_raw(xid, opcode, body):
@@ -862,7 +777,8 @@ def decode_multi(frame, offset):
     :returns: a list of ``(opcode, value)``: ``(CREATE, path)``,
               ``(CREATE2, (path, stat))``, ``(SET_DATA, stat)``,
               ``(DELETE, None)``, ``(CHECK, None)`` or ``(-1, err)`` for a
-              failed operation (``err`` is the ZooKeeper error code).
+              failed operation (-1 is ZooKeeper's ``error`` opcode;
+              ``err`` the ZooKeeper error code).
     :raises ProtocolError: for a truncated list or an unknown result type.
     """
     if type(frame) is not bytes:
@@ -890,10 +806,10 @@ def decode_multi(frame, offset):
             append((SET_DATA, stat))
         elif op == DELETE or op == CHECK:
             append((op, None))
-        elif op == -1:
+        elif op == zk.ERROR:
             if pos + 4 > n:
                 raise _truncated("ErrorResponse", pos, 4, n)
-            append((-1, _I.unpack_from(frame, pos)[0]))
+            append((zk.ERROR, _I.unpack_from(frame, pos)[0]))
             pos += 4
         else:
             raise ProtocolError(
@@ -929,8 +845,8 @@ class FrameReader(object):
 
     __slots__ = ("max_frame", "_buf", "_view", "_start", "_end", "_poller", "_busy")
 
-    #: Off-CPU nanoseconds of the last busy-poll; this implementation never
-    #: busy-polls (it cannot release the GIL to do it).
+    #: Off-CPU nanoseconds of the last busy-poll: always 0, this
+    #: implementation never busy-polls.
     spin_off_cpu_ns = 0
 
     def __init__(self, max_frame=DEFAULT_MAX_FRAME):
@@ -1044,72 +960,55 @@ class FrameReader(object):
 
         Waits at most ``timeout`` seconds (``None``: forever) for at least
         one byte.  The socket may be blocking or not; its mode is left
-        alone.  SSL sockets are supported.
+        alone.
 
-        :param spin_us: busy-poll the socket for up to this many
-                        microseconds before blocking (lowers latency on
-                        fast links; the compiled implementation does it
-                        without the GIL).
+        :param spin_us: how long the compiled implementation busy-polls
+                        the socket before blocking; this one cannot
+                        release the GIL to spin, and ignores it.
         :returns: the number of bytes read, 0 on timeout.
         :rtype: int
         :raises kazoo.exceptions.ConnectionDropped: when the server closed
                 the connection or the socket failed.
+        :raises TypeError: when ``sock`` is not a plain
+                :class:`socket.socket` (an SSL socket, for one).
         """
+        if not isinstance(sock, _CSocket) or isinstance(sock, ssl.SSLSocket):
+            raise TypeError("sock must be a plain socket.socket, not %s"
+                            % type(sock).__name__)
         self._reserve(self._want())
         self._busy = True
         try:
-            return self._read(sock, timeout, spin_us)
+            return self._read(sock, timeout)
         finally:
             self._busy = False
 
-    def _read(self, sock, timeout, spin_us):
+    def _read(self, sock, timeout):
         if timeout is None or timeout >= 1e9:
             deadline = None
         else:
             deadline = time.monotonic() + (timeout if timeout > 0 else 0.0)
-        is_ssl = isinstance(sock, ssl.SSLSocket)
         try:
             fd = sock.fileno()
         except OSError as exc:
             raise ConnectionDropped("socket error: %s" % (exc,)) from exc
         if fd < 0:
             raise ConnectionDropped("socket is closed")
-        view = self._view[self._end :]
-        with view:
-            if (
-                spin_us
-                and spin_us > 0
-                and _MSG_DONTWAIT
-                and isinstance(sock, _CSocket)
-                and not is_ssl
-                # a socket with a timeout would wait in recv despite the flag
-                and not sock.gettimeout()
-            ):
-                n = self._spin(sock, view, spin_us)
-                if n:
-                    return n
+        with self._view[self._end :] as view:
             while True:
-                if not (is_ssl and sock.pending()):
-                    if deadline is None:
-                        ms = -1
-                    else:
-                        ms = min(
-                            _POLL_MAX_MS,
-                            max(0, math.ceil((deadline - time.monotonic()) * 1000.0)),
-                        )
-                    if not self._wait(fd, ms):
-                        if deadline is None or time.monotonic() < deadline:
-                            continue
-                        return 0
+                if deadline is None:
+                    ms = -1
+                else:
+                    ms = min(
+                        _POLL_MAX_MS,
+                        max(0, math.ceil((deadline - time.monotonic()) * 1000.0)),
+                    )
+                if not self._wait(fd, ms):
+                    if deadline is None or time.monotonic() < deadline:
+                        continue
+                    return 0
                 try:
                     n = sock.recv_into(view)
-                except (
-                    BlockingIOError,
-                    InterruptedError,
-                    socket.timeout,
-                    ssl.SSLWantReadError,
-                    ssl.SSLWantWriteError,
-                ):
+                except (BlockingIOError, InterruptedError, socket.timeout):
                     if deadline is not None and time.monotonic() >= deadline:
                         return 0
                     continue
@@ -1119,19 +1018,3 @@ class FrameReader(object):
                     raise ConnectionDropped("connection closed by server")
                 self._end += n
                 return n
-
-    def _spin(self, sock, view, spin_us):
-        stop = time.perf_counter() + spin_us / 1e6
-        while True:
-            try:
-                n = sock.recv_into(view, 0, _MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                if time.perf_counter() >= stop:
-                    return 0
-                continue
-            except OSError as exc:
-                raise ConnectionDropped("socket error: %s" % (exc,)) from exc
-            if n == 0:
-                raise ConnectionDropped("connection closed by server")
-            self._end += n
-            return n

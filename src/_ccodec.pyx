@@ -26,8 +26,6 @@ from libc.stdint cimport INT32_MAX, INT32_MIN, int32_t, int64_t, uint32_t, uint6
 from libc.string cimport memcpy, memmove
 
 import os
-import select
-import socket as _socket_module
 import ssl as _ssl
 
 from _socket import socket as _CSocket
@@ -35,6 +33,8 @@ from kazoo.exceptions import ConnectionDropped
 from kazoo.protocol.states import ZnodeStat
 
 from fastzk.errors import ProtocolError
+
+cimport fastzk.protocol.constants as zk
 
 __all__ = [
     "IMPLEMENTATION",
@@ -57,8 +57,6 @@ __all__ = [
     "RECONFIG",
     "CHECK_WATCHES",
     "REMOVE_WATCHES",
-    "CREATE_CONTAINER",
-    "CREATE_TTL",
     "AUTH",
     "SET_WATCHES",
     "SET_WATCHES2",
@@ -75,13 +73,11 @@ __all__ = [
     "encode_create",
     "encode_delete",
     "encode_set_data",
-    "encode_check",
     "encode_add_watch",
     "encode_remove_watches",
     "encode_set_watches",
     "encode_ping",
     "encode_close",
-    "encode_multi",
     "encode_raw",
     "decode_reply_header",
     "decode_connect_response",
@@ -207,48 +203,40 @@ cdef extern from *:
 #: Which implementation this module is: ``"python"`` or ``"cython"``.
 IMPLEMENTATION = "cython"
 
-# Opcodes (ZooDefs.OpCode).
-CREATE = 1
-DELETE = 2
-EXISTS = 3
-GET_DATA = 4
-SET_DATA = 5
-GET_ACL = 6
-SET_ACL = 7
-GET_CHILDREN = 8
-SYNC = 9
-PING = 11
-GET_CHILDREN2 = 12
-CHECK = 13
-MULTI = 14
-CREATE2 = 15
-RECONFIG = 16
-CHECK_WATCHES = 17
-REMOVE_WATCHES = 18
-CREATE_CONTAINER = 19
-CREATE_TTL = 21
-AUTH = 100
-SET_WATCHES = 101
-SET_WATCHES2 = 105
-ADD_WATCH = 106
-CLOSE = -11
+# Opcodes and reserved xids, from fastzk/protocol/constants.pxd.
+CREATE = zk.CREATE
+DELETE = zk.DELETE
+EXISTS = zk.EXISTS
+GET_DATA = zk.GET_DATA
+SET_DATA = zk.SET_DATA
+GET_ACL = zk.GET_ACL
+SET_ACL = zk.SET_ACL
+GET_CHILDREN = zk.GET_CHILDREN
+SYNC = zk.SYNC
+PING = zk.PING
+GET_CHILDREN2 = zk.GET_CHILDREN2
+CHECK = zk.CHECK
+MULTI = zk.MULTI
+CREATE2 = zk.CREATE2
+RECONFIG = zk.RECONFIG
+CHECK_WATCHES = zk.CHECK_WATCHES
+REMOVE_WATCHES = zk.REMOVE_WATCHES
+AUTH = zk.AUTH
+SET_WATCHES = zk.SET_WATCHES
+SET_WATCHES2 = zk.SET_WATCHES2
+ADD_WATCH = zk.ADD_WATCH
+CLOSE = zk.CLOSE
 
-# Reserved xids.
-WATCH_XID = -1
-PING_XID = -2
-AUTH_XID = -4
-SET_WATCHES_XID = -8
+WATCH_XID = zk.WATCH_XID
+PING_XID = zk.PING_XID
+AUTH_XID = zk.AUTH_XID
+SET_WATCHES_XID = zk.SET_WATCHES_XID
 
-#: Largest frame body a :class:`FrameReader` accepts by default: the
-#: server's default ``jute.maxbuffer`` (0xfffff) plus 1 MiB of slack.
-DEFAULT_MAX_FRAME = 0xFFFFF + 1024 * 1024
+#: Largest frame body a :class:`FrameReader` accepts by default
+#: (:data:`fastzk.protocol.constants.MAX_FRAME`).
+DEFAULT_MAX_FRAME = zk.MAX_FRAME
 
 cdef enum:
-    _STAT_SIZE = 68
-    # SetWatches batches carry at most this many bytes of paths (each
-    # path's 4-byte length plus its UTF-8 bytes), like the Java client's
-    # 128 KB.
-    _SET_WATCHES_MAX = 131072
     # FrameReader: initial buffer, and the free space wanted before a read.
     _INITIAL_BUFFER = 262144
     _MIN_READ = 65536
@@ -256,9 +244,7 @@ cdef enum:
     _WRITER_STACK = 512
 
 cdef object _ZnodeStat = ZnodeStat
-cdef bytes _PING_FRAME = b"\x00\x00\x00\x08\xff\xff\xff\xfe\x00\x00\x00\x0b"
 cdef object _SSLSocket = _ssl.SSLSocket
-cdef bint _HAS_POLL = hasattr(select, "poll")
 
 
 cdef inline object _steal(PyObject *ref):
@@ -421,13 +407,6 @@ cdef inline int _w_i64(_Writer *w, int64_t v) except -1:
     _w_reserve(w, 8)
     _put64(w.buf + w.len, <uint64_t>v)
     w.len += 8
-    return 0
-
-
-cdef inline int _w_u8(_Writer *w, unsigned char v) except -1:
-    _w_reserve(w, 1)
-    w.buf[w.len] = v
-    w.len += 1
     return 0
 
 
@@ -611,25 +590,24 @@ cdef bytes _path_int(object xid, int32_t opcode, object path, object value,
     return out
 
 
-def encode_create(xid, opcode, path, data, acl, flags, ttl=-1):
+def encode_create(xid, opcode, path, data, acl, flags):
     """Encode a create request.
 
     ``CreateRequest`` is ``ustring path, buffer data, vector<ACL> acl, int
-    flags``; :data:`CREATE_TTL` appends ``long ttl``.
+    flags``.
 
     :param xid: the request's xid.
-    :param opcode: :data:`CREATE`, :data:`CREATE2`, :data:`CREATE_CONTAINER`
-                   or :data:`CREATE_TTL`.
+    :param opcode: :data:`CREATE` or :data:`CREATE2` (same request, the
+                   latter's reply carries the new node's Stat).
     :param path: the znode path (str).
     :param data: the node's data (bytes) or ``None``.
     :param acl: a sequence of :class:`kazoo.security.ACL` or
                 ``(perms, scheme, id)`` tuples.
     :param flags: the create mode (0 persistent, 1 ephemeral, ...).
-    :param ttl: the TTL in milliseconds, used only by :data:`CREATE_TTL`.
     :rtype: bytes
     """
     cdef int32_t op = _i32(opcode, b"opcode")
-    if op != 1 and op != 15 and op != 19 and op != 21:
+    if op != zk.CREATE and op != zk.CREATE2:
         raise ValueError("opcode %r is not a create opcode" % (opcode,))
     cdef int32_t x
     cdef _Writer w
@@ -640,8 +618,6 @@ def encode_create(xid, opcode, path, data, acl, flags, ttl=-1):
         _w_data(&w, data, b"data")
         _w_acl(&w, acl)
         _w_i32(&w, _i32(flags, b"flags"))
-        if op == 21:
-            _w_i64(&w, _i64(ttl, b"ttl"))
         x = _i32(xid, b"xid")
         return _w_finish(&w, x, op)
     finally:
@@ -653,7 +629,7 @@ def encode_delete(xid, path, version):
 
     :rtype: bytes
     """
-    return _path_int(xid, 2, path, version, b"version")
+    return _path_int(xid, zk.DELETE, path, version, b"version")
 
 
 def encode_set_data(xid, path, data, version):
@@ -673,7 +649,7 @@ def encode_set_data(xid, path, data, version):
     cdef unsigned char *w = <unsigned char *>PyBytes_AS_STRING(out)
     _put32(w, <uint32_t>(20 + n + dlen))
     _put32(w + 4, <uint32_t>x)
-    _put32(w + 8, 5)
+    _put32(w + 8, zk.SET_DATA)
     _put32(w + 12, <uint32_t>n)
     memcpy(w + 16, s, n)
     w += 16 + n
@@ -684,21 +660,13 @@ def encode_set_data(xid, path, data, version):
     return out
 
 
-def encode_check(xid, path, version):
-    """Encode a CheckVersionRequest (``ustring path, int version``).
-
-    :rtype: bytes
-    """
-    return _path_int(xid, 13, path, version, b"version")
-
-
 def encode_add_watch(xid, path, mode):
     """Encode an AddWatchRequest (``ustring path, int mode``).
 
     :param mode: 0 persistent, 1 persistent recursive.
     :rtype: bytes
     """
-    return _path_int(xid, 106, path, mode, b"mode")
+    return _path_int(xid, zk.ADD_WATCH, path, mode, b"mode")
 
 
 def encode_remove_watches(xid, path, watcher_type):
@@ -707,7 +675,8 @@ def encode_remove_watches(xid, path, watcher_type):
     :param watcher_type: 1 children, 2 data, 3 any.
     :rtype: bytes
     """
-    return _path_int(xid, 18, path, watcher_type, b"watcher_type")
+    return _path_int(xid, zk.REMOVE_WATCHES, path, watcher_type,
+                     b"watcher_type")
 
 
 cdef bytes _set_watches_frame(int64_t zxid, list batch):
@@ -726,7 +695,8 @@ cdef bytes _set_watches_frame(int64_t zxid, list batch):
             for p in paths:
                 s = PyUnicode_AsUTF8AndSize(p, &n)
                 _w_blob(&w, s, n)
-        return _w_finish(&w, -8, 105 if persistent else 101)
+        return _w_finish(&w, zk.SET_WATCHES_XID,
+                         zk.SET_WATCHES2 if persistent else zk.SET_WATCHES)
     finally:
         _w_free(&w)
 
@@ -765,7 +735,7 @@ def encode_set_watches(relative_zxid, data_paths, exist_paths, child_paths,
         for p in <list>lists[index]:
             PyUnicode_AsUTF8AndSize(p, &n)
             cost = 4 + n
-            if size and size + cost > _SET_WATCHES_MAX:
+            if size and size + cost > zk.SET_WATCHES_MAX:
                 frames.append(_set_watches_frame(zxid, batch))
                 batch = [[], [], [], [], []]
                 size = 0
@@ -774,6 +744,19 @@ def encode_set_watches(relative_zxid, data_paths, exist_paths, child_paths,
     if size:
         frames.append(_set_watches_frame(zxid, batch))
     return frames
+
+
+cdef bytes _header_frame(int32_t xid, int32_t opcode):
+    """A request of a header and no record."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 12)
+    cdef unsigned char *w = <unsigned char *>PyBytes_AS_STRING(out)
+    _put32(w, 8)
+    _put32(w + 4, <uint32_t>xid)
+    _put32(w + 8, <uint32_t>opcode)
+    return out
+
+
+cdef bytes _PING_FRAME = _header_frame(zk.PING_XID, zk.PING)
 
 
 def encode_ping():
@@ -789,83 +772,7 @@ def encode_close(xid):
 
     :rtype: bytes
     """
-    cdef int32_t x = _i32(xid, b"xid")
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, 12)
-    cdef unsigned char *w = <unsigned char *>PyBytes_AS_STRING(out)
-    _put32(w, 8)
-    _put32(w + 4, <uint32_t>x)
-    _put32(w + 8, <uint32_t>-11)
-    return out
-
-
-cdef int _w_multi_header(_Writer *w, int32_t op) except -1:
-    _w_i32(w, op)
-    _w_u8(w, 0)
-    return _w_i32(w, -1)
-
-
-cdef int _w_multi_op(_Writer *w, object op) except -1:
-    if not isinstance(op, (tuple, list)) or not op:
-        raise TypeError("multi operations must be tuples, not %s"
-                        % type(op).__name__)
-    kind = op[0]
-    if kind == "create":
-        if len(op) != 5:
-            raise ValueError(
-                "a multi create is (\"create\", path, data, acl, flags)")
-        _w_multi_header(w, 1)
-        _w_path(w, op[1], b"path")
-        _w_data(w, op[2], b"data")
-        _w_acl(w, op[3])
-        _w_i32(w, _i32(op[4], b"flags"))
-    elif kind == "delete":
-        if len(op) != 3:
-            raise ValueError("a multi delete is (\"delete\", path, version)")
-        _w_multi_header(w, 2)
-        _w_path(w, op[1], b"path")
-        _w_i32(w, _i32(op[2], b"version"))
-    elif kind == "set":
-        if len(op) != 4:
-            raise ValueError("a multi set is (\"set\", path, data, version)")
-        _w_multi_header(w, 5)
-        _w_path(w, op[1], b"path")
-        _w_data(w, op[2], b"data")
-        _w_i32(w, _i32(op[3], b"version"))
-    elif kind == "check":
-        if len(op) != 3:
-            raise ValueError("a multi check is (\"check\", path, version)")
-        _w_multi_header(w, 13)
-        _w_path(w, op[1], b"path")
-        _w_i32(w, _i32(op[2], b"version"))
-    else:
-        raise ValueError("unknown multi operation %r" % (kind,))
-    return 0
-
-
-def encode_multi(xid, ops):
-    """Encode a multi (transaction) request.
-
-    Each operation is a MultiHeader ``{int type, bool done=false, int
-    err=-1}`` followed by its record; a MultiHeader ``(-1, true, -1)`` ends
-    the list.
-
-    :param ops: a sequence of tuples: ``("create", path, data, acl,
-                flags)``, ``("delete", path, version)``, ``("set", path,
-                data, version)`` or ``("check", path, version)``.
-    :rtype: bytes
-    """
-    cdef _Writer w
-    _w_init(&w)
-    try:
-        w.len = 12
-        for op in ops:
-            _w_multi_op(&w, op)
-        _w_i32(&w, -1)
-        _w_u8(&w, 1)
-        _w_i32(&w, -1)
-        return _w_finish(&w, _i32(xid, b"xid"), 14)
-    finally:
-        _w_free(&w)
+    return _header_frame(_i32(xid, b"xid"), zk.CLOSE)
 
 
 def encode_raw(xid, opcode, body):
@@ -996,9 +903,9 @@ cdef object _read_buffer(const unsigned char *p, Py_ssize_t n, Py_ssize_t *pos):
 
 cdef object _read_stat(const unsigned char *p, Py_ssize_t n, Py_ssize_t *pos):
     cdef Py_ssize_t i = pos[0]
-    if n - i < _STAT_SIZE:
-        _truncated(b"Stat", i, _STAT_SIZE, n)
-    pos[0] = i + _STAT_SIZE
+    if n - i < zk.STAT_SIZE:
+        _truncated(b"Stat", i, zk.STAT_SIZE, n)
+    pos[0] = i + zk.STAT_SIZE
     return fastzk_make_stat(_ZnodeStat, p + i)
 
 
@@ -1201,7 +1108,8 @@ def decode_multi(frame, Py_ssize_t offset):
     :returns: a list of ``(opcode, value)``: ``(CREATE, path)``,
               ``(CREATE2, (path, stat))``, ``(SET_DATA, stat)``,
               ``(DELETE, None)``, ``(CHECK, None)`` or ``(-1, err)`` for a
-              failed operation (``err`` is the ZooKeeper error code).
+              failed operation (-1 is ZooKeeper's ``error`` opcode;
+              ``err`` the ZooKeeper error code).
     :raises ProtocolError: for a truncated list or an unknown result type.
     """
     cdef _Src src
@@ -1221,19 +1129,19 @@ def decode_multi(frame, Py_ssize_t offset):
             if p[pos + 4] != 0:
                 return results
             pos += 9
-            if op == 1:
-                results.append((1, _read_str(p, n, &pos)))
-            elif op == 15:
+            if op == zk.CREATE:
+                results.append((zk.CREATE, _read_str(p, n, &pos)))
+            elif op == zk.CREATE2:
                 path = _read_str(p, n, &pos)
-                results.append((15, (path, _read_stat(p, n, &pos))))
-            elif op == 5:
-                results.append((5, _read_stat(p, n, &pos)))
-            elif op == 2 or op == 13:
+                results.append((zk.CREATE2, (path, _read_stat(p, n, &pos))))
+            elif op == zk.SET_DATA:
+                results.append((zk.SET_DATA, _read_stat(p, n, &pos)))
+            elif op == zk.DELETE or op == zk.CHECK:
                 results.append((op, None))
-            elif op == -1:
+            elif op == zk.ERROR:
                 if n - pos < 4:
                     _truncated(b"ErrorResponse", pos, 4, n)
-                results.append((-1, <int32_t>_be32(p + pos)))
+                results.append((zk.ERROR, <int32_t>_be32(p + pos)))
                 pos += 4
             else:
                 raise ProtocolError("unknown multi result type %d at offset %d"
@@ -1300,7 +1208,6 @@ cdef class FrameReader:
     cdef Py_ssize_t _start
     cdef Py_ssize_t _end
     cdef bint _busy
-    cdef object _poller
     cdef public Py_ssize_t max_frame
     #: Of the last :meth:`read_from`'s busy-poll, the nanoseconds this
     #: thread spent off its CPU (the spin's wall time minus the thread's
@@ -1315,7 +1222,7 @@ cdef class FrameReader:
         self._start = 0
         self._end = 0
         self._busy = False
-        self.max_frame = 0xFFFFF + 1024 * 1024
+        self.max_frame = zk.MAX_FRAME
         self.spin_off_cpu_ns = 0
 
     def __init__(self, max_frame=DEFAULT_MAX_FRAME):
@@ -1323,7 +1230,6 @@ cdef class FrameReader:
         if m < 0 or m > INT32_MAX:
             raise ValueError("max_frame must be in [0, 2**31 - 1]")
         self.max_frame = <Py_ssize_t>m
-        self._poller = None
 
     def __dealloc__(self):
         if self._buf != NULL:
@@ -1419,9 +1325,8 @@ cdef class FrameReader:
 
         Waits at most ``timeout`` seconds (``None``: forever) for at least
         one byte.  The socket may be blocking or not; its mode is left
-        alone.  A plain socket is polled and read through its file
-        descriptor with the GIL released; other socket objects (SSL,
-        gevent...) through their own ``recv``.
+        alone.  It is polled and read through its file descriptor with the
+        GIL released.
 
         :param spin_us: busy-poll the socket for up to this many
                         microseconds (without the GIL) before blocking in
@@ -1430,10 +1335,15 @@ cdef class FrameReader:
         :rtype: int
         :raises kazoo.exceptions.ConnectionDropped: when the server closed
                 the connection or the socket failed.
+        :raises TypeError: when ``sock`` is not a plain
+                :class:`socket.socket` (an SSL socket, for one).
         """
         cdef int64_t deadline = -1
         cdef double t
         cdef long long spin = 0
+        if not isinstance(sock, _CSocket) or isinstance(sock, _SSLSocket):
+            raise TypeError("sock must be a plain socket.socket, not %s"
+                            % type(sock).__name__)
         if timeout is not None:
             t = timeout
             if not t > 0:
@@ -1444,18 +1354,12 @@ cdef class FrameReader:
             spin = _i64(spin_us, b"spin_us")
         self.spin_off_cpu_ns = 0
         self._reserve(self._want())
-        if isinstance(sock, _CSocket) and not isinstance(sock, _SSLSocket):
-            fd = sock.fileno()
-            if fd < 0:
-                raise ConnectionDropped("socket is closed")
-            self._busy = True
-            try:
-                return self._read_fd(fd, deadline, spin)
-            finally:
-                self._busy = False
+        fd = sock.fileno()
+        if fd < 0:
+            raise ConnectionDropped("socket is closed")
         self._busy = True
         try:
-            return self._read_generic(sock, deadline)
+            return self._read_fd(fd, deadline, spin)
         finally:
             self._busy = False
 
@@ -1555,67 +1459,3 @@ cdef class FrameReader:
         if err == EAGAIN or err == EWOULDBLOCK:
             return 0
         raise _socket_error(err)
-
-    cdef bint _wait(self, int fd, int timeout_ms) except -1:
-        """Poll ``fd`` for input with Python's select (generic sockets)."""
-        if _HAS_POLL:
-            poller = self._poller
-            if poller is None or poller[0] != fd:
-                po = select.poll()
-                po.register(fd, select.POLLIN | select.POLLPRI
-                            | select.POLLERR | select.POLLHUP)
-                self._poller = poller = (fd, po)
-            events = poller[1].poll(timeout_ms)
-            if events and events[0][1] & select.POLLNVAL:
-                raise ConnectionDropped("socket is closed")
-            return bool(events)
-        rl, _, xl = select.select(
-            [fd], [], [fd], None if timeout_ms < 0 else timeout_ms / 1000.0)
-        return bool(rl or xl)
-
-    cdef Py_ssize_t _read_generic(self, object sock, int64_t deadline) except -1:
-        cdef int64_t rem
-        cdef int ms
-        cdef Py_ssize_t n
-        is_ssl = isinstance(sock, _SSLSocket)
-        try:
-            fd = sock.fileno()
-        except OSError as exc:
-            raise ConnectionDropped("socket error: %s" % (exc,)) from exc
-        if fd < 0:
-            raise ConnectionDropped("socket is closed")
-        while True:
-            if not (is_ssl and sock.pending()):
-                if deadline < 0:
-                    ms = -1
-                else:
-                    rem = deadline - _now_ns()
-                    if rem <= 0:
-                        ms = 0
-                    elif rem >= <int64_t>INT32_MAX * 1000000:
-                        ms = INT32_MAX
-                    else:
-                        ms = <int>((rem + 999999) // 1000000)
-                if not self._wait(fd, ms):
-                    if deadline < 0 or _now_ns() < deadline:
-                        continue
-                    return 0
-            try:
-                data = sock.recv(self._cap - self._end)
-            except (BlockingIOError, InterruptedError, _socket_module.timeout,
-                    _ssl.SSLWantReadError, _ssl.SSLWantWriteError):
-                if deadline >= 0 and _now_ns() >= deadline:
-                    return 0
-                continue
-            except (OSError, ValueError) as exc:
-                raise ConnectionDropped("socket error: %s" % (exc,)) from exc
-            n = len(data)
-            if n == 0:
-                raise ConnectionDropped("connection closed by server")
-            if n > self._cap - self._end:
-                raise ProtocolError("socket returned more bytes than asked for")
-            if not PyBytes_CheckExact(data):
-                data = bytes(data)
-            memcpy(self._buf + self._end, PyBytes_AS_STRING(data), n)
-            self._end += n
-            return n

@@ -1,0 +1,1 @@
+"""The ZooKeeper wire protocol: its constants (:mod:`fastzk.protocol.constants`)."""
