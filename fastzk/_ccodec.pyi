@@ -32,8 +32,6 @@ __all__ = [
     "RECONFIG",
     "CHECK_WATCHES",
     "REMOVE_WATCHES",
-    "CREATE_CONTAINER",
-    "CREATE_TTL",
     "AUTH",
     "SET_WATCHES",
     "SET_WATCHES2",
@@ -50,13 +48,11 @@ __all__ = [
     "encode_create",
     "encode_delete",
     "encode_set_data",
-    "encode_check",
     "encode_add_watch",
     "encode_remove_watches",
     "encode_set_watches",
     "encode_ping",
     "encode_close",
-    "encode_multi",
     "encode_raw",
     "decode_reply_header",
     "decode_connect_response",
@@ -76,10 +72,6 @@ _Frame = Union[bytes, bytearray, memoryview]
 _Data = Optional[Union[bytes, bytearray, memoryview]]
 # An ACL: a kazoo.security.ACL, or a (perms, scheme, id) tuple.
 _ACL = Union[Any, Tuple[int, Optional[str], Optional[str]]]
-# A multi operation: ("create", path, data, acl, flags),
-# ("delete", path, version), ("set", path, data, version) or
-# ("check", path, version).
-_MultiOp = Tuple[Any, ...]
 
 IMPLEMENTATION: str
 
@@ -100,8 +92,6 @@ CREATE2: int
 RECONFIG: int
 CHECK_WATCHES: int
 REMOVE_WATCHES: int
-CREATE_CONTAINER: int
-CREATE_TTL: int
 AUTH: int
 SET_WATCHES: int
 SET_WATCHES2: int
@@ -121,12 +111,10 @@ def encode_path_watch(xid: int, opcode: int, path: str,
                       watch: bool) -> bytes: ...
 def encode_path(xid: int, opcode: int, path: str) -> bytes: ...
 def encode_create(xid: int, opcode: int, path: str, data: _Data,
-                  acl: Optional[Iterable[_ACL]], flags: int,
-                  ttl: int = ...) -> bytes: ...
+                  acl: Optional[Iterable[_ACL]], flags: int) -> bytes: ...
 def encode_delete(xid: int, path: str, version: int) -> bytes: ...
 def encode_set_data(xid: int, path: str, data: _Data,
                     version: int) -> bytes: ...
-def encode_check(xid: int, path: str, version: int) -> bytes: ...
 def encode_add_watch(xid: int, path: str, mode: int) -> bytes: ...
 def encode_remove_watches(xid: int, path: str,
                           watcher_type: int) -> bytes: ...
@@ -137,7 +125,6 @@ def encode_set_watches(relative_zxid: int, data_paths: Iterable[str],
                        ) -> List[bytes]: ...
 def encode_ping() -> bytes: ...
 def encode_close(xid: int) -> bytes: ...
-def encode_multi(xid: int, ops: Iterable[_MultiOp]) -> bytes: ...
 def encode_raw(xid: int, opcode: int, body: _Frame) -> bytes: ...
 
 def decode_reply_header(frame: _Frame) -> Tuple[int, int, int]: ...
