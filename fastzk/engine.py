@@ -59,6 +59,7 @@ from kazoo.retry import ForceRetryError, RetryFailedError
 
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
+from fastzk.protocol import constants as zk
 from fastzk import spin as _spin
 from fastzk.childview import ChildrenView
 from fastzk import watches as _watches
@@ -103,10 +104,6 @@ _ONE_SHOT_KIND = {
     codec.GET_CHILDREN: _watches.CHILD,
     codec.GET_CHILDREN2: _watches.CHILD,
 }
-# Longest frame accepted from a server: jute.maxbuffer (the Java client
-# refuses anything longer) plus room for the reply header and a Stat around
-# a node's data of the maximum size.
-_MAX_FRAME = 0xFFFFF + 1024
 _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
                               KeeperState.EXPIRED_SESSION))
 
@@ -120,8 +117,12 @@ _NAP_MAX = 0.016
 # Frames an outbox holds before the submitting thread sends them itself.
 _OUTBOX_BATCH = 32
 # Watch event types that end a ChildrenView entry.
-_CHILD_EVENT = 4  # NodeChildrenChanged
-_DELETED_EVENT = 2  # NodeDeleted
+_ENDS_CHILDREN_VIEW = (zk.EVENT_NODE_CHILDREN_CHANGED, zk.EVENT_NODE_DELETED)
+# Events that carry nothing for a watcher here: state notifications and
+# the *WatchRemoved types.
+_NOTHING_TO_FIRE = frozenset((zk.EVENT_NONE, zk.EVENT_DATA_WATCH_REMOVED,
+                              zk.EVENT_CHILD_WATCH_REMOVED,
+                              zk.EVENT_PERSISTENT_WATCH_REMOVED))
 # A parked caller re-checks the read role at least this often: a safety net,
 # the engine wakes it explicitly.
 _PARK = 0.05
@@ -766,12 +767,10 @@ class Engine(object):
 
     def _handle_event(self, frame):
         event_type, state, path = codec.decode_watch_event(frame, 16)
-        if event_type == _CHILD_EVENT or event_type == _DELETED_EVENT:
+        if event_type in _ENDS_CHILDREN_VIEW:
             self.children_view.invalidate(path)
         if event_type not in _watches.EVENT_TYPES or path is None:
-            # None-type state notifications and the *WatchRemoved types
-            # carry nothing for a watcher here; anything else is garbage.
-            if not 0 <= event_type - 5 <= 2 and event_type != -1:
+            if event_type not in _NOTHING_TO_FIRE:
                 raise _Broken(ProtocolError(
                     "watch event of unknown type %d" % event_type))
             return
@@ -1027,7 +1026,7 @@ class Engine(object):
         sock = self._open_socket(address, port, connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            frames = codec.FrameReader(_MAX_FRAME)
+            frames = codec.FrameReader(zk.MAX_FRAME)
             sent_session = client._session_id or 0
             sock.sendall(
                 codec.encode_connect(
