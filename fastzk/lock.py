@@ -47,7 +47,8 @@ from kazoo.recipe.lock import Semaphore as _KazooSemaphore
 
 from fastzk.cleanup import deleter_for
 
-__all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "validate_path"]
+__all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "lock_path",
+           "validate_path"]
 
 # Errors after which an attempt is retried once the client is connected
 # again (kazoo's lock retries the same ones through KazooRetry).
@@ -85,8 +86,45 @@ def validate_path(path):
                          % path)
 
 
+def lock_path(path: str) -> str:
+    """The path a lock recipe's nodes go under, normalised as kazoo's client
+    normalises every path it sends (``kazoo.protocol.paths.normpath``).
+
+    kazoo's recipes take any str: ``"x"`` is ``"/x"``, ``"/a/"`` is
+    ``"/a"``, ``"/a//b"`` is ``"/a/b"`` and ``""`` is the root (below the
+    chroot, if any), so the same string puts kazoo's nodes and fastzk's in
+    the same place.
+
+    :raises: TypeError if ``path`` is not a str; ValueError for a path
+             ZooKeeper refuses: a ``.`` or ``..`` component (kazoo's client
+             refuses those with the same error before sending anything) or
+             a character the server refuses (NUL, controls, surrogates,
+             private use, and characters beyond U+FFFF, which Java sees as
+             surrogate pairs).
+    """
+    if not isinstance(path, str):
+        raise TypeError("lock path must be a str, not %s" % type(path).__name__)
+    if _BAD_CHAR_RE.search(path):
+        raise ValueError("invalid ZooKeeper path %r: a character ZooKeeper "
+                         "refuses" % path)
+    if (path[:1] != "/" or path[-1:] == "/" or "//" in path
+            or "/." in path):
+        return _normalised(path)
+    return path
+
+
+def _normalised(path):
+    components = [part for part in path.split("/") if part]
+    for part in components:
+        if part == "." or part == "..":
+            raise ValueError("invalid ZooKeeper path %r: relative paths not "
+                             "allowed" % path)
+    return "/" + "/".join(components)
+
+
 # PathUtils.validatePath's refused characters and relative components.
-_BAD_CHAR_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff]")
+_BAD_CHAR_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff]")
 _RELATIVE_RE = re.compile(r"/\.\.?(?:/|$)")
 
 
@@ -126,14 +164,20 @@ class Lock(object):
                        :meth:`contenders`.
     :param extra_lock_patterns: other node-name markers that count as
                                 contenders (e.g. another library's lock).
-    :raises: ValueError for an invalid ZooKeeper path.
+    :raises: TypeError if ``path`` is not a str, ValueError for a path
+             ZooKeeper refuses (see :func:`lock_path`).
     """
 
     _NODE_NAME = "__lock__"
     _EXCLUDE_NAMES = ["__lock__"]
 
     def __init__(self, client, path, identifier=None, extra_lock_patterns=()):
-        validate_path(path)
+        # ``path`` stays the caller's string, as in kazoo (its messages name
+        # it); the requests use the normalised one, the root's children
+        # being "/<name>", every other path's "<path>/<name>".
+        normal = lock_path(path)
+        self._path = normal
+        self._base = normal if normal == "/" else normal + "/"
         self.client = client
         self.path = path
         self._exclude_names = set(self._EXCLUDE_NAMES + list(extra_lock_patterns))
@@ -176,7 +220,7 @@ class Lock(object):
     @property
     def create_path(self):
         """The path this lock's node is created with (``path/prefix``)."""
-        return self.path + "/" + self.prefix
+        return self._base + self.prefix
 
     # -- state ----------------------------------------------------------------
 
@@ -355,7 +399,7 @@ class Lock(object):
         if watched and getattr(self.client, "cached_lock_checks", False):
             method = "_watched_children"
         try:
-            return self._call(deadline, method, self.path)
+            return self._call(deadline, method, self._path)
         except NoNodeError:
             return None
 
@@ -374,7 +418,7 @@ class Lock(object):
                 children = self._children(deadline)
             node = self._find_node(children or ())
             if node is not None:
-                stat = self._call(deadline, "exists", self.path + "/" + node)
+                stat = self._call(deadline, "exists", self._base + node)
                 if stat is not None:
                     self.node = node
                     self._token = stat.czxid
@@ -396,7 +440,7 @@ class Lock(object):
                     ephemeral=ephemeral, sequence=True, makepath=True,
                     include_data=True)
             self.assured_path = True
-            self.node = created[len(self.path) + 1:]
+            self.node = created[created.rfind("/") + 1:]
             self._token = stat.czxid
             self._session_id = self._current_session(ephemeral)
         while True:
@@ -426,7 +470,7 @@ class Lock(object):
             try:
                 # get, not exists: exists on a vanished node would leave a
                 # watch for its creation, which never comes.
-                self._call(deadline, "get", self.path + "/" + predecessor,
+                self._call(deadline, "get", self._base + predecessor,
                            self._watch_predecessor)
             except NoNodeError:
                 continue  # the predecessor left already
@@ -506,12 +550,12 @@ class Lock(object):
             timeout = max(deadline - time.monotonic(), _CLEANUP_GRACE)
         if node is not None:
             session = self._session_id if self._ephemeral else None
-            self._deleter.delete(self.path + "/" + node, session, timeout)
+            self._deleter.delete(self._base + node, session, timeout)
         elif tried:
             # The create's reply was lost: the node may exist under our
             # unique prefix.
             settled = self._deleter.delete_prefixed(
-                self.path, self.prefix, self._ephemeral, timeout)
+                self._path, self.prefix, self._ephemeral, timeout)
             if not settled:
                 self._new_prefix()
 
@@ -531,7 +575,7 @@ class Lock(object):
         self.create_tried = False
         self.client.remove_listener(self._watch_state)
         if node is not None:
-            self._deleter.delete(self.path + "/" + node, session)
+            self._deleter.delete(self._base + node, session)
         return True
 
     def contenders(self):
@@ -553,7 +597,7 @@ class Lock(object):
         contenders = []
         for _, node in found:
             try:
-                data, _ = self.client.get(self.path + "/" + node)
+                data, _ = self.client.get(self._base + node)
             except NoNodeError:
                 continue
             if data is not None:
@@ -585,7 +629,15 @@ class ReadLock(Lock):
 
 class Semaphore(_KazooSemaphore):
     """kazoo's :class:`~kazoo.recipe.lock.Semaphore`; on a fastzk client its
-    internal lock is fastzk's :class:`Lock`."""
+    internal lock is fastzk's :class:`Lock`.
+
+    :raises: TypeError if ``path`` is not a str, ValueError for a path
+             ZooKeeper refuses (see :func:`lock_path`).
+    """
+
+    def __init__(self, client, path, identifier=None, max_leases=1):
+        lock_path(path)
+        super().__init__(client, path, identifier, max_leases)
 
 
 _SEQUENCE_RE = re.compile(r"(-?\d{10})$")
