@@ -631,6 +631,9 @@ class Semaphore(_KazooSemaphore):
     """kazoo's :class:`~kazoo.recipe.lock.Semaphore`; on a fastzk client its
     internal lock is fastzk's :class:`Lock`.
 
+    Its errors name the semaphore's path, never its internal lock's
+    (``<path>-__lock__``).
+
     :raises: TypeError if ``path`` is not a str, ValueError for a path
              ZooKeeper refuses (see :func:`lock_path`).
     """
@@ -638,6 +641,14 @@ class Semaphore(_KazooSemaphore):
     def __init__(self, client, path, identifier=None, max_leases=1):
         lock_path(path)
         super().__init__(client, path, identifier, max_leases)
+
+    def _inner_acquire(self, blocking, timeout=None):
+        try:
+            return super()._inner_acquire(blocking, timeout)
+        except LockTimeout:
+            # Also raised by the internal lock, naming its own path.
+            raise LockTimeout("Failed to acquire semaphore on %s after %s "
+                              "seconds" % (self.path, timeout)) from None
 
 
 _SEQUENCE_RE = re.compile(r"(-?\d{10})$")

@@ -7,7 +7,7 @@
   where kazoo's land, so both exclude each other on the same path string,
   and kazoo's own Election runs on fastzk's client with them;
 - paths ZooKeeper refuses fail at construction with ValueError naming the
-  path;
+  path, a Semaphore's errors name the user's path, not its internal lock's;
 
 The lock's client is fastzk's ``KazooClient`` or kazoo's own (``clients``).
 """
@@ -273,3 +273,20 @@ def test_a_path_that_is_not_a_str_is_a_type_error(zk_hosts, clients, path):
         with pytest.raises(TypeError) as error:
             cls(client, path)
         assert "path must be a str" in str(error.value)
+
+
+def test_semaphore_timeout_names_the_semaphore(zk_hosts, zk_admin, zk_chroot,
+                                               clients):
+    """The semaphore's internal lock is held (a contender between taking it
+    and taking its lease): the timeout names the semaphore's path."""
+    client = clients(zk_hosts)
+    gate = KazooLock(clients(zk_hosts, kind="kazoo"), "/sem-__lock__")
+    assert gate.acquire(timeout=5)
+    semaphore = Semaphore(client, "/sem", "me")
+    with pytest.raises(LockTimeout) as error:
+        semaphore.acquire(timeout=0.3)
+    assert str(error.value) == (
+        "Failed to acquire semaphore on /sem after 0.3 seconds")
+    gate.release()
+    assert semaphore.acquire(timeout=5)
+    semaphore.release()
