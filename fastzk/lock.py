@@ -286,7 +286,10 @@ class Lock(object):
 
         :param blocking: block until the lock is obtained, or return at once.
         :param timeout: give up after this many seconds, counted from the
-                        call (every request and wait included).
+                        call (every request and wait included).  0 or -1
+                        (blocking mode) is one try, as in kazoo: its
+                        requests are not cut short, and a held lock raises
+                        LockTimeout at once.
         :param ephemeral: use an ephemeral node (the default); a persistent
                           lock node survives the session and must be
                           released explicitly.
@@ -299,10 +302,14 @@ class Lock(object):
                  :meth:`cancel`, and the client's errors that are not
                  connection losses (e.g.
                  :exc:`~kazoo.exceptions.ConnectionClosedError`).
+                 ValueError, as kazoo's (whose checks these are, made by
+                 :meth:`threading.Lock.acquire`), for a ``timeout`` other
+                 than None or -1 in non-blocking mode, or a negative one
+                 other than -1.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._acquire_method_lock.acquire(
-                blocking, -1 if timeout is None or not blocking else timeout):
+                blocking, -1 if timeout is None else timeout):
             return False
         try:
             if self.is_acquired:
@@ -405,20 +412,23 @@ class Lock(object):
 
     def _attempt(self, blocking, deadline, timeout, ephemeral):
         client = self.client
+        # A timeout of 0 or -1 is one try (kazoo's is): its requests are not
+        # cut short; only the wait for a predecessor is.
+        calls = deadline if timeout is None or timeout > 0 else None
         children = None
         if self.cancelled:
             raise CancelledError()
         if self.node is None and not self.create_tried and not blocking:
-            children = self._children(deadline, watched=True)
+            children = self._children(calls, watched=True)
             if children and self._any_contender(children):
                 return False  # held: nothing written
         if self.node is None and self.create_tried:
             # A create whose reply was lost may have succeeded.
             if children is None:
-                children = self._children(deadline)
+                children = self._children(calls)
             node = self._find_node(children or ())
             if node is not None:
-                stat = self._call(deadline, "exists", self._base + node)
+                stat = self._call(calls, "exists", self._base + node)
                 if stat is not None:
                     self.node = node
                     self._token = stat.czxid
@@ -430,13 +440,13 @@ class Lock(object):
             if getattr(client, "_create_and_list", None) is not None:
                 try:
                     created, stat, listed = self._call(
-                        deadline, "_create_and_list", self.create_path,
+                        calls, "_create_and_list", self.create_path,
                         self.data, ephemeral)
                 except NoNodeError:
                     pass  # no lock path yet: created below, with it
             if created is None:
                 created, stat = self._call(
-                    deadline, "create", self.create_path, self.data,
+                    calls, "create", self.create_path, self.data,
                     ephemeral=ephemeral, sequence=True, makepath=True,
                     include_data=True)
             self.assured_path = True
@@ -448,7 +458,7 @@ class Lock(object):
             if self.cancelled:
                 raise CancelledError()
             try:
-                predecessor = self._get_predecessor(self.node, deadline,
+                predecessor = self._get_predecessor(self.node, calls,
                                                     listed)
                 listed = None
             except _OwnNodeGone:

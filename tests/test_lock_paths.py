@@ -8,6 +8,8 @@
   and kazoo's own Election runs on fastzk's client with them;
 - paths ZooKeeper refuses fail at construction with ValueError naming the
   path, a Semaphore's errors name the user's path, not its internal lock's;
+- ``acquire``'s ``blocking``/``timeout`` combinations give kazoo's answers
+  and kazoo's exceptions (type and message).
 
 The lock's client is fastzk's ``KazooClient`` or kazoo's own (``clients``).
 """
@@ -290,3 +292,65 @@ def test_semaphore_timeout_names_the_semaphore(zk_hosts, zk_admin, zk_chroot,
     gate.release()
     assert semaphore.acquire(timeout=5)
     semaphore.release()
+
+
+# -- acquire's arguments -------------------------------------------------------------------
+
+ARGUMENTS = [{"blocking": False, "timeout": 1},
+             {"blocking": False, "timeout": 0},
+             {"blocking": False, "timeout": -1},
+             {"blocking": False},
+             {"timeout": -2}, {"timeout": -0.5},
+             {"timeout": -1}, {"timeout": 0}, {"timeout": 0.3}]
+
+
+def kazoo_answer(name, kwargs, held):
+    """What kazoo 2.11 answers: its method lock (a threading.Lock) refuses
+    a timeout in non-blocking mode and negative ones but -1; 0 and -1 are
+    one try.  Its Semaphore hands its lock what is left of the timeout
+    (at least 0)."""
+    blocking = kwargs.get("blocking", True)
+    timeout = kwargs.get("timeout")
+    if name == "Semaphore" and timeout is not None:
+        timeout = max(timeout, 0)
+    if not blocking and timeout not in (None, -1):
+        return ValueError
+    if timeout is not None and timeout < 0 and timeout != -1:
+        return ValueError
+    if not held:
+        return True
+    return LockTimeout if blocking else False
+
+
+def _holder(name, client):
+    """What keeps ``name`` from being acquired: a writer, or the only lease
+    of a one-lease semaphore."""
+    if name == "Semaphore":
+        return KazooSemaphore(client, "/args", "holder")
+    return KazooWriteLock(client, "/args", "holder")
+
+
+@pytest.mark.parametrize("name", sorted(FASTZK_LOCKS))
+@pytest.mark.parametrize("kwargs", ARGUMENTS, ids=str)
+@pytest.mark.parametrize("held", [False, True], ids=["free", "held"])
+def test_acquire_answers_as_kazoo_does(zk_hosts, zk_admin, zk_chroot, clients,
+                                       name, kwargs, held):
+    """Same result, or same exception type and message, as kazoo's."""
+    if held:
+        assert _holder(name, clients(zk_hosts, kind="kazoo")).acquire(
+            timeout=5)
+    ours = FASTZK_LOCKS[name](clients(zk_hosts), "/args", "me")
+    theirs = KAZOO_LOCKS[name](clients(zk_hosts, kind="kazoo"), "/args", "me")
+    expected = outcome(lambda: theirs.acquire(**kwargs))
+    if expected is True:
+        theirs.release()
+    answer = kazoo_answer(name, kwargs, held)
+    assert (expected if isinstance(expected, bool) else expected[0]) is answer
+    got = outcome(lambda: ours.acquire(**kwargs))
+    if got is True:
+        assert ours.release() is True
+    assert got == expected
+    assert ours.is_acquired is False
+    settled(ours.client)
+    left = 1 if held and name != "Semaphore" else 0
+    assert len(lock_nodes(zk_admin, zk_chroot + "/args")) == left
