@@ -212,10 +212,11 @@ class GuaranteedDeleter(object):
             children = client.get_children(parent)
         except NoNodeError:
             return
+        base = parent if parent.endswith("/") else parent + "/"
         for child in children:
             if child.startswith(prefix):
                 try:
-                    client.delete(parent + "/" + child)
+                    client.delete(base + child)
                 except NoNodeError:
                     pass
 

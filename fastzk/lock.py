@@ -47,7 +47,8 @@ from kazoo.recipe.lock import Semaphore as _KazooSemaphore
 
 from fastzk.cleanup import deleter_for
 
-__all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "validate_path"]
+__all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "lock_path",
+           "validate_path"]
 
 # Errors after which an attempt is retried once the client is connected
 # again (kazoo's lock retries the same ones through KazooRetry).
@@ -85,8 +86,45 @@ def validate_path(path):
                          % path)
 
 
+def lock_path(path: str) -> str:
+    """The path a lock recipe's nodes go under, normalised as kazoo's client
+    normalises every path it sends (``kazoo.protocol.paths.normpath``).
+
+    kazoo's recipes take any str: ``"x"`` is ``"/x"``, ``"/a/"`` is
+    ``"/a"``, ``"/a//b"`` is ``"/a/b"`` and ``""`` is the root (below the
+    chroot, if any), so the same string puts kazoo's nodes and fastzk's in
+    the same place.
+
+    :raises: TypeError if ``path`` is not a str; ValueError for a path
+             ZooKeeper refuses: a ``.`` or ``..`` component (kazoo's client
+             refuses those with the same error before sending anything) or
+             a character the server refuses (NUL, controls, surrogates,
+             private use, and characters beyond U+FFFF, which Java sees as
+             surrogate pairs).
+    """
+    if not isinstance(path, str):
+        raise TypeError("lock path must be a str, not %s" % type(path).__name__)
+    if _BAD_CHAR_RE.search(path):
+        raise ValueError("invalid ZooKeeper path %r: a character ZooKeeper "
+                         "refuses" % path)
+    if (path[:1] != "/" or path[-1:] == "/" or "//" in path
+            or "/." in path):
+        return _normalised(path)
+    return path
+
+
+def _normalised(path):
+    components = [part for part in path.split("/") if part]
+    for part in components:
+        if part == "." or part == "..":
+            raise ValueError("invalid ZooKeeper path %r: relative paths not "
+                             "allowed" % path)
+    return "/" + "/".join(components)
+
+
 # PathUtils.validatePath's refused characters and relative components.
-_BAD_CHAR_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff]")
+_BAD_CHAR_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff]")
 _RELATIVE_RE = re.compile(r"/\.\.?(?:/|$)")
 
 
@@ -126,14 +164,20 @@ class Lock(object):
                        :meth:`contenders`.
     :param extra_lock_patterns: other node-name markers that count as
                                 contenders (e.g. another library's lock).
-    :raises: ValueError for an invalid ZooKeeper path.
+    :raises: TypeError if ``path`` is not a str, ValueError for a path
+             ZooKeeper refuses (see :func:`lock_path`).
     """
 
     _NODE_NAME = "__lock__"
     _EXCLUDE_NAMES = ["__lock__"]
 
     def __init__(self, client, path, identifier=None, extra_lock_patterns=()):
-        validate_path(path)
+        # ``path`` stays the caller's string, as in kazoo (its messages name
+        # it); the requests use the normalised one, the root's children
+        # being "/<name>", every other path's "<path>/<name>".
+        normal = lock_path(path)
+        self._path = normal
+        self._base = normal if normal == "/" else normal + "/"
         self.client = client
         self.path = path
         self._exclude_names = set(self._EXCLUDE_NAMES + list(extra_lock_patterns))
@@ -176,7 +220,7 @@ class Lock(object):
     @property
     def create_path(self):
         """The path this lock's node is created with (``path/prefix``)."""
-        return self.path + "/" + self.prefix
+        return self._base + self.prefix
 
     # -- state ----------------------------------------------------------------
 
@@ -242,7 +286,10 @@ class Lock(object):
 
         :param blocking: block until the lock is obtained, or return at once.
         :param timeout: give up after this many seconds, counted from the
-                        call (every request and wait included).
+                        call (every request and wait included).  0 or -1
+                        (blocking mode) is one try, as in kazoo: its
+                        requests are not cut short, and a held lock raises
+                        LockTimeout at once.
         :param ephemeral: use an ephemeral node (the default); a persistent
                           lock node survives the session and must be
                           released explicitly.
@@ -255,10 +302,14 @@ class Lock(object):
                  :meth:`cancel`, and the client's errors that are not
                  connection losses (e.g.
                  :exc:`~kazoo.exceptions.ConnectionClosedError`).
+                 ValueError, as kazoo's (whose checks these are, made by
+                 :meth:`threading.Lock.acquire`), for a ``timeout`` other
+                 than None or -1 in non-blocking mode, or a negative one
+                 other than -1.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._acquire_method_lock.acquire(
-                blocking, -1 if timeout is None or not blocking else timeout):
+                blocking, -1 if timeout is None else timeout):
             return False
         try:
             if self.is_acquired:
@@ -355,26 +406,29 @@ class Lock(object):
         if watched and getattr(self.client, "cached_lock_checks", False):
             method = "_watched_children"
         try:
-            return self._call(deadline, method, self.path)
+            return self._call(deadline, method, self._path)
         except NoNodeError:
             return None
 
     def _attempt(self, blocking, deadline, timeout, ephemeral):
         client = self.client
+        # A timeout of 0 or -1 is one try (kazoo's is): its requests are not
+        # cut short; only the wait for a predecessor is.
+        calls = deadline if timeout is None or timeout > 0 else None
         children = None
         if self.cancelled:
             raise CancelledError()
         if self.node is None and not self.create_tried and not blocking:
-            children = self._children(deadline, watched=True)
+            children = self._children(calls, watched=True)
             if children and self._any_contender(children):
                 return False  # held: nothing written
         if self.node is None and self.create_tried:
             # A create whose reply was lost may have succeeded.
             if children is None:
-                children = self._children(deadline)
+                children = self._children(calls)
             node = self._find_node(children or ())
             if node is not None:
-                stat = self._call(deadline, "exists", self.path + "/" + node)
+                stat = self._call(calls, "exists", self._base + node)
                 if stat is not None:
                     self.node = node
                     self._token = stat.czxid
@@ -386,17 +440,17 @@ class Lock(object):
             if getattr(client, "_create_and_list", None) is not None:
                 try:
                     created, stat, listed = self._call(
-                        deadline, "_create_and_list", self.create_path,
+                        calls, "_create_and_list", self.create_path,
                         self.data, ephemeral)
                 except NoNodeError:
                     pass  # no lock path yet: created below, with it
             if created is None:
                 created, stat = self._call(
-                    deadline, "create", self.create_path, self.data,
+                    calls, "create", self.create_path, self.data,
                     ephemeral=ephemeral, sequence=True, makepath=True,
                     include_data=True)
             self.assured_path = True
-            self.node = created[len(self.path) + 1:]
+            self.node = created[created.rfind("/") + 1:]
             self._token = stat.czxid
             self._session_id = self._current_session(ephemeral)
         while True:
@@ -404,7 +458,7 @@ class Lock(object):
             if self.cancelled:
                 raise CancelledError()
             try:
-                predecessor = self._get_predecessor(self.node, deadline,
+                predecessor = self._get_predecessor(self.node, calls,
                                                     listed)
                 listed = None
             except _OwnNodeGone:
@@ -426,7 +480,7 @@ class Lock(object):
             try:
                 # get, not exists: exists on a vanished node would leave a
                 # watch for its creation, which never comes.
-                self._call(deadline, "get", self.path + "/" + predecessor,
+                self._call(deadline, "get", self._base + predecessor,
                            self._watch_predecessor)
             except NoNodeError:
                 continue  # the predecessor left already
@@ -506,12 +560,12 @@ class Lock(object):
             timeout = max(deadline - time.monotonic(), _CLEANUP_GRACE)
         if node is not None:
             session = self._session_id if self._ephemeral else None
-            self._deleter.delete(self.path + "/" + node, session, timeout)
+            self._deleter.delete(self._base + node, session, timeout)
         elif tried:
             # The create's reply was lost: the node may exist under our
             # unique prefix.
             settled = self._deleter.delete_prefixed(
-                self.path, self.prefix, self._ephemeral, timeout)
+                self._path, self.prefix, self._ephemeral, timeout)
             if not settled:
                 self._new_prefix()
 
@@ -531,7 +585,7 @@ class Lock(object):
         self.create_tried = False
         self.client.remove_listener(self._watch_state)
         if node is not None:
-            self._deleter.delete(self.path + "/" + node, session)
+            self._deleter.delete(self._base + node, session)
         return True
 
     def contenders(self):
@@ -553,7 +607,7 @@ class Lock(object):
         contenders = []
         for _, node in found:
             try:
-                data, _ = self.client.get(self.path + "/" + node)
+                data, _ = self.client.get(self._base + node)
             except NoNodeError:
                 continue
             if data is not None:
@@ -585,7 +639,26 @@ class ReadLock(Lock):
 
 class Semaphore(_KazooSemaphore):
     """kazoo's :class:`~kazoo.recipe.lock.Semaphore`; on a fastzk client its
-    internal lock is fastzk's :class:`Lock`."""
+    internal lock is fastzk's :class:`Lock`.
+
+    Its errors name the semaphore's path, never its internal lock's
+    (``<path>-__lock__``).
+
+    :raises: TypeError if ``path`` is not a str, ValueError for a path
+             ZooKeeper refuses (see :func:`lock_path`).
+    """
+
+    def __init__(self, client, path, identifier=None, max_leases=1):
+        lock_path(path)
+        super().__init__(client, path, identifier, max_leases)
+
+    def _inner_acquire(self, blocking, timeout=None):
+        try:
+            return super()._inner_acquire(blocking, timeout)
+        except LockTimeout:
+            # Also raised by the internal lock, naming its own path.
+            raise LockTimeout("Failed to acquire semaphore on %s after %s "
+                              "seconds" % (self.path, timeout)) from None
 
 
 _SEQUENCE_RE = re.compile(r"(-?\d{10})$")
