@@ -9,6 +9,11 @@ fallbacks stand in).  Environment variables, read at build time:
     skip the extensions altogether (pure-Python install).
 ``FASTZK_REQUIRE_EXTENSIONS=1``
     make any extension build failure fatal (for CI and wheel builds).
+``FASTZK_LIMITED_API=1``
+    compile against CPython's Limited API (stable ABI, Cython's
+    ``CYTHON_LIMITED_API``): one ``cp39-abi3`` wheel serves CPython 3.9
+    and every later version, at a cost in speed (``make wheels`` does not
+    use it; see ``tools/wheels.sh``).
 
 Cython compiler directives common to every module are in
 ``CYTHON_DIRECTIVES``; per-module ones (``boundscheck`` ...) belong in the
@@ -27,6 +32,9 @@ EXTENSIONS = [
 ]
 
 CYTHON_DIRECTIVES = {"language_level": "3"}
+
+#: Oldest CPython an abi3 build runs on (``FASTZK_LIMITED_API=1``).
+LIMITED_API_MIN = (3, 11)
 
 
 def _flag(name):
@@ -100,7 +108,28 @@ def _extensions():
         _warn("fastzk's compiled extensions need CPython on a POSIX system; "
               "installing the pure-Python implementation.")
         return []
+    if _flag("FASTZK_LIMITED_API"):
+        return [_limited_api(ext) for ext in EXTENSIONS]
     return list(EXTENSIONS)
+
+
+def _limited_api(ext):
+    """``ext`` built for the stable ABI of CPython ``LIMITED_API_MIN``+."""
+    major, minor = LIMITED_API_MIN
+    version = "0x%02x%02x0000" % (major, minor)
+    ext.py_limited_api = True
+    ext.define_macros = list(ext.define_macros or []) + [
+        ("Py_LIMITED_API", version),
+        ("CYTHON_LIMITED_API", version),
+    ]
+    return ext
+
+
+def _options():
+    """The wheel tag of an abi3 build (``cp39-abi3``)."""
+    if _flag("FASTZK_LIMITED_API") and not _flag("FASTZK_NO_EXTENSIONS"):
+        return {"bdist_wheel": {"py_limited_api": "cp%d%d" % LIMITED_API_MIN}}
+    return {}
 
 
 setup(
@@ -110,4 +139,5 @@ setup(
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
     zip_safe=False,
+    options=_options(),
 )
