@@ -99,12 +99,6 @@ bench: zookeeper zookeeper-c deps build
 # from outside the source tree against a real ZooKeeper; the sdist installed
 # with and without a C compiler.  Output and logs in build/wheels/.
 WHEEL_PYTHONS ?=
-.PHONY: wheels patchelf
-patchelf:
-	@if ! command -v patchelf > /dev/null; then \
-		echo "installing Debian's patchelf (auditwheel needs it)"; \
-		$(SUDO) apt-get update && $(SUDO) apt-get install -y patchelf; \
-	fi
-
-wheels: zookeeper patchelf
+.PHONY: wheels
+wheels: zookeeper
 	WHEEL_PYTHONS="$(WHEEL_PYTHONS)" bash tools/wheels.sh

