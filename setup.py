@@ -11,9 +11,11 @@ fallbacks stand in).  Environment variables, read at build time:
     make any extension build failure fatal (for CI and wheel builds).
 ``FASTZK_LIMITED_API=1``
     compile against CPython's Limited API (stable ABI, Cython's
-    ``CYTHON_LIMITED_API``): one ``cp39-abi3`` wheel serves CPython 3.9
-    and every later version, at a cost in speed (``make wheels`` does not
-    use it; see ``tools/wheels.sh``).
+    ``CYTHON_LIMITED_API``), for one ``abi3`` wheel serving CPython
+    ``LIMITED_API_MIN`` and every later version.  Not used for releases:
+    it is slower, and ``src/_ccodec.pyx`` uses CPython macros outside the
+    Limited API (``PyBytes_AS_STRING``, ``PyList_SET_ITEM``, a direct
+    ``tp_alloc``), so this build does not compile until they are replaced.
 
 Cython compiler directives common to every module are in
 ``CYTHON_DIRECTIVES``; per-module ones (``boundscheck`` ...) belong in the
@@ -33,7 +35,8 @@ EXTENSIONS = [
 
 CYTHON_DIRECTIVES = {"language_level": "3"}
 
-#: Oldest CPython an abi3 build runs on (``FASTZK_LIMITED_API=1``).
+#: Oldest CPython an abi3 build runs on (``FASTZK_LIMITED_API=1``): the
+#: buffer protocol the frame reader uses joined the Limited API in 3.11.
 LIMITED_API_MIN = (3, 11)
 
 
