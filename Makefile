@@ -96,3 +96,14 @@ kazoo-suite:
 # 2-3 minute smoke run (see python benchmarks/run.py --help).
 bench: zookeeper zookeeper-c deps build
 	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)
+
+# Release artifacts built and proven on this machine (tools/wheels.sh): the
+# sdist; a manylinux wheel for each CPython 3.9-3.13 (pyenv's, or
+# WHEEL_PYTHONS="/path/to/python3.9 ..."), repaired by auditwheel; each
+# installed in a fresh virtual environment of its own Python and tested
+# from outside the source tree against a real ZooKeeper; the sdist installed
+# with and without a C compiler.  Output and logs in build/wheels/.
+WHEEL_PYTHONS ?=
+.PHONY: wheels
+wheels: zookeeper
+	WHEEL_PYTHONS="$(WHEEL_PYTHONS)" bash tools/wheels.sh

@@ -9,6 +9,13 @@ fallbacks stand in).  Environment variables, read at build time:
     skip the extensions altogether (pure-Python install).
 ``FASTZK_REQUIRE_EXTENSIONS=1``
     make any extension build failure fatal (for CI and wheel builds).
+``FASTZK_LIMITED_API=1``
+    compile against CPython's Limited API (stable ABI, Cython's
+    ``CYTHON_LIMITED_API``), for one ``abi3`` wheel serving CPython
+    ``LIMITED_API_MIN`` and every later version.  Not used for releases:
+    it is slower, and ``src/_ccodec.pyx`` uses CPython macros outside the
+    Limited API (``PyBytes_AS_STRING``, ``PyList_SET_ITEM``, a direct
+    ``tp_alloc``), so this build does not compile until they are replaced.
 
 Cython compiler directives common to every module are in
 ``CYTHON_DIRECTIVES``; per-module ones (``boundscheck`` ...) belong in the
@@ -27,6 +34,10 @@ EXTENSIONS = [
 ]
 
 CYTHON_DIRECTIVES = {"language_level": "3"}
+
+#: Oldest CPython an abi3 build runs on (``FASTZK_LIMITED_API=1``): the
+#: buffer protocol the frame reader uses joined the Limited API in 3.11.
+LIMITED_API_MIN = (3, 11)
 
 
 def _flag(name):
@@ -100,7 +111,28 @@ def _extensions():
         _warn("fastzk's compiled extensions need CPython on a POSIX system; "
               "installing the pure-Python implementation.")
         return []
+    if _flag("FASTZK_LIMITED_API"):
+        return [_limited_api(ext) for ext in EXTENSIONS]
     return list(EXTENSIONS)
+
+
+def _limited_api(ext):
+    """``ext`` built for the stable ABI of CPython ``LIMITED_API_MIN``+."""
+    major, minor = LIMITED_API_MIN
+    version = "0x%02x%02x0000" % (major, minor)
+    ext.py_limited_api = True
+    ext.define_macros = list(ext.define_macros or []) + [
+        ("Py_LIMITED_API", version),
+        ("CYTHON_LIMITED_API", version),
+    ]
+    return ext
+
+
+def _options():
+    """The wheel tag of an abi3 build (``cp39-abi3``)."""
+    if _flag("FASTZK_LIMITED_API") and not _flag("FASTZK_NO_EXTENSIONS"):
+        return {"bdist_wheel": {"py_limited_api": "cp%d%d" % LIMITED_API_MIN}}
+    return {}
 
 
 setup(
@@ -110,4 +142,5 @@ setup(
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
     zip_safe=False,
+    options=_options(),
 )
