@@ -24,6 +24,8 @@ report, and a lock that looks free is still decided by a fresh read after
 the create.
 """
 
+from typing import Dict, List, Optional, Tuple
+
 __all__ = ["ChildrenView"]
 
 #: Paths kept at most; beyond it reads go out unwatched (each entry is a
@@ -39,15 +41,15 @@ class ChildrenView(object):
 
     __slots__ = ("_entries", "_epoch", "limit")
 
-    def __init__(self, limit=DEFAULT_LIMIT):
-        self._entries = {}
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self._entries: Dict[str, Tuple[int, List[str]]] = {}
         self._epoch = 0
         self.limit = limit
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, path):
+    def get(self, path: str) -> Optional[List[str]]:
         """The children of ``path`` as last read under a live watch, or
         None when unknown."""
         entry = self._entries.get(path)
@@ -55,23 +57,23 @@ class ChildrenView(object):
             return entry[1]
         return None
 
-    def token(self):
+    def token(self) -> Optional[int]:
         """A token for a watched read to :meth:`store` its reply under, or
         None when the view is full (read without a watch then)."""
         if len(self._entries) >= self.limit:
             return None
         return self._epoch
 
-    def store(self, token, path, children):
+    def store(self, token: int, path: str, children: List[str]) -> None:
         """Keep ``children`` for ``path`` if ``token`` is still current."""
         if token == self._epoch:
             self._entries[path] = (token, children)
 
-    def invalidate(self, path):
+    def invalidate(self, path: str) -> None:
         """The watch on ``path`` fired: forget its children."""
         self._entries.pop(path, None)
 
-    def reset(self):
+    def reset(self) -> None:
         """The connection changed: forget everything, refuse older tokens."""
         self._epoch += 1
         self._entries.clear()

@@ -53,7 +53,7 @@ PROBE_GAP_MAX = 1024
 GOOD_SPELL = 0.75
 
 
-def ceiling_from_environment(default=DEFAULT_CEILING_US):
+def ceiling_from_environment(default: int = DEFAULT_CEILING_US) -> int:
     """Return ``FASTZK_SPIN_US`` as a number of microseconds, or ``default``.
 
     :raises ValueError: when the variable is set but is not an integer >= 0.
@@ -81,7 +81,7 @@ class AdaptiveSpin(object):
     __slots__ = ("ceiling_us", "budget_us", "_misses", "_gap", "_wait",
                  "_spun", "_caught")
 
-    def __init__(self, ceiling_us):
+    def __init__(self, ceiling_us: int) -> None:
         self.ceiling_us = ceiling_us
         #: Microseconds to spin on the next wait (0: sleep at once).
         self.budget_us = ceiling_us
@@ -91,7 +91,7 @@ class AdaptiveSpin(object):
         self._spun = 0  # waits of this spell of spinning
         self._caught = 0  # of which caught
 
-    def observe(self, waited_ns, off_cpu_ns=0):
+    def observe(self, waited_ns: int, off_cpu_ns: int = 0) -> None:
         """Account a wait that took ``waited_ns`` nanoseconds with the
         budget it was given, ``off_cpu_ns`` of its spin spent off the CPU."""
         budget = self.budget_us

@@ -37,7 +37,11 @@ registers them, for the first call), one at a time per watch.
 import inspect
 import logging
 import warnings
+from typing import (
+    Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar,
+)
 
+from kazoo.client import KazooClient
 from kazoo.exceptions import (
     ConnectionClosedError,
     ConnectionLoss,
@@ -47,23 +51,34 @@ from kazoo.exceptions import (
     SessionExpiredError,
 )
 from kazoo.protocol.paths import _prefix_root
-from kazoo.protocol.states import EventType, KazooState
+from kazoo.interfaces import IAsyncResult
+from kazoo.protocol.states import (
+    EventType, KazooState, WatchedEvent, ZnodeStat,
+)
 from kazoo.recipe import watchers as _kazoo
 
 from fastzk import watches as _watches
-from fastzk.watches import WatcherType
+from fastzk.watches import WatcherType, WatchFunc
 
 __all__ = ["DataWatch", "ChildrenWatch"]
 
 log = logging.getLogger(__name__)
 
+#: A recipe's function: called with the node's state (and, when it takes
+#: it, the event); returning False stops the watch.
+_Func = TypeVar("_Func", bound=Callable[..., Any])
+# One call of a DataWatch's function: (data, stat, event).
+_DataCall = Tuple[Optional[bytes], Optional[ZnodeStat], Optional[WatchedEvent]]
+# What tells one state of a node's children from another: (czxid, cversion).
+_ChildrenVersion = Tuple[int, int]
+
 # A read interrupted by these is repeated after the reconnection.
 _RETRY_LATER = (ConnectionLoss, SessionExpiredError)
 
-_ALL_KINDS = (_watches.DATA, _watches.EXIST, _watches.CHILD,
+_ALL_KINDS: Tuple[int, ...] = (_watches.DATA, _watches.EXIST, _watches.CHILD,
               _watches.PERSISTENT, _watches.RECURSIVE)
 # Registry kinds of the watches a function holds, by WatcherType.
-_HOLDS = {
+_HOLDS: Dict[WatcherType, Tuple[int, ...]] = {
     WatcherType.DATA: (_watches.DATA, _watches.EXIST),
     WatcherType.CHILDREN: (_watches.CHILD,),
     WatcherType.ANY: _ALL_KINDS,
@@ -73,7 +88,7 @@ _HOLDS = {
 # (and, non-recursive ones, also child) watch tables, so removing DATA
 # drops persistent and recursive watches too, and CHILDREN the child half
 # of a persistent one.
-_DROPS = {
+_DROPS: Dict[WatcherType, Tuple[int, ...]] = {
     WatcherType.DATA: (_watches.DATA, _watches.EXIST, _watches.PERSISTENT,
                        _watches.RECURSIVE),
     WatcherType.CHILDREN: (_watches.CHILD, _watches.PERSISTENT),
@@ -81,7 +96,8 @@ _DROPS = {
 }
 
 
-def release_watches(client, path, func, watcher_type):
+def release_watches(client: KazooClient, path: str, func: WatchFunc,
+                    watcher_type: WatcherType) -> Optional[IAsyncResult]:
     """Remove from the server the watches ``func`` holds on ``path``.
 
     ZooKeeper keeps one watch per kind, path and session, whatever the
@@ -131,7 +147,8 @@ def release_watches(client, path, func, watcher_type):
         return None
 
 
-def wait_released(results, timeout=5.0):
+def wait_released(results: Iterable[Optional[IAsyncResult]],
+                  timeout: float = 5.0) -> None:
     """Wait for removeWatches results from :func:`release_watches`,
     ignoring the errors a watch that already fired produces."""
     for result in results:
@@ -145,7 +162,7 @@ def wait_released(results, timeout=5.0):
             log.debug("removeWatches did not complete", exc_info=True)
 
 
-def _takes_event(func, count):
+def _takes_event(func: Callable[..., Any], count: int) -> Optional[bool]:
     """Whether ``func`` can be called with ``count`` positional arguments
     (None when its signature cannot be read)."""
     try:
@@ -161,7 +178,8 @@ def _takes_event(func, count):
     return positional >= count
 
 
-def _children_version(stat):
+def _children_version(
+        stat: Optional[ZnodeStat]) -> Optional[_ChildrenVersion]:
     """What tells one state of a node's children from another: the node's
     incarnation (``czxid``) and its count of child changes (``cversion``,
     which every create and delete of a child increments, even when they
@@ -206,7 +224,9 @@ class DataWatch(_kazoo.DataWatch):
             print("Event is %s" % event)
     """
 
-    def __init__(self, client, path, func=None, *args, **kwargs):
+    def __init__(self, client: KazooClient, path: str,
+                 func: Optional[Callable[..., Any]] = None,
+                 *args: Any, **kwargs: Any) -> None:
         """Create a data watcher for a path.
 
         :param client: A zookeeper client.
@@ -221,12 +241,12 @@ class DataWatch(_kazoo.DataWatch):
         """
         self._client = client
         self._path = path
-        self._func = func
+        self._func: Optional[Callable[..., Any]] = func
         self._stopped = False
         self._run_lock = client.handler.lock_object()
-        self._version = None
-        self._stat = None
-        self._include_event = None
+        self._version: Optional[int] = None
+        self._stat: Optional[ZnodeStat] = None
+        self._include_event: Optional[bool] = None
         self._ever_called = False
         self._used = False
         if args or kwargs:
@@ -243,7 +263,7 @@ class DataWatch(_kazoo.DataWatch):
             self._client.add_listener(self._session_watcher)
             self._get_data()
 
-    def __call__(self, func):
+    def __call__(self, func: _Func) -> _Func:
         """Callable version for use as a decorator.
 
         :param func: Function to call initially and every time the data
@@ -260,20 +280,22 @@ class DataWatch(_kazoo.DataWatch):
         self._get_data()
         return func
 
-    def _read(self):
+    def _read(self) -> Tuple[Optional[bytes], Optional[ZnodeStat]]:
         """Read the node and leave a watch on it: (data, stat), or
         (None, None) with an exists watch when the node does not exist."""
         client = self._client
         while True:
             try:
-                return client.get(self._path, self._watcher)
+                read: Tuple[bytes, ZnodeStat] = client.get(self._path,
+                                                           self._watcher)
+                return read
             except NoNodeError:
                 stat = client.exists(self._path, self._watcher)
                 if stat is None:
                     return None, None
                 # Created in between; its data is read on the next turn.
 
-    def _get_data(self, event=None):
+    def _get_data(self, event: Optional[WatchedEvent] = None) -> None:
         with self._run_lock:
             if self._stopped or self._func is None:
                 return
@@ -289,7 +311,8 @@ class DataWatch(_kazoo.DataWatch):
                     self._stop()
                     return
 
-    def _calls(self, data, stat, event):
+    def _calls(self, data: Optional[bytes], stat: Optional[ZnodeStat],
+               event: Optional[WatchedEvent]) -> List[_DataCall]:
         """What to tell the function after a read: a list of
         (data, stat, event) calls."""
         last = self._stat
@@ -311,7 +334,8 @@ class DataWatch(_kazoo.DataWatch):
             return [(data, stat, event)]
         return []
 
-    def _call(self, data, stat, event):
+    def _call(self, data: Optional[bytes], stat: Optional[ZnodeStat],
+              event: Optional[WatchedEvent]) -> object:
         func = self._func
         if func is None:
             return None
@@ -331,19 +355,19 @@ class DataWatch(_kazoo.DataWatch):
             log.exception("Error in DataWatch function for %s", self._path)
             return None
 
-    def _stop(self):
+    def _stop(self) -> None:
         self._stopped = True
         self._func = None
         self._client.remove_listener(self._session_watcher)
         release_watches(self._client, self._path, self._watcher,
                         WatcherType.DATA)
 
-    def _watcher(self, event):
+    def _watcher(self, event: WatchedEvent) -> None:
         if event.type == EventType.NONE:
             return  # connection state: the session listener re-reads
         self._get_data(event=event)
 
-    def _session_watcher(self, state):
+    def _session_watcher(self, state: str) -> None:
         if state == KazooState.CONNECTED and not self._stopped:
             self._client.handler.spawn(self._get_data)
 
@@ -378,8 +402,10 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
             print("Children are %s" % children)
     """
 
-    def __init__(self, client, path, func=None, allow_session_lost=True,
-                 send_event=False):
+    def __init__(self, client: KazooClient, path: str,
+                 func: Optional[Callable[..., Any]] = None,
+                 allow_session_lost: bool = True,
+                 send_event: bool = False) -> None:
         """Create a children watcher for a path.
 
         :param client: A zookeeper client.
@@ -401,22 +427,22 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
         """
         self._client = client
         self._path = path
-        self._func = func
+        self._func: Optional[Callable[..., Any]] = func
         self._send_event = send_event
         self._stopped = False
         self._watch_established = False
         self._allow_session_lost = allow_session_lost
         self._run_lock = client.handler.lock_object()
-        self._prior_children = None
+        self._prior_children: Optional[List[str]] = None
         # _children_version() of the children last given to the function.
-        self._prior_version = None
+        self._prior_version: Optional[_ChildrenVersion] = None
         self._used = False
         if func is not None:
             self._used = True
             self._client.add_listener(self._session_watcher)
             self._get_children()
 
-    def __call__(self, func):
+    def __call__(self, func: _Func) -> _Func:
         """Callable version for use as a decorator.
 
         :param func: Function to call initially and every time the
@@ -434,13 +460,15 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
         self._get_children()
         return func
 
-    def _read(self):
+    def _read(self) -> Tuple[List[str], Optional[_ChildrenVersion]]:
         """The children and their version, with a child watch set; an
         empty list and None with an exists watch set when the node does
         not exist."""
         client = self._client
         while True:
             try:
+                children: List[str]
+                stat: ZnodeStat
                 children, stat = client.get_children(
                     self._path, self._watcher, include_data=True)
                 return children, _children_version(stat)
@@ -449,7 +477,8 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
                     return [], None
                 # Re-created in between: read its children.
 
-    def _get_children(self, event=None):
+    def _get_children(self,
+                      event: Optional[WatchedEvent] = None) -> None:
         with self._run_lock:
             if self._stopped or self._func is None:
                 return
@@ -482,7 +511,7 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
             if result is False:
                 self._stop()
 
-    def _stop(self):
+    def _stop(self) -> None:
         self._stopped = True
         self._func = None
         self._client.remove_listener(self._session_watcher)
@@ -490,11 +519,11 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
             release_watches(self._client, self._path, self._watcher,
                             watcher_type)
 
-    def _watcher(self, event):
+    def _watcher(self, event: WatchedEvent) -> None:
         if event.type != EventType.NONE:
             self._get_children(event)
 
-    def _session_watcher(self, state):
+    def _session_watcher(self, state: str) -> Optional[bool]:
         if state in (KazooState.LOST, KazooState.SUSPENDED):
             self._watch_established = False
             if state == KazooState.LOST and not self._allow_session_lost:

@@ -23,8 +23,11 @@ lock.
 
 from collections import defaultdict
 from enum import IntEnum
+from typing import (
+    Any, Callable, DefaultDict, Dict, Iterator, List, Optional, Set, Tuple,
+)
 
-from kazoo.protocol.states import EventType
+from kazoo.protocol.states import EventType, WatchedEvent
 
 __all__ = [
     "AddWatchMode",
@@ -35,7 +38,15 @@ __all__ = [
     "CHILD",
     "PERSISTENT",
     "RECURSIVE",
+    "WatchFunc",
 ]
+
+#: A watch function: called with one
+#: :class:`~kazoo.protocol.states.WatchedEvent`.
+WatchFunc = Callable[[WatchedEvent], Any]
+
+#: The registry of one kind: watch functions by server path.
+_ByPath = DefaultDict[str, Set[WatchFunc]]
 
 
 class AddWatchMode(IntEnum):
@@ -67,7 +78,7 @@ _CHILD = 4
 
 # Which one-shot kinds each event type fires (ZooKeeper's
 # WatchManager.triggerWatch with the EventType -> WatcherType mapping).
-_ONE_SHOT_FIRED = {
+_ONE_SHOT_FIRED: Dict[int, Tuple[int, ...]] = {
     _CREATED: (DATA, EXIST),
     _CHANGED: (DATA, EXIST),
     _DELETED: (DATA, EXIST, CHILD),
@@ -75,7 +86,7 @@ _ONE_SHOT_FIRED = {
 }
 
 
-def _ancestors(path):
+def _ancestors(path: str) -> Iterator[str]:
     """Yield ``path`` and each of its ancestors up to ``/``."""
     yield path
     while path != "/":
@@ -86,14 +97,16 @@ def _ancestors(path):
 class WatchRegistry(object):
     """Watch functions by kind and server path."""
 
-    def __init__(self):
-        self._kinds = tuple(defaultdict(set) for _ in range(5))
+    def __init__(self) -> None:
+        self._kinds: Tuple[_ByPath, ...] = tuple(
+            defaultdict(set) for _ in range(5))
 
-    def add(self, kind, path, func):
+    def add(self, kind: int, path: str, func: WatchFunc) -> None:
         """Remember ``func`` as a watch of ``kind`` on ``path``."""
         self._kinds[kind][path].add(func)
 
-    def discard(self, kind, path, func=None):
+    def discard(self, kind: int, path: str,
+                func: Optional[WatchFunc] = None) -> bool:
         """Forget one function (or every function) of ``kind`` on ``path``.
 
         :returns: True when no function of that kind is left on the path.
@@ -111,16 +124,16 @@ class WatchRegistry(object):
             return True
         return False
 
-    def by_path(self, kind):
+    def by_path(self, kind: int) -> _ByPath:
         """The live ``{path: set(funcs)}`` mapping of one kind (kazoo's
         ``_data_watchers``/``_child_watchers`` shape)."""
         return self._kinds[kind]
 
-    def has(self, kind, path):
+    def has(self, kind: int, path: str) -> bool:
         """Whether any function of ``kind`` watches ``path``."""
         return path in self._kinds[kind]
 
-    def fire(self, event_type, path):
+    def fire(self, event_type: int, path: str) -> List[WatchFunc]:
         """Return the functions an event of ``event_type`` on ``path`` calls.
 
         One-shot functions are removed as ZooKeeper removes the server-side
@@ -129,8 +142,8 @@ class WatchRegistry(object):
         notification.
         """
         kinds = self._kinds
-        found = []
-        seen = set()
+        found: List[WatchFunc] = []
+        seen: Set[WatchFunc] = set()
         for kind in _ONE_SHOT_FIRED.get(event_type, ()):
             funcs = kinds[kind].pop(path, None)
             if funcs:
@@ -155,7 +168,7 @@ class WatchRegistry(object):
                             found.append(func)
         return found
 
-    def covered(self, kind, path):
+    def covered(self, kind: int, path: str) -> bool:
         """Whether a persistent watch on ``path`` already delivers what a
         one-shot watch of ``kind`` there would.
 
@@ -170,7 +183,7 @@ class WatchRegistry(object):
             return True
         return kind != CHILD and path in kinds[RECURSIVE]
 
-    def paths(self):
+    def paths(self) -> Tuple[List[str], ...]:
         """The paths to restore with SetWatches, one list per kind.
 
         Covered one-shot watches are included: SetWatches2 handles the
@@ -181,13 +194,13 @@ class WatchRegistry(object):
         """
         return tuple(list(watchers) for watchers in self._kinds)
 
-    def clear_one_shot(self):
+    def clear_one_shot(self) -> List[WatchFunc]:
         """Drop every one-shot watch (the session that held them is gone).
 
         :returns: the distinct functions dropped, to be told about it.
         """
-        dropped = []
-        seen = set()
+        dropped: List[WatchFunc] = []
+        seen: Set[WatchFunc] = set()
         for kind in (DATA, EXIST, CHILD):
             for funcs in self._kinds[kind].values():
                 for func in funcs:
@@ -197,20 +210,20 @@ class WatchRegistry(object):
             self._kinds[kind].clear()
         return dropped
 
-    def persistent_items(self):
+    def persistent_items(self) -> List[Tuple[int, str, Set[WatchFunc]]]:
         """The persistent watches as ``(kind, path, funcs)`` triples."""
-        items = []
+        items: List[Tuple[int, str, Set[WatchFunc]]] = []
         for kind in (PERSISTENT, RECURSIVE):
             for path, funcs in self._kinds[kind].items():
                 items.append((kind, path, set(funcs)))
         return items
 
-    def __len__(self):
+    def __len__(self) -> int:
         return sum(len(watchers) for watchers in self._kinds)
 
 
 #: Event types as kazoo names them, by ZooKeeper's numeric type.
-EVENT_TYPES = {
+EVENT_TYPES: Dict[int, str] = {
     _CREATED: EventType.CREATED,
     _DELETED: EventType.DELETED,
     _CHANGED: EventType.CHANGED,
@@ -222,7 +235,7 @@ EVENT_TYPES = {
 #: 3.6-3.8 keeps one watch per path and session whatever its mode, and
 #: removes a persistent (recursive) watch with DATA, and a persistent one
 #: with CHILDREN too; the Java client forgets them the same way.
-KINDS_REMOVED_BY = {
+KINDS_REMOVED_BY: Dict[WatcherType, Tuple[int, ...]] = {
     WatcherType.CHILDREN: (CHILD, PERSISTENT),
     WatcherType.DATA: (DATA, EXIST, PERSISTENT, RECURSIVE),
     WatcherType.ANY: (DATA, EXIST, CHILD, PERSISTENT, RECURSIVE),

@@ -30,6 +30,8 @@ from typing import (
     Any,
     Callable,
     Deque,
+    Dict,
+    Iterable,
     List,
     Optional,
     Set,
@@ -77,7 +79,8 @@ _Proxy = TypeVar("_Proxy", bound="TcpProxy")
 
 def request_xid(body: _Body) -> int:
     """xid of a request frame body (offset 0)."""
-    return _INT.unpack_from(body, 0)[0]
+    xid: int = _INT.unpack_from(body, 0)[0]
+    return xid
 
 
 def request_opcode(body: _Body) -> Optional[int]:
@@ -85,22 +88,26 @@ def request_opcode(body: _Body) -> Optional[int]:
     delete, 14 for multi, 11 for ping, -11 for closeSession."""
     if len(body) < 8:
         return None
-    return _INT.unpack_from(body, 4)[0]
+    opcode: int = _INT.unpack_from(body, 4)[0]
+    return opcode
 
 
 def reply_xid(body: _Body) -> int:
     """xid of a reply frame body (offset 0): -1 watch event, -2 ping."""
-    return _INT.unpack_from(body, 0)[0]
+    xid: int = _INT.unpack_from(body, 0)[0]
+    return xid
 
 
 def reply_zxid(body: _Body) -> int:
     """zxid of a reply frame body (the long at offset 4)."""
-    return struct.unpack_from(">q", body, 4)[0]
+    zxid: int = struct.unpack_from(">q", body, 4)[0]
+    return zxid
 
 
 def reply_err(body: _Body) -> int:
     """Error code of a reply frame body (the int at offset 12)."""
-    return _INT.unpack_from(body, 12)[0]
+    err: int = _INT.unpack_from(body, 12)[0]
+    return err
 
 
 def encode_frame(body: _Body) -> bytes:
@@ -128,7 +135,7 @@ class Hook:
         self.frame: Optional[bytes] = None
         self.error: Optional[Exception] = None
         # For cut_on_reply_to: (connection, xid) pairs whose reply to drop.
-        self.pending: Optional[Set[Tuple[Any, int]]] = None
+        self.pending: Optional[Set[Tuple["_Connection", int]]] = None
         # For corrupt_reply: body -> bytes sent instead of the frame, and
         # what to do with the connection afterwards (None, "close", "reset").
         self.mutate: Optional[Callable[[bytes], bytes]] = None
@@ -154,10 +161,11 @@ class Hook:
 class _Direction:
     """Bytes flowing one way through a connection."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name  # "request" (client->server) or "reply"
         self.inbuf = bytearray()  # partial frame not yet complete
-        self.queue = collections.deque()  # (due_time, bytes)
+        # (due time, bytes) chunks waiting to be sent.
+        self.queue: Deque[Tuple[float, bytes]] = collections.deque()
         self.queued = 0
         self.outbuf = bytearray()  # being written to the destination
         self.frames = 0
@@ -165,15 +173,16 @@ class _Direction:
         self.eof = False
         self.shut = False  # SHUT_WR sent to the destination
 
-    def idle(self):
+    def idle(self) -> bool:
         return not self.queue and not self.outbuf
 
 
 class _Connection:
-    def __init__(self, proxy, client, target):
+    def __init__(self, proxy: "TcpProxy", client: socket.socket,
+                 target: Tuple[str, int]) -> None:
         self.proxy = proxy
         self.client = client
-        self.server = None
+        self.server: Optional[socket.socket] = None
         self.target = target
         self.up = _Direction("request")
         self.down = _Direction("reply")
@@ -184,8 +193,9 @@ class _Connection:
         self.cut_mode = "reset"
         self.fin_done = False
         # (bytes, then) from inject_to_client, taken by the pump thread.
-        self.injections = collections.deque()
-        self.fired_hooks = []
+        self.injections: Deque[Tuple[bytes, Optional[str]]] = (
+            collections.deque())
+        self.fired_hooks: List[Hook] = []
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
@@ -193,19 +203,19 @@ class _Connection:
             target=self._run, name="TcpProxy-conn", daemon=True
         )
 
-    def wake(self):
+    def wake(self) -> None:
         try:
             self.wake_w.send(b"x")
         except OSError:
             pass
 
-    def abort(self):
+    def abort(self) -> None:
         self.abort_requested = True
         self.wake()
 
     # -- the pump ----------------------------------------------------------
 
-    def _run(self):
+    def _run(self) -> None:
         try:
             self._pump()
             if (self.cut_pending and self.cut_mode == "close"
@@ -220,7 +230,7 @@ class _Connection:
             for hook in self.fired_hooks:
                 hook.fired.set()
 
-    def _pump(self):
+    def _pump(self) -> None:
         client = self.client
         client.setblocking(False)
         while True:
@@ -237,14 +247,14 @@ class _Connection:
                     return
             server = self.server
             rlist = [self.wake_r]
-            wlist = []
+            wlist: List[socket.socket] = []
             if not self.cut_pending:
                 if not self.up.eof and self.up.queued < MAX_HELD:
                     rlist.append(client)
                 if (server is not None and not self.down.eof
                         and self.down.queued < MAX_HELD):
                     rlist.append(server)
-            timeout = None
+            timeout: Optional[float] = None
             if not frozen:
                 for d, dst in ((self.up, server), (self.down, client)):
                     if dst is None:
@@ -266,8 +276,9 @@ class _Connection:
                         pass
                 except (BlockingIOError, InterruptedError):
                     pass
+            # abort() may have set it from another thread during _wait.
             if self.abort_requested:
-                return
+                return  # type: ignore[unreachable]
             if client in r and not self._read(client, self.up):
                 return
             if server is not None and server in r:
@@ -280,7 +291,7 @@ class _Connection:
                     if not self._write(d, dst):
                         return
 
-    def _finished(self):
+    def _finished(self) -> bool:
         """Flush half-closes; True when the connection is done."""
         if self.cut_pending:
             return self.up.idle() and self.down.idle()
@@ -292,13 +303,15 @@ class _Connection:
                     d.inbuf.clear()
                     continue
                 d.shut = True
+                # Connected: this runs only once _pump connected it.
+                assert dst is not None
                 try:
                     dst.shutdown(socket.SHUT_WR)
                 except OSError:
                     return True
         return self.up.shut and self.down.shut
 
-    def _connect(self):
+    def _connect(self) -> bool:
         host, port = self.target
         try:
             server = socket.create_connection((host, port),
@@ -310,7 +323,7 @@ class _Connection:
         self.server = server
         return True
 
-    def _read(self, sock, d):
+    def _read(self, sock: socket.socket, d: _Direction) -> bool:
         try:
             data = sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -323,7 +336,7 @@ class _Connection:
         self._feed(d, data)
         return True
 
-    def _write(self, d, dst):
+    def _write(self, d: _Direction, dst: socket.socket) -> bool:
         now = time.monotonic()
         while d.queue and d.queue[0][0] <= now and len(d.outbuf) < RECV_SIZE:
             _, chunk = d.queue.popleft()
@@ -341,13 +354,13 @@ class _Connection:
         self.proxy._count_bytes(d.name, sent)
         return True
 
-    def _enqueue(self, d, data):
+    def _enqueue(self, d: _Direction, data: _Body) -> None:
         if not data:
             return
         d.queue.append((time.monotonic() + self.proxy._delay, bytes(data)))
         d.queued += len(data)
 
-    def _feed(self, d, data):
+    def _feed(self, d: _Direction, data: bytes) -> None:
         if d.raw or self.cut_pending:
             if not self.cut_pending:
                 self._enqueue(d, data)
@@ -388,7 +401,7 @@ class _Connection:
             del d.inbuf[:4 + length]
         self._enqueue(d, forward)
 
-    def _take_injections(self):
+    def _take_injections(self) -> None:
         """Queue the bytes of inject_to_client (pump thread only).  The
         reply queue holds whole frames only, so they land between frames
         (unless the stream already went raw)."""
@@ -401,7 +414,7 @@ class _Connection:
                 self.cut_pending = True
                 self.cut_mode = then
 
-    def _fin_and_drain(self):
+    def _fin_and_drain(self) -> None:
         """Graceful close towards the client: FIN after what was flushed,
         then discard what the client still sends until it closes (closing
         a socket with unread input would send an RST instead)."""
@@ -439,7 +452,7 @@ class _Connection:
                     self.fin_done = True
                     return
 
-    def _close(self, rst):
+    def _close(self, rst: bool) -> None:
         for sock in (self.client, self.server):
             if sock is None:
                 continue
@@ -576,11 +589,14 @@ class TcpProxy:
         with self._lock:
             return len(self._connections)
 
-    def _accept_loop(self):
+    def _accept_loop(self) -> None:
         listener = self._listener
+        wake_r = self._wake_r
+        # start() sets both before it starts this thread.
+        assert listener is not None and wake_r is not None
         while True:
-            r, _ = _wait([listener, self._wake_r], [], None)
-            if self._wake_r in r:
+            r, _ = _wait([listener, wake_r], [], None)
+            if wake_r in r:
                 return
             try:
                 client, _ = listener.accept()
@@ -601,11 +617,11 @@ class TcpProxy:
                 self._connections.add(conn)
                 conn.thread.start()
 
-    def _connection_done(self, conn):
+    def _connection_done(self, conn: _Connection) -> None:
         with self._lock:
             self._connections.discard(conn)
 
-    def _count_bytes(self, direction, n):
+    def _count_bytes(self, direction: str, n: int) -> None:
         with self._lock:
             if direction == "request":
                 self.bytes_up += n
@@ -663,7 +679,7 @@ class TcpProxy:
         """Delay each forwarded chunk by ``seconds`` (0 to stop)."""
         self._delay = max(0.0, float(seconds))
 
-    def _wake_all(self):
+    def _wake_all(self) -> None:
         with self._lock:
             conns = list(self._connections)
         for conn in conns:
@@ -766,17 +782,19 @@ class TcpProxy:
             self._hooks = [h for h in self._hooks if h is not hook]
             self._corrupters = [h for h in self._corrupters if h is not hook]
 
-    def _check_corrupt(self, conn, body, handshake):
+    def _check_corrupt(self, conn: _Connection, body: bytes, handshake: bool
+                       ) -> Optional[Tuple[bytes, Optional[str]]]:
         """Called by the pump for each complete server frame; returns
         ``(bytes, then)`` to send instead of it, or None."""
         with self._lock:
             for hook in self._corrupters:
                 if handshake and not hook.include_handshake:
                     continue
-                if not hook._matches(body):
-                    continue
+                mutate = hook.mutate
+                if mutate is None or not hook._matches(body):
+                    continue  # (corrupt_reply sets mutate)
                 try:
-                    data = bytes(hook.mutate(body))
+                    data = bytes(mutate(body))
                 except Exception as exc:
                     hook.error = exc
                     print("proxy corrupt_reply mutate raised %r" % (exc,),
@@ -794,22 +812,24 @@ class TcpProxy:
                 return data, hook.then
         return None
 
-    def _check_hooks(self, conn, direction, body, handshake):
+    def _check_hooks(self, conn: _Connection, direction: str, body: bytes,
+                     handshake: bool) -> bool:
         """Called by the pump for each complete frame; True means cut."""
         if not self._hooks:
             return False
         with self._lock:
             for hook in self._hooks:
                 if hook.direction == "reply_to":
-                    if handshake:
-                        continue
+                    pending = hook.pending
+                    if handshake or pending is None:
+                        continue  # (cut_on_reply_to sets pending)
                     if direction == "request":
-                        if not hook.pending and len(body) >= 8 \
+                        if not pending and len(body) >= 8 \
                                 and hook._matches(body):
-                            hook.pending.add((conn, request_xid(body)))
+                            pending.add((conn, request_xid(body)))
                         continue
                     if len(body) < 4 or \
-                            (conn, reply_xid(body)) not in hook.pending:
+                            (conn, reply_xid(body)) not in pending:
                         continue
                 elif hook.direction != direction:
                     continue
@@ -825,21 +845,24 @@ class TcpProxy:
         return False
 
 
-def _wait(rlist, wlist, timeout):
+def _wait(rlist: Iterable[socket.socket], wlist: Iterable[socket.socket],
+          timeout: Optional[float]
+          ) -> Tuple[Set[socket.socket], Set[socket.socket]]:
     """select() without its FD_SETSIZE limit (a test process may hold
     more than 1024 descriptors)."""
     poller = select.poll()
-    masks = {}
+    masks: Dict[socket.socket, int] = {}
     for sock in rlist:
         masks[sock] = masks.get(sock, 0) | select.POLLIN
     for sock in wlist:
         masks[sock] = masks.get(sock, 0) | select.POLLOUT
-    by_fd = {}
+    by_fd: Dict[int, socket.socket] = {}
     for sock, mask in masks.items():
         by_fd[sock.fileno()] = sock
         poller.register(sock, mask)
     ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-    readable, writable = set(), set()
+    readable: Set[socket.socket] = set()
+    writable: Set[socket.socket] = set()
     for fd, event in poller.poll(ms):
         sock = by_fd[fd]
         # Errors and hang-ups count as readable: recv() then reports them.
@@ -851,7 +874,7 @@ def _wait(rlist, wlist, timeout):
     return readable, writable
 
 
-def _reset(sock):
+def _reset(sock: socket.socket) -> None:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                         struct.pack("ii", 1, 0))
