@@ -28,7 +28,6 @@ import collections
 import contextlib
 import gc
 import os
-import resource
 import time
 import uuid
 
@@ -180,6 +179,10 @@ def process_cpu_seconds():
     """User + system CPU seconds of this process, all its threads
     (``getrusage(RUSAGE_SELF)``, microsecond resolution; ``os.times`` only
     counts clock ticks of 10 ms)."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return time.process_time()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -500,7 +503,7 @@ def build_c_client(workdir):
                     flags=["-DTHREADED"], libs=["-lzookeeper_mt"])
 
 
-_raw_builds = {}
+_raw_builds: "dict[str | None, tuple[str | None, str | None]]" = {}
 
 
 def build_raw_loop(workdir=None):
