@@ -1080,6 +1080,18 @@ def _notes(suite, fleet, info, quick):
             "locks are free when tried, so most attempts win and write with "
             "either client; the issue-6 targets assume most attempts meet a "
             "held lock, as in the issue (the 'mostly held' run).")
+    if any(impl == RAW_LOOP for _, impl in suite):
+        notes.append(
+            "client-side limit: the raw loop (benchmarks/c/raw_rounds.c) "
+            "speaks the wire protocol over one socket with no client logic, "
+            "in its own process, alternated round by round with the "
+            "clients.  CPU per request = user+system CPU of the client's "
+            "process (getrusage RUSAGE_SELF) over its rounds, median round: "
+            "the C programs measure themselves; kazoo and fastzk are "
+            "measured in the benchmark's process around each round, all "
+            "threads (kazoo reads and writes in a thread of its own).  "
+            "FASTZK_SPIN_US=0: a second fastzk client made with spinning "
+            "off, in the same rounds.")
     notes.append(
         "Ratios are fastzk/kazoo from one run on a shared machine "
         "(load average %s at start, %s at end); absolute figures drift up "

@@ -264,6 +264,16 @@ def test_limit_rows_say_why_the_raw_loop_is_missing():
     assert "raw wire loop" not in format_table(rows, sections)
 
 
+def test_notes_explain_the_raw_loop_and_the_cpu_figures_when_measured():
+    from fastzk.bench import _notes
+
+    with_raw = " ".join(_notes(limit_suite(), None, {}, False))
+    assert "benchmarks/c/raw_rounds.c" in with_raw
+    assert "getrusage RUSAGE_SELF" in with_raw
+    plain = {k: v for k, v in limit_suite().items() if k[1] != "raw-loop"}
+    assert "raw_rounds.c" not in " ".join(_notes(plain, None, {}, False))
+
+
 def test_min_target():
     from fastzk.bench import Target
 
