@@ -257,8 +257,17 @@ def test_limit_rows_say_why_the_raw_loop_is_missing():
     rows = rows_by_key(suite)
     assert rows["client.sync_get_children.rate_over_raw"].note == \
         "raw loop not measured: no C compiler"
-    # without any raw-loop figures the section is left out
+    # no raw-loop figures: the reason, else no section at all
     plain = {k: v for k, v in limit_suite().items() if k[1] != "raw-loop"}
+    plain[("lock.failed_attempt", "fastzk")]["raw_loop_missing"] = "no cc"
+    rows, sections = build_rows(plain, None)
+    over_raw = [r for r in rows if r.key.endswith("_over_raw")]
+    assert [r.key for r in over_raw] == ["lock.failed_attempt.rate_over_raw",
+                                         "lock.failed_attempt.cpu_over_raw"]
+    assert over_raw[0].note == "raw loop not measured: no cc"
+    assert over_raw[0].fastzk is None and over_raw[0].fastzk_text == "n/a"
+    assert "raw wire loop" in format_table(rows, sections)
+    del plain[("lock.failed_attempt", "fastzk")]["raw_loop_missing"]
     rows, sections = build_rows(plain, None)
     assert not [r for r in rows if r.key.endswith("_over_raw")]
     assert "raw wire loop" not in format_table(rows, sections)
