@@ -58,7 +58,8 @@ class Target(object):
     - ``"fewer"``: kazoo/fastzk >= value (lower is better: time, CPU,
       transactions);
     - ``"zero"``: fastzk's figure is 0;
-    - ``"max"``: fastzk's figure <= value.
+    - ``"max"``: fastzk's figure <= value;
+    - ``"min"``: fastzk's figure >= value.
     """
 
     def __init__(self, kind, value=None, text=None, source="brief"):
@@ -76,6 +77,8 @@ class Target(object):
             return ">=%gx less" % self.value
         if self.kind == "zero":
             return "0"
+        if self.kind == "min":
+            return ">=%g" % self.value
         return "<=%g" % self.value
 
     def met(self, kazoo, fastzk):
@@ -86,6 +89,8 @@ class Target(object):
             return fastzk == 0
         if self.kind == "max":
             return fastzk <= self.value
+        if self.kind == "min":
+            return fastzk >= self.value
         if kazoo is None:
             return None
         if self.kind == "ratio":
@@ -98,7 +103,8 @@ class Target(object):
 
 
 #: Targets, from the issues that set them (issue 2: codec and client;
-#: issue 3: Lock; issue 4: watches and TreeCache; issue 6: fleet) and the
+#: issue 3: Lock; issue 4: watches and TreeCache; issue 6: fleet; issue
+#: 13: the client-side limit, figures over the raw wire loop's) and the
 #: brief (memory flat; zero leaks, violations and unconverged storms).
 TARGETS = {
     "codec": Target("ratio", 10, source="issue 2"),
@@ -117,6 +123,9 @@ TARGETS = {
     "fleet.txns_per_attempt": Target("fewer", 20, source="issue 6"),
     "fleet.violations": Target("zero"),
     "fleet.leaked_nodes": Target("zero"),
+    "limit.rate": Target("min", 1.0, ">=1x raw", source="issue 13"),
+    "limit.cpu_spin_off": Target("max", 1.5, "<=1.5x raw",
+                                 source="issue 13"),
 }
 
 
@@ -495,8 +504,9 @@ def suite_results(data):
             other["rate"] = (ops / median) if ops and median else None
             other["name"] = entry["name"]
             out[(case, partner["impl"])] = other
-        if info.get("c_client_missing"):
-            entry["c_client_missing"] = info["c_client_missing"]
+        for missing in ("c_client_missing", "raw_loop_missing"):
+            if info.get(missing):
+                entry[missing] = info[missing]
     return out
 
 
@@ -611,6 +621,130 @@ def _c_client_note(suite, key, kazoo, text=_C_CLIENT):
     return "C client not measured: %s" % missing if missing else ""
 
 
+#: The raw wire loop's and the fastzk client that does not spin, in the
+#: suite's results (see fastzk.benchcases.bench_client).
+RAW_LOOP = "raw-loop"
+SPIN_OFF = "fastzk-spin0"
+
+
+def _cpu_us(entry):
+    return (entry or {}).get("cpu_us_per_op")
+
+
+def _cpu_row(suite, key, label="  CPU per request (us)"):
+    """Client CPU microseconds per request of a round-trip case: kazoo's
+    and fastzk's, the C client's and the raw loop's in the note."""
+    others = []
+    for name, impl in (("ZooKeeper C client", "zookeeper-c"),
+                       ("raw loop", RAW_LOOP)):
+        cpu = _cpu_us(suite.get((key, impl)))
+        if cpu is not None:
+            others.append("%s %.1f us" % (name, cpu))
+    return Row(label, _cpu_us(suite.get((key, "kazoo"))),
+               _cpu_us(suite.get((key, "fastzk"))), " us",
+               higher_better=False, note=", ".join(others),
+               key=key + ".cpu_us")
+
+
+def _over_raw(suite, key, impl, figure):
+    """``figure`` ("rate" or "cpu_us_per_op") of ``impl`` over the raw
+    loop's in case ``key``, or None."""
+    raw = (suite.get((key, RAW_LOOP)) or {}).get(figure)
+    mine = (suite.get((key, impl)) or {}).get(figure)
+    if not raw or mine is None:
+        return None
+    return mine / float(raw)
+
+
+def _x(value):
+    return "n/a" if value is None else "%.2fx" % value
+
+
+def _limit_row(suite, key, label, figure, impl="fastzk", kazoo=True,
+               target=None):
+    """A row of the client-side-limit section: kazoo's and ``impl``'s
+    ``figure`` as multiples of the raw loop's; the raw loop's own and the
+    C client's multiple in the note."""
+    k = _over_raw(suite, key, "kazoo", figure) if kazoo else None
+    f = _over_raw(suite, key, impl, figure)
+    raw = (suite.get((key, RAW_LOOP)) or {}).get(figure)
+    if figure == "rate":
+        note = "raw loop n/a" if raw is None else \
+            "raw loop {:,.0f}/s".format(raw)
+    else:
+        note = "raw loop n/a" if raw is None else "raw loop %.1f us" % raw
+    c = _over_raw(suite, key, "zookeeper-c", figure)
+    if c is not None and kazoo:
+        note += ", ZooKeeper C client %s" % _x(c)
+    missing = (suite.get((key, "fastzk")) or {}).get("raw_loop_missing")
+    if missing:
+        note = "raw loop not measured: %s" % missing
+    suffix = ".rate_over_raw" if figure == "rate" else ".cpu_over_raw"
+    return Row(label, k, f, "", higher_better=figure == "rate",
+               ratio=False, judge=False, target=target, note=note,
+               kazoo_text="-" if not kazoo else _x(k), fastzk_text=_x(f),
+               key=key + (suffix if impl == "fastzk"
+                          else ".spin_off" + suffix))
+
+
+def _has_limit(suite, key):
+    """Whether case ``key`` measured the raw loop, or says why not."""
+    return (key, RAW_LOOP) in suite or bool(
+        (suite.get((key, "fastzk")) or {}).get("raw_loop_missing"))
+
+
+def _limit_rows(suite):
+    """The client-side-limit section: each client's throughput and CPU
+    per request as multiples of the raw wire loop's, measured in the same
+    alternated rounds."""
+    rows = []
+    sync = "client.sync_get_children"
+    if _has_limit(suite, sync):
+        rows.append(_limit_row(suite, sync, "sync get_children (/s)", "rate",
+                               target=TARGETS["limit.rate"]))
+        rows.append(_limit_row(suite, sync, "  CPU per request",
+                               "cpu_us_per_op"))
+        if (sync, SPIN_OFF) in suite:
+            rows.append(_limit_row(
+                suite, sync, "  fastzk FASTZK_SPIN_US=0 (/s)", "rate",
+                impl=SPIN_OFF, kazoo=False, target=TARGETS["limit.rate"]))
+            rows.append(_limit_row(
+                suite, sync, "  CPU per request, FASTZK_SPIN_US=0",
+                "cpu_us_per_op", impl=SPIN_OFF, kazoo=False,
+                target=TARGETS["limit.cpu_spin_off"]))
+    pipelined = "client.pipelined_get_children"
+    if _has_limit(suite, pipelined):
+        rows.append(_limit_row(suite, pipelined, "2,000 pipelined (/s)",
+                               "rate", target=TARGETS["limit.rate"]))
+        rows.append(_limit_row(suite, pipelined, "  CPU per request",
+                               "cpu_us_per_op"))
+    lock = "lock.failed_attempt"
+    if _has_limit(suite, lock):
+        rows.append(_limit_row(suite, lock,
+                               "failed non-blocking acquires (/s)", "rate",
+                               target=TARGETS["limit.rate"]))
+        rows.append(_limit_row(suite, lock, "  CPU per attempt",
+                               "cpu_us_per_op"))
+    return rows
+
+
+def _spin_off_rows(suite, key):
+    """fastzk with ``FASTZK_SPIN_US=0`` beside kazoo in the same rounds:
+    throughput and CPU per request."""
+    off = suite.get((key, SPIN_OFF))
+    if off is None:
+        return []
+    kazoo = suite.get((key, "kazoo")) or {}
+    return [Row("  fastzk, FASTZK_SPIN_US=0", kazoo.get("rate"),
+                off.get("rate"), "/s", key=key + ".spin_off",
+                note="default spin: fastzk %s" % (
+                    "n/a" if _get(suite, key, "fastzk") is None else
+                    "{:,.0f}/s".format(_get(suite, key, "fastzk")))),
+            Row("    CPU per request, FASTZK_SPIN_US=0 (us)",
+                _cpu_us(kazoo), _cpu_us(off), " us", higher_better=False,
+                key=key + ".spin_off.cpu_us")]
+
+
 def build_rows(suite, fleet):
     """The table's rows from the suite's results (:func:`suite_results`)
     and the fleet's JSON."""
@@ -644,11 +778,16 @@ def build_rows(suite, fleet):
             rows.append(Row(label, k, _get(suite, key, "fastzk"), "/s",
                             target=TARGETS[key], key=key,
                             note=_c_client_note(suite, key, k)))
+            if (key, "kazoo") in suite:
+                rows.append(_cpu_row(suite, key))
+            rows.extend(_spin_off_rows(suite, key))
         rows.append(Row("2,000 pipelined get_children_async",
                         _get(suite, "client.pipelined_get_children", "kazoo"),
                         _get(suite, "client.pipelined_get_children", "fastzk"),
                         "/s", target=TARGETS["client.pipelined_get_children"],
                         key="client.pipelined_get_children"))
+        if ("client.pipelined_get_children", "kazoo") in suite:
+            rows.append(_cpu_row(suite, "client.pipelined_get_children"))
         mk = suite.get(("client.memory", "kazoo"))
         mf = suite.get(("client.memory", "fastzk"))
         if mk or mf:
@@ -688,6 +827,9 @@ def build_rows(suite, fleet):
                         key="lock.failed_attempt",
                         note=_c_client_note(suite, "lock.failed_attempt", k,
                                             _READ_BOUND)))
+        if ("lock.failed_attempt", "kazoo") in suite:
+            rows.append(_cpu_row(suite, "lock.failed_attempt",
+                                 "  CPU per failed attempt (us)"))
         rows.append(Row("  server transactions per failed attempt",
                         _get(suite, "lock.failed_attempt", "kazoo",
                              "txns_per_attempt"),
@@ -707,6 +849,14 @@ def build_rows(suite, fleet):
                         _get(suite, "lock.uncontended_cycle", "fastzk",
                              "txns_per_cycle"), "", higher_better=False,
                         key="lock.uncontended_cycle.txns"))
+
+    # -- the client-side limit -------------------------------------------------
+    limit = _limit_rows(suite)
+    if limit:
+        section("client-side limit: figure / the raw wire loop's "
+                "(benchmarks/c/raw_rounds.c: one socket, no client logic), "
+                "same rounds")
+        rows.extend(limit)
 
     # -- watches and caches -------------------------------------------------------
     if any(k[0].startswith(("watch.", "cache.")) for k in suite):
@@ -936,6 +1086,18 @@ def _notes(suite, fleet, info, quick):
             "locks are free when tried, so most attempts win and write with "
             "either client; the issue-6 targets assume most attempts meet a "
             "held lock, as in the issue (the 'mostly held' run).")
+    if any(impl == RAW_LOOP for _, impl in suite):
+        notes.append(
+            "client-side limit: the raw loop (benchmarks/c/raw_rounds.c) "
+            "speaks the wire protocol over one socket with no client logic, "
+            "in its own process, alternated round by round with the "
+            "clients.  CPU per request = user+system CPU of the client's "
+            "process (getrusage RUSAGE_SELF) over its rounds, median round: "
+            "the C programs measure themselves; kazoo and fastzk are "
+            "measured in the benchmark's process around each round, all "
+            "threads (kazoo reads and writes in a thread of its own).  "
+            "FASTZK_SPIN_US=0: a second fastzk client made with spinning "
+            "off, in the same rounds.")
     notes.append(
         "Ratios are fastzk/kazoo from one run on a shared machine "
         "(load average %s at start, %s at end); absolute figures drift up "

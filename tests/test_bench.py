@@ -45,10 +45,274 @@ def test_alternating_runs_kazoo_and_others_before_each_fastzk_round():
     assert log == one + ["af"] + one + ["af"] + one + ["af"]
     kazoo, c = bench.extra_info["partners"]
     assert kazoo["impl"] == "kazoo" and kazoo["rounds"] == 2  # no warm-up
-    assert kazoo["metrics"] == {"k": 1}
+    assert kazoo["metrics"]["k"] == 1
+    assert set(kazoo["metrics"]) == {"k", "cpu_us_per_op"}
+    # a bare number is the seconds a helper measured: its CPU is unknown
     assert c == {"impl": "zookeeper-c", "ops_per_round": 10, "rounds": 2,
                  "median_s": 0.25, "metrics": {}}
-    assert bench.extra_info["metrics"] == {"f": 2}
+    assert bench.extra_info["metrics"]["f"] == 2
+    assert set(bench.extra_info["metrics"]) == {"f", "cpu_us_per_op"}
+
+
+def burn_cpu(seconds):
+    """Spin this thread for ``seconds`` of its own CPU time."""
+    import time
+
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_alternating_keeps_each_rounds_cpu_time():
+    """In-process rounds are charged this process's CPU time around them;
+    a helper's :class:`Measured` round its own figure; warm-up rounds
+    neither."""
+    bench = FakeBenchmark()
+    helper = iter([lib.Measured(9.0, 9.0),  # warm-up: left out
+                   lib.Measured(0.5, 0.002), lib.Measured(0.7, 0.004),
+                   lib.Measured(0.6, 0.003)])
+    pair = lib.Alternating(lambda: burn_cpu(0.02), warmup_rounds=1,
+                           others={"raw-loop": lambda: next(helper)})
+    bench.pedantic(lambda: burn_cpu(0.05), setup=pair, rounds=3,
+                   warmup_rounds=1)
+    lib.record_pair(bench, "case", pair, ops_per_round=100)
+    assert pair.times["raw-loop"] == [0.5, 0.7, 0.6]
+    assert pair.cpu["raw-loop"] == [0.002, 0.004, 0.003]
+    assert len(pair.cpu["kazoo"]) == len(pair.cpu["fastzk"]) == 3
+    kazoo, raw = bench.extra_info["partners"]
+    assert abs(raw["metrics"]["cpu_us_per_op"] - 30.0) < 1e-9  # 3 ms / 100
+    # 20 ms and 50 ms of CPU per round of 100: about 200 and 500 us each
+    assert 190 <= kazoo["metrics"]["cpu_us_per_op"] < 400
+    assert 490 <= bench.extra_info["metrics"]["cpu_us_per_op"] < 700
+
+
+def test_timed_round_tells_a_helpers_figures_from_its_own():
+    assert lib.timed_round(lambda: lib.Measured(1.5, 0.25)) == (1.5, 0.25)
+    assert lib.timed_round(lambda: lib.Measured(1.5, None)) == (1.5, None)
+    assert lib.timed_round(lambda: 2.5) == (2.5, None)
+    seconds, cpu = lib.timed_round(lambda: burn_cpu(0.03))
+    assert seconds >= 0.03 and 0.03 <= cpu < 0.2
+
+
+# ---------------------------------------------------------------------------
+# The C helpers' figures
+# ---------------------------------------------------------------------------
+
+def test_parse_figures_of_the_c_helpers():
+    assert lib.parse_figures(
+        "count=200 wall_s=0.031200000 cpu_s=0.002100000 children=10\n") == {
+            "count": 200, "wall_s": 0.0312, "cpu_s": 0.0021, "children": 10}
+    assert lib.parse_figures("session_id=0x1000015c4a90001 timeout_ms=30000") \
+        == {"session_id": 0x1000015c4a90001, "timeout_ms": 30000}
+
+
+def test_parse_figures_rejects_anything_else():
+    import pytest
+
+    for line in ("", "\n", "0.123456\n", "count=", "=3", "count=ten",
+                 "count=1 wall_s"):
+        with pytest.raises(ValueError):
+            lib.parse_figures(line)
+
+
+def test_measured_from_checks_the_count():
+    import pytest
+
+    figures = {"count": 200, "wall_s": 0.5, "cpu_s": 0.1}
+    assert lib.measured_from(figures, 200) == lib.Measured(0.5, 0.1)
+    assert lib.measured_from({"count": 3, "wall_s": 0.5}, 3) == \
+        lib.Measured(0.5, None)
+    with pytest.raises(ValueError, match="made 200 requests, not 100"):
+        lib.measured_from(figures, 100)
+    with pytest.raises(ValueError, match="no wall_s"):
+        lib.measured_from({"count": 3}, 3)
+
+
+def test_checkout_has_the_raw_loop_source():
+    assert lib.raw_source() == os.path.join(ROOT, "benchmarks", "c",
+                                            "raw_rounds.c")
+
+
+def test_raw_loop_handshake_and_100_round_trips(zk_server, zk_admin):
+    """The raw wire loop against a real server: a session, 100 synchronous
+    and 100 pipelined getChildren round trips, sane figures."""
+    import uuid
+
+    binary, why = lib.build_raw_loop()
+    assert binary is not None, why
+    path = "/raw-%s" % uuid.uuid4().hex[:8]
+    zk_admin.ensure_path(path)
+    for i in range(3):
+        zk_admin.create("%s/c%d" % (path, i))
+    loop = lib.RawLoop(binary, zk_server.address)
+    try:
+        assert loop.session["session_id"] > 0
+        assert 1000 <= loop.session["timeout_ms"] <= 60000
+        figures = loop.command("children %s 100" % path)
+        assert figures["count"] == 100 and figures["children"] == 3
+        assert 0 < figures["wall_s"] < 30
+        # one thread: no more CPU than wall time (plus a clock tick)
+        assert 0 <= figures["cpu_s"] <= figures["wall_s"] + 0.01
+        piped = loop.pipelined(path, 100, 30)
+        assert 0 < piped.seconds < 30
+        assert 0 <= piped.cpu_seconds <= piped.seconds + 0.01
+        zk_admin.create("%s/c3" % path)
+        assert loop.command("pipelined %s 7 7" % path)["children"] == 4
+    finally:
+        loop.close()
+        zk_admin.delete(path, recursive=True)
+    assert loop.proc.returncode == 0
+
+
+def test_raw_loop_reports_a_server_error_and_exits(zk_server):
+    import pytest
+
+    binary, why = lib.build_raw_loop()
+    assert binary is not None, why
+    loop = lib.RawLoop(binary, zk_server.address)
+    try:
+        with pytest.raises(RuntimeError, match=r"raw loop failed \(exit 1\)"):
+            loop.children("/no-such-node-%s" % os.getpid(), 1)
+    finally:
+        loop.close()
+
+
+# ---------------------------------------------------------------------------
+# The rows of the table
+# ---------------------------------------------------------------------------
+
+def limit_suite():
+    """Results of the three round-trip cases with every client, as
+    suite_results gives them."""
+    suite = {}
+    for key, rates, cpus in (
+            ("client.sync_get_children",
+             {"kazoo": 3000.0, "fastzk": 8000.0, "zookeeper-c": 5000.0,
+              "raw-loop": 10000.0, "fastzk-spin0": 6000.0},
+             {"kazoo": 150.0, "fastzk": 60.0, "zookeeper-c": 40.0,
+              "raw-loop": 10.0, "fastzk-spin0": 20.0}),
+            ("client.pipelined_get_children",
+             {"kazoo": 3000.0, "fastzk": 20000.0, "raw-loop": 16000.0},
+             {"kazoo": 110.0, "fastzk": 18.0, "raw-loop": 6.0}),
+            ("lock.failed_attempt",
+             {"kazoo": 300.0, "fastzk": 6000.0, "zookeeper-c": 4000.0,
+              "raw-loop": 8000.0},
+             {"kazoo": 1500.0, "fastzk": 70.0, "zookeeper-c": 100.0,
+              "raw-loop": 20.0})):
+        for impl in rates:
+            suite[(key, impl)] = {"rate": rates[impl],
+                                  "cpu_us_per_op": cpus[impl]}
+    return suite
+
+
+def rows_by_key(suite):
+    from fastzk.bench import build_rows
+
+    return {row.key: row for row in build_rows(suite, None)[0]}
+
+
+def test_limit_rows_are_figures_over_the_raw_loops():
+    rows = rows_by_key(limit_suite())
+    sync = rows["client.sync_get_children.rate_over_raw"]
+    assert (sync.kazoo, sync.fastzk) == (0.3, 0.8)
+    assert (sync.kazoo_text, sync.fastzk_text) == ("0.30x", "0.80x")
+    assert sync.note == "raw loop 10,000/s, ZooKeeper C client 0.50x"
+    assert sync.verdict() == "target MISSED"  # fastzk below the raw loop
+    cpu = rows["client.sync_get_children.cpu_over_raw"]
+    assert (cpu.kazoo, cpu.fastzk) == (15.0, 6.0)
+    assert cpu.note == "raw loop 10.0 us, ZooKeeper C client 4.00x"
+    assert cpu.higher_better is False and cpu.verdict() == "-"
+    off = rows["client.sync_get_children.spin_off.rate_over_raw"]
+    assert (off.kazoo, off.fastzk, off.kazoo_text) == (None, 0.6, "-")
+    off_cpu = rows["client.sync_get_children.spin_off.cpu_over_raw"]
+    assert off_cpu.fastzk == 2.0 and off_cpu.verdict() == "target MISSED"
+    piped = rows["client.pipelined_get_children.rate_over_raw"]
+    assert piped.fastzk == 1.25 and piped.verdict() == "target met"
+    assert piped.note == "raw loop 16,000/s"
+    lock = rows["lock.failed_attempt.cpu_over_raw"]
+    assert (lock.kazoo, lock.fastzk) == (75.0, 3.5)
+
+
+def test_cpu_per_request_rows_beside_each_round_trip_row():
+    rows = rows_by_key(limit_suite())
+    sync = rows["client.sync_get_children.cpu_us"]
+    assert (sync.kazoo, sync.fastzk, sync.unit) == (150.0, 60.0, " us")
+    assert sync.note == "ZooKeeper C client 40.0 us, raw loop 10.0 us"
+    assert sync.ratio == 0.4 and sync.verdict() == "better"
+    assert rows["client.pipelined_get_children.cpu_us"].note == \
+        "raw loop 6.0 us"
+    assert rows["lock.failed_attempt.cpu_us"].fastzk == 70.0
+    off = rows["client.sync_get_children.spin_off"]
+    assert (off.kazoo, off.fastzk) == (3000.0, 6000.0)
+    assert off.note == "default spin: fastzk 8,000/s"
+    assert rows["client.sync_get_children.spin_off.cpu_us"].fastzk == 20.0
+
+
+def test_limit_rows_say_why_the_raw_loop_is_missing():
+    from fastzk.bench import format_table, build_rows
+
+    suite = limit_suite()
+    suite[("client.sync_get_children", "fastzk")]["raw_loop_missing"] = \
+        "no C compiler"
+    rows = rows_by_key(suite)
+    assert rows["client.sync_get_children.rate_over_raw"].note == \
+        "raw loop not measured: no C compiler"
+    # no raw-loop figures: the reason, else no section at all
+    plain = {k: v for k, v in limit_suite().items() if k[1] != "raw-loop"}
+    plain[("lock.failed_attempt", "fastzk")]["raw_loop_missing"] = "no cc"
+    rows, sections = build_rows(plain, None)
+    over_raw = [r for r in rows if r.key.endswith("_over_raw")]
+    assert [r.key for r in over_raw] == ["lock.failed_attempt.rate_over_raw",
+                                         "lock.failed_attempt.cpu_over_raw"]
+    assert over_raw[0].note == "raw loop not measured: no cc"
+    assert over_raw[0].fastzk is None and over_raw[0].fastzk_text == "n/a"
+    assert "raw wire loop" in format_table(rows, sections)
+    del plain[("lock.failed_attempt", "fastzk")]["raw_loop_missing"]
+    rows, sections = build_rows(plain, None)
+    assert not [r for r in rows if r.key.endswith("_over_raw")]
+    assert "raw wire loop" not in format_table(rows, sections)
+
+
+def test_notes_explain_the_raw_loop_and_the_cpu_figures_when_measured():
+    from fastzk.bench import _notes
+
+    with_raw = " ".join(_notes(limit_suite(), None, {}, False))
+    assert "benchmarks/c/raw_rounds.c" in with_raw
+    assert "getrusage RUSAGE_SELF" in with_raw
+    plain = {k: v for k, v in limit_suite().items() if k[1] != "raw-loop"}
+    assert "raw_rounds.c" not in " ".join(_notes(plain, None, {}, False))
+
+
+def test_min_target():
+    from fastzk.bench import Target
+
+    target = Target("min", 1.0)
+    assert target.describe() == ">=1"
+    assert target.met(None, 1.0) is True
+    assert target.met(None, 0.99) is False
+    assert target.met(None, None) is None
+
+
+def test_suite_results_keep_why_a_reference_is_missing():
+    data = {"benchmarks": [{
+        "name": "test_sync_get_children",
+        "stats": {"median": 0.5, "rounds": 5},
+        "extra_info": {
+            "case": "client.sync_get_children", "impl": "fastzk",
+            "ops_per_round": 200, "metrics": {"cpu_us_per_op": 50.0},
+            "raw_loop_missing": "no C compiler",
+            "c_client_missing": "libzookeeper-mt-dev not installed",
+            "partners": [{"impl": "raw-loop", "ops_per_round": 200,
+                          "rounds": 5, "median_s": 0.02,
+                          "metrics": {"cpu_us_per_op": 9.0}}],
+        },
+    }]}
+    out = suite_results(data)
+    fastzk = out[("client.sync_get_children", "fastzk")]
+    assert fastzk["raw_loop_missing"] == "no C compiler"
+    assert fastzk["c_client_missing"] == "libzookeeper-mt-dev not installed"
+    assert out[("client.sync_get_children", "raw-loop")]["rate"] == 10000.0
+    assert out[("client.sync_get_children", "raw-loop")]["cpu_us_per_op"] == 9.0
 
 
 def test_suite_results_split_an_alternated_case_into_both_clients():

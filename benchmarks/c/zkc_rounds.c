@@ -5,12 +5,19 @@
  *
  * prints "ready" once connected, then for each line on stdin
  * "children PATH N" or "get PATH N" makes N synchronous zoo_get_children()
- * or zoo_get() calls and prints the seconds they took; "quit" (or end of
- * input) closes the session.  Errors go to stderr with exit status 1.
+ * or zoo_get() calls and prints one line of figures,
+ *
+ *     count=N wall_s=S cpu_s=C
+ *
+ * the seconds they took (monotonic clock) and this process's user + system
+ * CPU seconds over them, all its threads (getrusage RUSAGE_SELF); "quit"
+ * (or end of input) closes the session.  Errors go to stderr with exit
+ * status 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <zookeeper/zookeeper.h>
@@ -20,6 +27,14 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+        + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static int children(zhandle_t *zh, const char *path)
@@ -66,7 +81,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     while (fgets(line, sizeof line, stdin) != NULL) {
         int (*call)(zhandle_t *, const char *);
-        double start;
+        double start, cpu;
         long k;
 
         if (strncmp(line, "quit", 4) == 0)
@@ -76,6 +91,7 @@ int main(int argc, char **argv)
             return 1;
         }
         call = strcmp(op, "get") == 0 ? get : children;
+        cpu = cpu_seconds();
         start = now();
         for (k = 0; k < n; k++) {
             int rc = call(zh, path);
@@ -84,7 +100,8 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        printf("%.9f\n", now() - start);
+        printf("count=%ld wall_s=%.9f cpu_s=%.9f\n", n, now() - start,
+               cpu_seconds() - cpu);
         fflush(stdout);
     }
     zookeeper_close(zh);

@@ -19,8 +19,13 @@ set by ``fastzk bench`` (:mod:`fastzk.bench`) or by hand:
 ``FASTZK_BENCH_C_SOURCE``
     the C client helper's source (``benchmarks/c/zkc_rounds.c`` of a
     source checkout, found there by default).
+``FASTZK_BENCH_RAW_SOURCE``
+    the raw wire loop's source (``benchmarks/c/raw_rounds.c`` of a source
+    checkout, found there by default).
 """
 
+import collections
+import contextlib
 import gc
 import os
 import time
@@ -170,6 +175,34 @@ def cpu_seconds():
     return t.user + t.system
 
 
+def process_cpu_seconds():
+    """User + system CPU seconds of this process, all its threads
+    (``getrusage(RUSAGE_SELF)``, microsecond resolution; ``os.times`` only
+    counts clock ticks of 10 ms)."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return time.process_time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def environment(**values):
+    """Set environment variables for the ``with`` block, then restore
+    them (for settings a client reads when it is made)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 # -- trees --------------------------------------------------------------------------
 
 def unique_root(prefix="bench"):
@@ -252,6 +285,33 @@ def record(benchmark, case, impl, ops_per_round=None, **metrics):
 
 # -- rounds of the two clients, alternated ----------------------------------------
 
+#: What a round run in another process reports: the seconds it took and
+#: the CPU seconds that process used (None when unknown).
+Measured = collections.namedtuple("Measured", "seconds cpu_seconds")
+
+
+def timed_round(run):
+    """Run one round; returns ``(seconds, cpu_seconds)``.
+
+    A round that returns :class:`Measured` (a client in another process)
+    reports both itself; one that returns a number reports its seconds and
+    no CPU time (this process only waited for it); one that returns None
+    ran here: both are measured around it, the CPU time as this process's
+    (:func:`process_cpu_seconds`: every thread, since kazoo reads and
+    writes in a thread of its own).
+    """
+    cpu = process_cpu_seconds()
+    start = time.perf_counter()
+    measured = run()
+    seconds = time.perf_counter() - start
+    used = process_cpu_seconds() - cpu
+    if isinstance(measured, Measured):
+        return measured.seconds, measured.cpu_seconds
+    if measured is not None:
+        return measured, None
+    return seconds, used
+
+
 class Alternating(object):
     """Time kazoo's rounds between fastzk's, for one pytest-benchmark case.
 
@@ -261,10 +321,15 @@ class Alternating(object):
     round they meet the same one.  Use as ``benchmark.pedantic``'s
     ``setup``: before each fastzk round (pytest-benchmark times it) it runs
     and times one kazoo round, then one round of each of ``others`` (a
-    reference such as ZooKeeper's C client, whose round returns the seconds
-    it measured itself).  ``around(impl, when)``, if given, is called with
-    ``when`` "before" and "after" each kazoo and fastzk round, outside the
-    timed part (to read the server's zxid, say).
+    reference such as ZooKeeper's C client, whose round returns what it
+    measured itself; see :func:`timed_round`).  ``around(impl, when)``, if
+    given, is called with ``when`` "before" and "after" each kazoo and
+    fastzk round, outside the timed part (to read the server's zxid, say).
+
+    The CPU time of every round is kept beside its seconds (``cpu``); that
+    of a fastzk round is this process's from the end of the setup to the
+    start of the next one (or :meth:`close`), which adds only
+    pytest-benchmark's reading of its clock.
 
     :param kazoo_round: runs one kazoo round.
     :param warmup_rounds: the first rounds to leave out of the times (pass
@@ -279,36 +344,51 @@ class Alternating(object):
         self.times = {"kazoo": []}
         for name in self.others:
             self.times[name] = []
+        #: CPU seconds of each counted round, per client (None: unknown).
+        self.cpu = {name: [] for name in self.times}
+        self.cpu["fastzk"] = []
         self._skip = warmup_rounds
         self._around = around or (lambda impl, when: None)
         self._fastzk_open = False
+        self._fastzk_counted = False
+        self._fastzk_cpu = 0.0
 
     def __call__(self):
         self.close()
-        self._around("kazoo", "before")
-        start = time.perf_counter()
-        self.kazoo_round()
-        took = {"kazoo": time.perf_counter() - start}
-        self._around("kazoo", "after")
-        for name, run in self.others.items():
-            start = time.perf_counter()
-            measured = run()
-            took[name] = (measured if measured is not None
-                          else time.perf_counter() - start)
+        counted = not self._skip
         if self._skip:
             self._skip -= 1
-        else:
-            for name, seconds in took.items():
+        self._around("kazoo", "before")
+        took = {"kazoo": timed_round(self.kazoo_round)}
+        self._around("kazoo", "after")
+        for name, run in self.others.items():
+            took[name] = timed_round(run)
+        if counted:
+            for name, (seconds, cpu) in took.items():
                 self.times[name].append(seconds)
+                self.cpu[name].append(cpu)
         self._around("fastzk", "before")
         self._fastzk_open = True
+        self._fastzk_counted = counted
+        self._fastzk_cpu = process_cpu_seconds()
 
     def close(self):
         """End the accounting of the last fastzk round (call after
         ``pedantic`` returns)."""
         if self._fastzk_open:
+            used = process_cpu_seconds() - self._fastzk_cpu
             self._fastzk_open = False
+            if self._fastzk_counted:
+                self.cpu["fastzk"].append(used)
             self._around("fastzk", "after")
+
+    def cpu_us_per_op(self, name, ops_per_round):
+        """Median CPU microseconds per operation of ``name``'s counted
+        rounds, or None when not measured."""
+        cpu = self.cpu.get(name) or []
+        if not cpu or any(c is None for c in cpu) or not ops_per_round:
+            return None
+        return _median(sorted(cpu)) / ops_per_round * 1e6
 
 
 def record_pair(benchmark, case, alternating, ops_per_round, kazoo=None,
@@ -316,10 +396,19 @@ def record_pair(benchmark, case, alternating, ops_per_round, kazoo=None,
     """Record a case measured with :class:`Alternating`: pytest-benchmark's
     own figures are fastzk's; kazoo's round times (and the others') ride
     along as ``partners``.  ``kazoo`` and ``fastzk``: metrics of each (as
-    :func:`record`'s)."""
+    :func:`record`'s).  Every client's ``cpu_us_per_op`` (median CPU
+    microseconds per operation) joins its metrics when it was measured."""
     alternating.close()
+
+    def with_cpu(name, metrics):
+        metrics = dict(metrics or {})
+        cpu = alternating.cpu_us_per_op(name, ops_per_round)
+        if cpu is not None:
+            metrics["cpu_us_per_op"] = cpu
+        return metrics
+
     record(benchmark, case, "fastzk", ops_per_round=ops_per_round,
-           **(fastzk or {}))
+           **with_cpu("fastzk", fastzk))
     partners = []
     for impl, times in alternating.times.items():
         times = sorted(times)
@@ -328,7 +417,7 @@ def record_pair(benchmark, case, alternating, ops_per_round, kazoo=None,
             "ops_per_round": ops_per_round,
             "rounds": len(times),
             "median_s": _median(times),
-            "metrics": dict(kazoo or {}) if impl == "kazoo" else {},
+            "metrics": with_cpu(impl, kazoo if impl == "kazoo" else None),
         })
     benchmark.extra_info["partners"] = partners
 
@@ -361,13 +450,42 @@ def child_env():
     return env
 
 
+def _checkout_source(variable, name):
+    path = os.environ.get(variable) or os.path.join(
+        package_root(), "benchmarks", "c", name)
+    return path if os.path.isfile(path) else None
+
+
 def c_source():
     """The C client helper's source: ``FASTZK_BENCH_C_SOURCE``, else
     ``benchmarks/c/zkc_rounds.c`` of the source checkout fastzk runs from;
     None when neither exists (an installed package)."""
-    path = os.environ.get("FASTZK_BENCH_C_SOURCE") or os.path.join(
-        package_root(), "benchmarks", "c", "zkc_rounds.c")
-    return path if os.path.isfile(path) else None
+    return _checkout_source("FASTZK_BENCH_C_SOURCE", "zkc_rounds.c")
+
+
+def raw_source():
+    """The raw wire loop's source: ``FASTZK_BENCH_RAW_SOURCE``, else
+    ``benchmarks/c/raw_rounds.c`` of the source checkout fastzk runs from;
+    None when neither exists (an installed package)."""
+    return _checkout_source("FASTZK_BENCH_RAW_SOURCE", "raw_rounds.c")
+
+
+def _compile(source, binary, flags=(), libs=()):
+    """Compile one C file; returns ``(binary, None)`` or ``(None, why)``."""
+    import shutil
+    import subprocess
+
+    if source is None:
+        return None, "source not installed (benchmarks/c of a fastzk checkout)"
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        return None, "no C compiler"
+    proc = subprocess.run(
+        [compiler, "-O2"] + list(flags) + ["-o", binary, source] + list(libs),
+        capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, "build failed: %s" % proc.stderr.strip()[-300:]
+    return binary, None
 
 
 def build_c_client(workdir):
@@ -377,54 +495,98 @@ def build_c_client(workdir):
 
     :returns: ``(path, None)``, or ``(None, why)`` when it cannot be built.
     """
-    import shutil
-    import subprocess
-
     source = c_source()
-    if source is None:
-        return None, "source not installed (benchmarks/c of a fastzk checkout)"
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if compiler is None:
-        return None, "no C compiler"
-    if not os.path.exists("/usr/include/zookeeper/zookeeper.h"):
+    if source is not None and not os.path.exists(
+            "/usr/include/zookeeper/zookeeper.h"):
         return None, "libzookeeper-mt-dev not installed"
-    binary = os.path.join(workdir, "zkc_rounds")
-    proc = subprocess.run(
-        [compiler, "-O2", "-DTHREADED", "-o", binary, source,
-         "-lzookeeper_mt"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return None, "build failed: %s" % proc.stderr.strip()[-300:]
-    return binary, None
+    return _compile(source, os.path.join(workdir, "zkc_rounds"),
+                    flags=["-DTHREADED"], libs=["-lzookeeper_mt"])
 
 
-class CClient(object):
-    """One session of ZooKeeper's C client in a helper process, making
-    timed rounds of synchronous reads on request (see
-    ``benchmarks/c/zkc_rounds.c``).
+_raw_builds: "dict[str | None, tuple[str | None, str | None]]" = {}
 
-    :param binary: from :func:`build_c_client`.
+
+def build_raw_loop(workdir=None):
+    """Compile ``benchmarks/c/raw_rounds.c`` (:func:`raw_source`; plain C,
+    no library), once per process: into ``workdir``, else a temporary
+    directory.
+
+    :returns: ``(path, None)``, or ``(None, why)`` when it cannot be built.
     """
+    import tempfile
 
-    def __init__(self, binary, hosts):
+    source = raw_source()
+    if source not in _raw_builds:
+        directory = workdir or tempfile.mkdtemp(prefix="fastzk-raw-")
+        _raw_builds[source] = _compile(
+            source, os.path.join(directory, "raw_rounds"))
+    return _raw_builds[source]
+
+
+def parse_figures(line):
+    """The figures of one line a C helper prints, ``key=value`` pairs
+    separated by spaces (``count=200 wall_s=0.0312 cpu_s=0.0021``), as a
+    dict of ints (decimal or ``0x`` hex) and floats.
+
+    :raises ValueError: on anything else, naming the line.
+    """
+    figures = {}
+    for item in line.split():
+        key, sep, text = item.partition("=")
+        if not sep or not key or not text:
+            raise ValueError("not key=value figures: %r" % (line,))
+        try:
+            figures[key] = int(text, 0)
+        except ValueError:
+            try:
+                figures[key] = float(text)
+            except ValueError:
+                raise ValueError("not a number in %r: %r"
+                                 % (line, item)) from None
+    if not figures:
+        raise ValueError("no figures in %r" % (line,))
+    return figures
+
+
+def measured_from(figures, count):
+    """:class:`Measured` from a helper's figures for a round of ``count``
+    requests.
+
+    :raises ValueError: when the helper reports another count, or lacks
+                        ``wall_s``.
+    """
+    if figures.get("count") != count:
+        raise ValueError("the helper made %r requests, not %d"
+                         % (figures.get("count"), count))
+    if "wall_s" not in figures:
+        raise ValueError("no wall_s in %r" % (figures,))
+    return Measured(float(figures["wall_s"]),
+                    None if "cpu_s" not in figures else float(figures["cpu_s"]))
+
+
+class _Helper(object):
+    """A C helper process (see ``benchmarks/c``) that answers one line of
+    figures per command line."""
+
+    what = "the helper"
+
+    def __init__(self, argv):
         import subprocess
 
-        self.proc = subprocess.Popen([binary, hosts], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline().strip()
-        if line != "ready":
-            self.close()
-            raise RuntimeError("the C client did not connect to %s" % hosts)
+        #: The words of the helper's first line ("ready ...").
+        self.ready = self.proc.stdout.readline().split()
 
-    def round(self, op, path, n):
-        """Make ``n`` synchronous ``op`` ("children" or "get") calls on
-        ``path``; returns the seconds they took."""
-        self.proc.stdin.write("%s %s %d\n" % (op, path, n))
+    def command(self, line):
+        """Send one command; returns its figures (:func:`parse_figures`)."""
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the C client failed (exit %s)"
-                               % self.proc.wait())
-        return float(line)
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise RuntimeError("%s failed (exit %s)"
+                               % (self.what, self.proc.wait()))
+        return parse_figures(reply)
 
     def close(self):
         if self.proc.poll() is None:
@@ -437,6 +599,100 @@ class CClient(object):
                 self.proc.wait(10)
             except Exception:
                 self.proc.kill()
+                self.proc.wait()
+
+
+class CClient(_Helper):
+    """One session of ZooKeeper's C client in a helper process, making
+    timed rounds of synchronous reads on request (see
+    ``benchmarks/c/zkc_rounds.c``).
+
+    :param binary: from :func:`build_c_client`.
+    """
+
+    what = "the C client"
+
+    def __init__(self, binary, hosts):
+        super().__init__([binary, hosts])
+        if self.ready != ["ready"]:
+            self.close()
+            raise RuntimeError("the C client did not connect to %s" % hosts)
+
+    def round(self, op, path, n):
+        """Make ``n`` synchronous ``op`` ("children" or "get") calls on
+        ``path``; returns :class:`Measured`."""
+        return measured_from(self.command("%s %s %d" % (op, path, n)), n)
+
+
+class RawLoop(_Helper):
+    """The client-side limit: one session spoken over one socket with no
+    client logic, in a helper process (``benchmarks/c/raw_rounds.c``).
+
+    :param binary: from :func:`build_raw_loop`.
+    """
+
+    what = "the raw loop"
+
+    def __init__(self, binary, hosts):
+        super().__init__([binary, hosts])
+        if self.ready[:1] != ["ready"]:
+            self.close()
+            raise RuntimeError("the raw loop did not connect to %s" % hosts)
+        #: The handshake's figures: ``session_id``, ``timeout_ms``.
+        self.session = parse_figures(" ".join(self.ready[1:]))
+
+    def children(self, path, n):
+        """``n`` synchronous getChildren round trips; returns
+        :class:`Measured`."""
+        return measured_from(self.command("children %s %d" % (path, n)), n)
+
+    def pipelined(self, path, n, window):
+        """``n`` getChildren requests, ``window`` written then ``window``
+        replies read at a time; returns :class:`Measured`."""
+        return measured_from(
+            self.command("pipelined %s %d %d" % (path, n, window)), n)
+
+
+class RawReference(object):
+    """``reference(path, n, window=None)``: ``({"raw-loop": round}, None)``
+    for :class:`Alternating`'s ``others`` (a :class:`RawLoop` session
+    making ``n`` synchronous getChildren round trips on ``path`` per
+    round, or ``n`` pipelined ones in windows of ``window``), or ``({},
+    why)`` when the loop cannot be built.  :meth:`close` ends the sessions
+    it started."""
+
+    name = "raw-loop"
+
+    def __init__(self, hosts):
+        self.hosts = hosts
+        self._loops = []
+
+    def __call__(self, path, n, window=None):
+        binary, why = build_raw_loop()
+        if binary is None:
+            return {}, why
+        loop = RawLoop(binary, self.hosts)
+        self._loops.append(loop)
+        if window is None:
+            return {self.name: lambda: loop.children(path, n)}, None
+        return {self.name: lambda: loop.pipelined(path, n, window)}, None
+
+    def close(self):
+        for loop in self._loops:
+            loop.close()
+        del self._loops[:]
+
+
+def references(*results):
+    """Merge ``(others, why)`` results of :class:`RawReference` and the
+    ``c_reference`` fixture: ``(others, {"c_client_missing": why, ...})``
+    with a ``*_missing`` entry for each reference left out."""
+    others, missing = {}, {}
+    for key, (more, why) in results:
+        others.update(more)
+        if why:
+            missing[key] = why
+    return others, missing
 
 
 # -- a writer in another process ------------------------------------------------

@@ -3,10 +3,17 @@
 the client's memory after many requests.
 
 The round-trip cases alternate kazoo's and fastzk's rounds
-(``_benchlib.Alternating``): both clients meet the same machine.  The
-synchronous reads alternate a third client as the reference the issue
-names: ZooKeeper's own C client (libzookeeper_mt,
-``benchmarks/c/zkc_rounds.c`` of a source checkout).
+(``_benchlib.Alternating``): both clients meet the same machine, and the
+CPU time of each round is kept beside its seconds.  Alternated with them
+as references:
+
+- ZooKeeper's own C client (libzookeeper_mt, ``benchmarks/c/zkc_rounds.c``
+  of a source checkout), in the synchronous reads;
+- the raw wire loop (``benchmarks/c/raw_rounds.c``: one socket, no client
+  logic), the client-side limit, in ``get_children`` synchronous and
+  pipelined;
+- a second fastzk client made with ``FASTZK_SPIN_US=0`` (no busy-polling
+  for replies), in the synchronous ``get_children``.
 """
 
 import json
@@ -21,6 +28,9 @@ from fastzk.benchcases._benchlib import IMPLS
 SYNC_CALLS = 200
 PIPELINED = 2000
 
+#: The name of the fastzk client that does not spin, in the results.
+SPIN_OFF = "fastzk-spin0"
+
 
 @pytest.fixture
 def small_tree(admin, root):
@@ -30,25 +40,55 @@ def small_tree(admin, root):
     return root
 
 
+@pytest.fixture
+def raw_reference(zk):
+    """``raw_reference(path, n, window=None)``: the raw wire loop's round
+    for ``Alternating``'s ``others`` (see ``_benchlib.RawReference``)."""
+    reference = lib.RawReference(zk.hosts)
+    yield reference
+    reference.close()
+
+
+def spin_ceiling_us(client):
+    """The busy-poll ceiling a fastzk client was made with, or None when
+    it cannot be read."""
+    spin = getattr(getattr(client, "_connection", None), "spin", None)
+    return getattr(spin, "ceiling_us", None)
+
+
+def spin_off_client(clients):
+    """A fastzk client made with ``FASTZK_SPIN_US=0`` (the ceiling is read
+    when a client is made)."""
+    with lib.environment(FASTZK_SPIN_US="0"):
+        client = clients("fastzk")
+    if spin_ceiling_us(client) not in (0, None):
+        raise RuntimeError("FASTZK_SPIN_US=0 did not turn spinning off")
+    return client
+
+
 def alternated(benchmark, case, group, rounds, ops, make_round,
-               reference=({}, None)):
+               reference=({}, {}), fastzk=None):
     """Measure ``make_round(impl)`` for both clients, rounds alternated
-    (see _benchlib.Alternating); ``reference``: a ``c_reference`` result,
-    ZooKeeper's C client alternated with them."""
+    (see _benchlib.Alternating); ``reference``: a ``_benchlib.references``
+    result, more clients alternated with them, and why any is missing;
+    ``fastzk``: metrics of fastzk's to record."""
     others, missing = reference
     kazoo_round, fastzk_round = make_round("kazoo"), make_round("fastzk")
     pair = lib.Alternating(kazoo_round, warmup_rounds=1, others=others)
     benchmark.group = group
     benchmark.pedantic(fastzk_round, setup=pair, rounds=rounds,
                        warmup_rounds=1)
-    lib.record_pair(benchmark, case, pair, ops_per_round=ops)
-    if missing:
-        benchmark.extra_info["c_client_missing"] = missing
+    lib.record_pair(benchmark, case, pair, ops_per_round=ops, fastzk=fastzk)
+    benchmark.extra_info.update(missing)
 
 
-def test_sync_get_children(benchmark, clients, small_tree, c_reference):
+def test_sync_get_children(benchmark, clients, small_tree, c_reference,
+                           raw_reference):
+    made = {"kazoo": clients("kazoo"), "fastzk": clients("fastzk"),
+            SPIN_OFF: spin_off_client(clients)}
+
     def make_round(impl):
-        get_children = clients(impl).get_children
+        get_children = made[impl].get_children
         assert len(get_children(small_tree)) == 10
 
         def run():
@@ -56,9 +96,14 @@ def test_sync_get_children(benchmark, clients, small_tree, c_reference):
                 get_children(small_tree)
         return run
 
+    c_client = c_reference("children", small_tree, SYNC_CALLS)
+    raw = raw_reference(small_tree, SYNC_CALLS)
+    others, missing = lib.references(("c_client_missing", c_client),
+                                     ("raw_loop_missing", raw))
+    others[SPIN_OFF] = make_round(SPIN_OFF)
     alternated(benchmark, "client.sync_get_children", "sync get_children",
-               lib.pick(15, 5), SYNC_CALLS, make_round,
-               c_reference("children", small_tree, SYNC_CALLS))
+               lib.pick(15, 5), SYNC_CALLS, make_round, (others, missing),
+               fastzk={"spin_ceiling_us": spin_ceiling_us(made["fastzk"])})
 
 
 def test_sync_get(benchmark, clients, small_tree, c_reference):
@@ -72,11 +117,13 @@ def test_sync_get(benchmark, clients, small_tree, c_reference):
         return run
 
     alternated(benchmark, "client.sync_get", "sync get", lib.pick(15, 5),
-               SYNC_CALLS, make_round,
-               c_reference("get", small_tree, SYNC_CALLS))
+               SYNC_CALLS, make_round, lib.references(
+                   ("c_client_missing",
+                    c_reference("get", small_tree, SYNC_CALLS))))
 
 
-def test_pipelined_get_children(benchmark, clients, small_tree):
+def test_pipelined_get_children(benchmark, clients, small_tree,
+                                raw_reference):
     def make_round(impl):
         get_children_async = clients(impl).get_children_async
 
@@ -89,7 +136,9 @@ def test_pipelined_get_children(benchmark, clients, small_tree):
 
     alternated(benchmark, "client.pipelined_get_children",
                "2,000 pipelined get_children_async", lib.pick(10, 3),
-               PIPELINED, make_round)
+               PIPELINED, make_round, lib.references(
+                   ("raw_loop_missing",
+                    raw_reference(small_tree, PIPELINED, PIPELINED))))
 
 
 def memory_requests(impl):

@@ -5,9 +5,11 @@ fastzk's client.
   per second, and server write transactions per attempt (zxid delta read
   with ``srvr`` before and after; nothing else writes to the server during
   the case).  kazoo creates and deletes a contender node every time.
-  ZooKeeper's C client alternates with them, reading the held lock's
-  children once per "attempt": the round trip that bounds any attempt
-  that reads before it writes.
+  ZooKeeper's C client and the raw wire loop (``benchmarks/c/
+  raw_rounds.c``, one socket, no client logic) alternate with them, each
+  reading the held lock's children once per "attempt": the one
+  getChildren round trip a failed fastzk attempt makes, and the bound of
+  any attempt that reads before it writes.
 - Uncontended ``acquire()`` + ``release()`` cycles per second.
 
 One Lock object per client is reused across attempts (kazoo's cheapest
@@ -17,12 +19,22 @@ alternate (``_benchlib.Alternating``), each on its own lock path; the zxid
 is read outside the timed rounds.
 """
 
+import pytest
 
 from fastzk.benchcases import _benchlib as lib
 from fastzk.benchcases._benchlib import IMPLS
 
 ATTEMPTS = 300
 CYCLES = 200
+
+
+@pytest.fixture
+def raw_reference(zk):
+    """``raw_reference(path, n)``: the raw wire loop's round for
+    ``Alternating``'s ``others`` (see ``_benchlib.RawReference``)."""
+    reference = lib.RawReference(zk.hosts)
+    yield reference
+    reference.close()
 
 
 class Transactions(object):
@@ -52,7 +64,7 @@ class Transactions(object):
 
 
 def test_failed_nonblocking_acquire(benchmark, zk, clients, root,
-                                   c_reference):
+                                   c_reference, raw_reference):
     txns = Transactions(zk)
     attempts = {impl: 0 for impl in IMPLS}
     won = {impl: 0 for impl in IMPLS}
@@ -81,9 +93,12 @@ def test_failed_nonblocking_acquire(benchmark, zk, clients, root,
 
     kazoo_round, fastzk_round = make_round("kazoo"), make_round("fastzk")
     # The floor of any attempt that reads before it writes: one getChildren
-    # round trip of ZooKeeper's own C client on the same held lock path.
-    others, missing = c_reference("children", "%s/held-fastzk" % root,
-                                  ATTEMPTS)
+    # round trip on the same held lock path, by ZooKeeper's own C client
+    # and by the raw wire loop.
+    held = "%s/held-fastzk" % root
+    others, missing = lib.references(
+        ("c_client_missing", c_reference("children", held, ATTEMPTS)),
+        ("raw_loop_missing", raw_reference(held, ATTEMPTS)))
     pair = lib.Alternating(kazoo_round, around=txns.around, others=others)
     benchmark.group = "failed non-blocking Lock.acquire"
     benchmark.pedantic(fastzk_round, setup=pair, rounds=lib.pick(5, 2),
@@ -99,8 +114,7 @@ def test_failed_nonblocking_acquire(benchmark, zk, clients, root,
                for impl in IMPLS}
     lib.record_pair(benchmark, "lock.failed_attempt", pair,
                     ops_per_round=ATTEMPTS, **metrics)
-    if missing:
-        benchmark.extra_info["c_client_missing"] = missing
+    benchmark.extra_info.update(missing)
 
 
 def test_uncontended_acquire_release(benchmark, zk, clients, root):
