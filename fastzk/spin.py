@@ -7,14 +7,21 @@ halves the synchronous request rate.  Busy-polling the socket for a short
 while first (with the GIL released, in the compiled core) catches the reply
 without sleeping.
 
-Spinning is only worth its CPU when replies come back within the spin and
-nobody else needs that CPU meanwhile.  So the reader counts a wait as
-*missed* when it outlasted the spin, or when the spinning thread spent a
-good part of it off its CPU (``PREEMPTED_NS``; the compiled reader measures
-it): the scheduler gave the CPU to another thread that was ready to run,
-so the machine has more work than CPUs and the spin is taking CPU time
-from the server or the application.  After ``MISSES_TO_STOP`` missed waits
-in a row it stops spinning.
+Spinning is off by default: measured on a quiet and on a busy machine, it
+gave no clear gain in synchronous throughput and cost up to several times
+the CPU per request.  ``FASTZK_SPIN_US=200`` (``RECOMMENDED_CEILING_US``)
+turns it on, for a dedicated machine near its server where latency counts
+more than CPU; the ceiling is read when a client is made, and only the
+compiled core spins.
+
+With a ceiling set, spinning is only worth its CPU when replies come back
+within the spin and nobody else needs that CPU meanwhile.  So the reader
+counts a wait as *missed* when it outlasted the spin, or when the spinning
+thread spent a good part of it off its CPU (``PREEMPTED_NS``; the
+compiled reader measures it): the scheduler gave the CPU to another thread
+that was ready to run, so the machine has more work than CPUs and the spin
+is taking CPU time from the server or the application.  After
+``MISSES_TO_STOP`` missed waits in a row it stops spinning.
 
 Whether spinning would work again cannot be read off a wait that slept:
 its length includes the wake-up, the very cost spinning avoids (in a
@@ -29,8 +36,13 @@ one on a quiet machine with a near server spins nearly always.
 
 import os
 
-#: Default ceiling in microseconds; ``FASTZK_SPIN_US`` overrides it (0: off).
-DEFAULT_CEILING_US = 200
+#: Default ceiling in microseconds (0: no spinning); ``FASTZK_SPIN_US``
+#: overrides it.
+DEFAULT_CEILING_US = 0
+
+#: The ceiling recommended to opt in, for ``FASTZK_SPIN_US``: about twice
+#: a loopback read's round trip.
+RECOMMENDED_CEILING_US = 200
 
 #: Consecutive waits that outlast the spin before spinning stops.
 MISSES_TO_STOP = 4

@@ -3,11 +3,13 @@
 import pytest
 
 from fastzk.spin import (
+    DEFAULT_CEILING_US,
     MISSES_TO_STOP,
     GOOD_SPELL,
     PREEMPTED_NS,
     PROBE_GAP_MAX,
     PROBE_GAP_MIN,
+    RECOMMENDED_CEILING_US,
     AdaptiveSpin,
     ceiling_from_environment,
 )
@@ -124,9 +126,17 @@ def test_a_zero_ceiling_never_spins():
         assert spin.budget_us == 0
 
 
-def test_ceiling_from_environment(monkeypatch):
+def test_spinning_is_off_unless_asked_for(monkeypatch):
     monkeypatch.delenv("FASTZK_SPIN_US", raising=False)
-    assert ceiling_from_environment() == 200
+    assert DEFAULT_CEILING_US == 0
+    assert ceiling_from_environment() == 0
+    monkeypatch.setenv("FASTZK_SPIN_US", "")
+    assert ceiling_from_environment() == 0
+    monkeypatch.setenv("FASTZK_SPIN_US", "200")
+    assert ceiling_from_environment() == RECOMMENDED_CEILING_US == 200
+
+
+def test_ceiling_from_environment(monkeypatch):
     monkeypatch.setenv("FASTZK_SPIN_US", "0")
     assert ceiling_from_environment() == 0
     monkeypatch.setenv("FASTZK_SPIN_US", " 50 ")
@@ -137,7 +147,22 @@ def test_ceiling_from_environment(monkeypatch):
             ceiling_from_environment()
 
 
-def test_the_engine_spins_only_with_the_compiled_core(zk):
+def test_a_client_does_not_spin_by_default(zk):
+    assert zk._connection.spin.ceiling_us == 0
+    assert zk._connection.spin.budget_us == 0
+
+
+def test_the_engine_spins_only_with_the_compiled_core(zk_hosts,
+                                                      monkeypatch):
     import fastzk
-    ceiling = zk._connection.spin.ceiling_us
-    assert ceiling == (200 if fastzk.EXTENSIONS else 0)
+    from fastzk import KazooClient
+
+    monkeypatch.setenv("FASTZK_SPIN_US", "200")
+    client = KazooClient(zk_hosts, timeout=10.0)
+    client.start()
+    try:
+        assert client._connection.spin.ceiling_us == \
+            (200 if fastzk.EXTENSIONS else 0)
+    finally:
+        client.stop()
+        client.close()
