@@ -187,10 +187,10 @@ def limit_suite():
     suite = {}
     for key, rates, cpus in (
             ("client.sync_get_children",
-             {"kazoo": 3000.0, "fastzk": 8000.0, "zookeeper-c": 5000.0,
-              "raw-loop": 10000.0, "fastzk-spin0": 6000.0},
-             {"kazoo": 150.0, "fastzk": 60.0, "zookeeper-c": 40.0,
-              "raw-loop": 10.0, "fastzk-spin0": 20.0}),
+             {"kazoo": 3000.0, "fastzk": 6000.0, "zookeeper-c": 5000.0,
+              "raw-loop": 10000.0, "fastzk-spin200": 8000.0},
+             {"kazoo": 150.0, "fastzk": 12.0, "zookeeper-c": 40.0,
+              "raw-loop": 10.0, "fastzk-spin200": 60.0}),
             ("client.pipelined_get_children",
              {"kazoo": 3000.0, "fastzk": 20000.0, "raw-loop": 16000.0},
              {"kazoo": 110.0, "fastzk": 18.0, "raw-loop": 6.0}),
@@ -214,18 +214,19 @@ def rows_by_key(suite):
 def test_limit_rows_are_figures_over_the_raw_loops():
     rows = rows_by_key(limit_suite())
     sync = rows["client.sync_get_children.rate_over_raw"]
-    assert (sync.kazoo, sync.fastzk) == (0.3, 0.8)
-    assert (sync.kazoo_text, sync.fastzk_text) == ("0.30x", "0.80x")
+    assert (sync.kazoo, sync.fastzk) == (0.3, 0.6)
+    assert (sync.kazoo_text, sync.fastzk_text) == ("0.30x", "0.60x")
     assert sync.note == "raw loop 10,000/s, ZooKeeper C client 0.50x"
     assert sync.verdict() == "target MISSED"  # fastzk below the raw loop
     cpu = rows["client.sync_get_children.cpu_over_raw"]
-    assert (cpu.kazoo, cpu.fastzk) == (15.0, 6.0)
+    assert (cpu.kazoo, cpu.fastzk) == (15.0, 1.2)
     assert cpu.note == "raw loop 10.0 us, ZooKeeper C client 4.00x"
-    assert cpu.higher_better is False and cpu.verdict() == "-"
-    off = rows["client.sync_get_children.spin_off.rate_over_raw"]
-    assert (off.kazoo, off.fastzk, off.kazoo_text) == (None, 0.6, "-")
-    off_cpu = rows["client.sync_get_children.spin_off.cpu_over_raw"]
-    assert off_cpu.fastzk == 2.0 and off_cpu.verdict() == "target MISSED"
+    assert cpu.higher_better is False and cpu.verdict() == "target met"
+    on = rows["client.sync_get_children.spin_on.rate_over_raw"]
+    assert (on.kazoo, on.fastzk, on.kazoo_text) == (None, 0.8, "-")
+    assert on.verdict() == "target MISSED"
+    on_cpu = rows["client.sync_get_children.spin_on.cpu_over_raw"]
+    assert on_cpu.fastzk == 6.0 and on_cpu.verdict() == "-"
     piped = rows["client.pipelined_get_children.rate_over_raw"]
     assert piped.fastzk == 1.25 and piped.verdict() == "target met"
     assert piped.note == "raw loop 16,000/s"
@@ -236,16 +237,69 @@ def test_limit_rows_are_figures_over_the_raw_loops():
 def test_cpu_per_request_rows_beside_each_round_trip_row():
     rows = rows_by_key(limit_suite())
     sync = rows["client.sync_get_children.cpu_us"]
-    assert (sync.kazoo, sync.fastzk, sync.unit) == (150.0, 60.0, " us")
+    assert (sync.kazoo, sync.fastzk, sync.unit) == (150.0, 12.0, " us")
     assert sync.note == "ZooKeeper C client 40.0 us, raw loop 10.0 us"
-    assert sync.ratio == 0.4 and sync.verdict() == "better"
+    assert sync.ratio == 0.08 and sync.verdict() == "better"
     assert rows["client.pipelined_get_children.cpu_us"].note == \
         "raw loop 6.0 us"
     assert rows["lock.failed_attempt.cpu_us"].fastzk == 70.0
-    off = rows["client.sync_get_children.spin_off"]
-    assert (off.kazoo, off.fastzk) == (3000.0, 6000.0)
-    assert off.note == "default spin: fastzk 8,000/s"
-    assert rows["client.sync_get_children.spin_off.cpu_us"].fastzk == 20.0
+    on = rows["client.sync_get_children.spin_on"]
+    assert (on.kazoo, on.fastzk) == (3000.0, 8000.0)
+    assert on.note == "default (no spin): fastzk 6,000/s"
+    assert rows["client.sync_get_children.spin_on.cpu_us"].fastzk == 60.0
+
+
+def test_the_cpu_target_over_the_raw_loop_is_the_default_clients():
+    suite = limit_suite()
+    sync = "client.sync_get_children"
+    suite[(sync, "fastzk")]["cpu_us_per_op"] = 16.0  # 1.6x the raw loop
+    suite[(sync, "fastzk-spin200")]["cpu_us_per_op"] = 14.0
+    rows = rows_by_key(suite)
+    assert rows[sync + ".cpu_over_raw"].verdict() == "target MISSED"
+    assert rows[sync + ".spin_on.cpu_over_raw"].verdict() == "-"
+
+
+def test_rows_say_why_the_spinning_client_is_missing():
+    suite = limit_suite()
+    sync = "client.sync_get_children"
+    del suite[(sync, "fastzk-spin200")]
+    rows = rows_by_key(suite)
+    assert sync + ".spin_on.rate_over_raw" not in rows
+    assert sync + ".spin_on.cpu_us" not in rows
+    assert sync + ".spin_on" not in rows
+    suite[(sync, "fastzk")]["spin_on_missing"] = "no compiled core"
+    on = rows_by_key(suite)[sync + ".spin_on"]
+    assert (on.kazoo, on.fastzk) == (None, None)
+    assert on.note == "not measured: no compiled core"
+
+
+def test_the_spinning_client_has_the_ceiling_asked_for(zk_hosts,
+                                                       monkeypatch):
+    import fastzk
+    from fastzk.benchcases import bench_client
+
+    monkeypatch.delenv("FASTZK_SPIN_US", raising=False)
+    made = []
+
+    def clients(impl):
+        made.append(lib.make_client(impl, zk_hosts))
+        return made[-1]
+
+    try:
+        client, why = bench_client.spin_on_client(clients)
+        assert "FASTZK_SPIN_US" not in os.environ
+        if fastzk.EXTENSIONS:
+            assert why is None
+            assert bench_client.spin_ceiling_us(client) == 200
+            assert bench_client.SPIN_ON == "fastzk-spin200"
+        else:
+            assert (client, why) == (None,
+                                     "the pure-Python core does not spin")
+        default = clients("fastzk")
+        assert bench_client.spin_ceiling_us(default) == 0
+    finally:
+        for client in made:
+            lib.close_client(client)
 
 
 def test_limit_rows_say_why_the_raw_loop_is_missing():
@@ -302,6 +356,7 @@ def test_suite_results_keep_why_a_reference_is_missing():
             "ops_per_round": 200, "metrics": {"cpu_us_per_op": 50.0},
             "raw_loop_missing": "no C compiler",
             "c_client_missing": "libzookeeper-mt-dev not installed",
+            "spin_on_missing": "the pure-Python core does not spin",
             "partners": [{"impl": "raw-loop", "ops_per_round": 200,
                           "rounds": 5, "median_s": 0.02,
                           "metrics": {"cpu_us_per_op": 9.0}}],
@@ -311,6 +366,7 @@ def test_suite_results_keep_why_a_reference_is_missing():
     fastzk = out[("client.sync_get_children", "fastzk")]
     assert fastzk["raw_loop_missing"] == "no C compiler"
     assert fastzk["c_client_missing"] == "libzookeeper-mt-dev not installed"
+    assert fastzk["spin_on_missing"] == "the pure-Python core does not spin"
     assert out[("client.sync_get_children", "raw-loop")]["rate"] == 10000.0
     assert out[("client.sync_get_children", "raw-loop")]["cpu_us_per_op"] == 9.0
 

@@ -12,8 +12,9 @@ as references:
 - the raw wire loop (``benchmarks/c/raw_rounds.c``: one socket, no client
   logic), the client-side limit, in ``get_children`` synchronous and
   pipelined;
-- a second fastzk client made with ``FASTZK_SPIN_US=0`` (no busy-polling
-  for replies), in the synchronous ``get_children``.
+- a second fastzk client made with ``FASTZK_SPIN_US=200`` (the opt-in
+  busy-polling for replies; the default client does not spin), in the
+  synchronous ``get_children``.
 """
 
 import json
@@ -28,8 +29,11 @@ from fastzk.benchcases._benchlib import IMPLS
 SYNC_CALLS = 200
 PIPELINED = 2000
 
-#: The name of the fastzk client that does not spin, in the results.
-SPIN_OFF = "fastzk-spin0"
+#: The busy-poll ceiling of the spinning fastzk client, in microseconds.
+SPIN_ON_US = 200
+
+#: The name of the spinning fastzk client, in the results.
+SPIN_ON = "fastzk-spin%d" % SPIN_ON_US
 
 
 @pytest.fixture
@@ -56,14 +60,25 @@ def spin_ceiling_us(client):
     return getattr(spin, "ceiling_us", None)
 
 
-def spin_off_client(clients):
-    """A fastzk client made with ``FASTZK_SPIN_US=0`` (the ceiling is read
-    when a client is made)."""
-    with lib.environment(FASTZK_SPIN_US="0"):
+def spin_on_client(clients):
+    """``(client, why)``: a fastzk client made with
+    ``FASTZK_SPIN_US=SPIN_ON_US`` (the ceiling is read when a client is
+    made), or None and why it is left out.
+
+    :raises RuntimeError: when the compiled core's client did not take
+                          the ceiling.
+    """
+    import fastzk
+
+    if not fastzk.EXTENSIONS:
+        return None, "the pure-Python core does not spin"
+    with lib.environment(FASTZK_SPIN_US=str(SPIN_ON_US)):
         client = clients("fastzk")
-    if spin_ceiling_us(client) not in (0, None):
-        raise RuntimeError("FASTZK_SPIN_US=0 did not turn spinning off")
-    return client
+    ceiling = spin_ceiling_us(client)
+    if ceiling != SPIN_ON_US:
+        raise RuntimeError("FASTZK_SPIN_US=%d gave a client with ceiling "
+                           "%r" % (SPIN_ON_US, ceiling))
+    return client, None
 
 
 def alternated(benchmark, case, group, rounds, ops, make_round,
@@ -84,8 +99,10 @@ def alternated(benchmark, case, group, rounds, ops, make_round,
 
 def test_sync_get_children(benchmark, clients, small_tree, c_reference,
                            raw_reference):
-    made = {"kazoo": clients("kazoo"), "fastzk": clients("fastzk"),
-            SPIN_OFF: spin_off_client(clients)}
+    made = {"kazoo": clients("kazoo"), "fastzk": clients("fastzk")}
+    spinning, spin_missing = spin_on_client(clients)
+    if spinning is not None:
+        made[SPIN_ON] = spinning
 
     def make_round(impl):
         get_children = made[impl].get_children
@@ -98,9 +115,11 @@ def test_sync_get_children(benchmark, clients, small_tree, c_reference,
 
     c_client = c_reference("children", small_tree, SYNC_CALLS)
     raw = raw_reference(small_tree, SYNC_CALLS)
+    spin_on = ({SPIN_ON: make_round(SPIN_ON)} if spinning is not None
+               else {}, spin_missing)
     others, missing = lib.references(("c_client_missing", c_client),
-                                     ("raw_loop_missing", raw))
-    others[SPIN_OFF] = make_round(SPIN_OFF)
+                                     ("raw_loop_missing", raw),
+                                     ("spin_on_missing", spin_on))
     alternated(benchmark, "client.sync_get_children", "sync get_children",
                lib.pick(15, 5), SYNC_CALLS, make_round, (others, missing),
                fastzk={"spin_ceiling_us": spin_ceiling_us(made["fastzk"])})
