@@ -6,6 +6,7 @@ import json
 import re
 import time
 
+from fastzk import locknames
 from fastzk.cli.common import (
     EXIT_OK,
     CliError,
@@ -21,8 +22,6 @@ from fastzk.testing.zkserver import four_letter_word
 
 #: The longest ``fastzk locks --recheck``.
 MAX_RECHECK = 3600.0
-
-_CONTENDER_RE = re.compile(r"(__lock__|__rlock__)(-?\d{10})$")
 
 DESCRIPTION = """\
 List the contenders of the lock PATH (kazoo's and fastzk's Lock, WriteLock
@@ -91,13 +90,14 @@ def _recheck_seconds(text):
 
 
 class _Contender(object):
-    __slots__ = ("node", "seq", "shared", "identifier", "owner", "ctime",
-                 "holder", "flags", "unknown")
+    """A contender as listed: its name, its node's data and stat, and what
+    the check found."""
 
-    def __init__(self, node, seq, shared, identifier, owner, ctime):
-        self.node = node
-        self.seq = seq
-        self.shared = shared
+    __slots__ = ("name", "identifier", "owner", "ctime", "holder", "flags",
+                 "unknown")
+
+    def __init__(self, name, identifier, owner, ctime):
+        self.name = name  # a locknames.Contender
         self.identifier = identifier
         self.owner = owner
         self.ctime = ctime
@@ -105,6 +105,21 @@ class _Contender(object):
         self.flags = []
         # Its session is on no server that answered, and some did not.
         self.unknown = False
+
+    @property
+    def node(self):
+        """The node's name (a child of the lock path)."""
+        return self.name.node
+
+    @property
+    def seq(self):
+        """The node's sequence number."""
+        return self.name.sequence
+
+    @property
+    def shared(self):
+        """Whether it is a reader."""
+        return self.name.shared
 
 
 def _contenders(client, path):
@@ -116,36 +131,23 @@ def _contenders(client, path):
     except NoNodeError:
         raise CliError("%s: no such node" % path)
     found = []
-    for child in children:
-        match = _CONTENDER_RE.search(child)
-        if match is None:
-            continue
+    for name in locknames.in_lock_order(children):
         try:
-            data, stat = client.get(path.rstrip("/") + "/" + child)
+            data, stat = client.get(path.rstrip("/") + "/" + name.node)
         except NoNodeError:
             continue  # released meanwhile
         identifier = (data or b"").decode("utf-8", "replace")
-        found.append(_Contender(child, int(match.group(2)),
-                                match.group(1) == "__rlock__", identifier,
-                                stat.ephemeralOwner, stat.ctime))
-    found.sort(key=lambda c: c.seq)
-    exclusive_before = False
-    for index, contender in enumerate(found):
-        if contender.shared:
-            contender.holder = not exclusive_before
-        else:
-            contender.holder = index == 0
-            exclusive_before = True
+        found.append(_Contender(name, identifier, stat.ephemeralOwner,
+                                stat.ctime))
+    held = locknames.holding([c.name for c in found])
+    for contender, holder in zip(found, held):
+        contender.holder = holder
     return found
 
 
 def _predecessors(contenders, index):
-    """The contenders ``contenders[index]`` waits for."""
-    me = contenders[index]
-    before = contenders[:index]
-    if me.shared:
-        return [c for c in before if not c.shared]
-    return before
+    """The names of the contenders ``contenders[index]`` waits for."""
+    return locknames.waits_for([c.name for c in contenders], index)
 
 
 class _ServerView(object):
