@@ -18,7 +18,7 @@ from fastzk.cli.common import (
     stdout_gone,
     write_line,
 )
-from fastzk.testing.zkserver import four_letter_word
+from fastzk.fourletter import four_letter_word
 
 #: The longest ``fastzk locks --recheck``.
 MAX_RECHECK = 3600.0
