@@ -25,8 +25,8 @@ Speed is never asserted anywhere: the table reports; the exit status is
 non-zero only when a benchmark could not run (or ``--strict`` is given and
 a target was missed).
 
-The local server and the four-letter words come from :mod:`fastzk.testing`,
-imported only when a run needs them.
+The local server comes from :mod:`fastzk.testing`, imported only when a
+run needs it; the four-letter words from :mod:`fastzk.fourletter`.
 """
 
 import argparse
@@ -194,7 +194,7 @@ def machine_info(zookeeper_version=None):
 
 
 def _srvr(hosts, timeout=5.0):
-    from fastzk.testing.zkserver import four_letter_word
+    from fastzk.fourletter import four_letter_word
 
     item = hosts.split("/", 1)[0].split(",")[0].strip()
     host, _, port = item.rpartition(":")

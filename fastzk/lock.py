@@ -27,7 +27,6 @@ They work with fastzk's client and with a plain
 :class:`kazoo.client.KazooClient` alike.
 """
 
-import functools
 import re
 import threading
 import time
@@ -46,6 +45,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.lock import Semaphore as _KazooSemaphore
 
 from fastzk.cleanup import deleter_for
+from fastzk.locknames import contender_pattern, in_lock_order, predecessor
 
 __all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "lock_path",
            "validate_path"]
@@ -181,7 +181,7 @@ class Lock(object):
         self.client = client
         self.path = path
         self._exclude_names = set(self._EXCLUDE_NAMES + list(extra_lock_patterns))
-        self._contenders_re = _contender_re(self._exclude_names)
+        self._contenders_re = contender_pattern(self._exclude_names)
         self.data = str(identifier or "").encode("utf-8")
         self.node = None
         self.wake_event = client.handler.event_object()
@@ -522,26 +522,12 @@ class Lock(object):
         ``children``: the lock path's children if already read (after our
         create); read now otherwise.
         """
-        own = int(_SEQUENCE_RE.search(node).group(1))
         if children is None:
             children = self._children(deadline) or ()
-        found_self = False
-        best_seq = None
-        best = None
-        search = self._contenders_re.search
-        for child in children:
-            if child == node:
-                found_self = True
-                continue
-            match = search(child)
-            if match is not None:
-                seq = int(match.group(1))
-                if seq < own and (best_seq is None or seq > best_seq):
-                    best_seq = seq
-                    best = child
-        if not found_self:
+        try:
+            return predecessor(node, children, self._exclude_names)
+        except LookupError:
             raise _OwnNodeGone()
-        return best
 
     def _find_node(self, children):
         for child in children:
@@ -597,15 +583,9 @@ class Lock(object):
         """
         children = self._children(None) or ()
         names = self._exclude_names | {self._NODE_NAME}
-        pattern = _contender_re(names)
-        found = []
-        for child in children:
-            match = pattern.search(child)
-            if match is not None:
-                found.append((int(match.group(1)), child))
-        found.sort()
+        nodes = [c.node for c in in_lock_order(children, names)]
         contenders = []
-        for _, node in found:
+        for node in nodes:
             try:
                 data, _ = self.client.get(self._base + node)
             except NoNodeError:
@@ -660,15 +640,3 @@ class Semaphore(_KazooSemaphore):
             raise LockTimeout("Failed to acquire semaphore on %s after %s "
                               "seconds" % (self.path, timeout)) from None
 
-
-_SEQUENCE_RE = re.compile(r"(-?\d{10})$")
-
-
-def _contender_re(names):
-    return _compiled_contender_re(frozenset(names))
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled_contender_re(names):
-    return re.compile(r"(?:%s)(-?\d{10})$"
-                      % "|".join(re.escape(name) for name in sorted(names)))

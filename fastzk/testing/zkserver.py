@@ -45,6 +45,8 @@ from typing import (
     Union,
 )
 
+from fastzk.fourletter import four_letter_word
+
 __all__ = [
     "DEFAULT_JAR",
     "ZooKeeperEnsemble",
@@ -52,6 +54,7 @@ __all__ = [
     "EnsembleMember",
     "expire_session",
     "find_zookeeper",
+    "four_letter_word",
     "free_port",
     "zookeeper_version",
 ]
@@ -202,23 +205,6 @@ def free_port() -> int:
 # ---------------------------------------------------------------------------
 # Four-letter words
 # ---------------------------------------------------------------------------
-
-def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0,
-                     limit: int = 64 << 20) -> str:
-    """Send a four-letter word to ``host:port`` and return the whole answer
-    (at most ``limit`` bytes of it) as text."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode("ascii"))
-        chunks = []
-        size = 0
-        while size < limit:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-            size += len(data)
-    return b"".join(chunks).decode("utf-8", "replace")
-
 
 def _parse_mode(text: str) -> Optional[str]:
     match = re.search(r"^Mode:\s*(\S+)", text, re.M)

@@ -1,0 +1,46 @@
+"""``fastzk bench``: run the benchmarks of :mod:`fastzk.bench`."""
+
+from fastzk.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    describe,
+)
+
+
+def add_parser(subparsers):
+    """Add ``bench`` to ``subparsers``: its arguments are the benchmarks'
+    own, kept raw by :func:`fastzk.cli.parse_args`."""
+    bench = subparsers.add_parser(
+        "bench", add_help=False,
+        help="run the benchmarks (fastzk bench --help for their options)",
+        description="Run fastzk's benchmarks; every argument goes to them.")
+    bench.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args):
+    """Delegate to :func:`fastzk.bench.main`, imported only now."""
+    import importlib
+
+    try:
+        bench = importlib.import_module("fastzk.bench")
+    except ImportError as exc:
+        if getattr(exc, "name", None) in ("fastzk.bench", "fastzk"):
+            raise CliError("bench: the benchmarks (fastzk.bench) are not "
+                           "available in this installation", EXIT_USAGE)
+        raise CliError("bench: cannot load the benchmarks: %s"
+                       % describe(exc), EXIT_USAGE)
+    bench_args = list(args.bench_args)
+    hosts = getattr(args, "bench_hosts", None)  # `fastzk --hosts H bench`
+    if hosts and not any(a == "--hosts" or a.startswith("--hosts=")
+                         for a in bench_args):
+        bench_args = ["--hosts", hosts] + bench_args
+    status = bench.main(bench_args)
+    if status is None or status is True:
+        return EXIT_OK
+    if status is False:
+        return EXIT_ERROR
+    return int(status)
+
+
