@@ -498,7 +498,7 @@ class Gssapi(Mechanism):
         # No security layer, so a maximum message size of 0 (RFC 4752 3.1).
         answer = bytes((_GSSAPI_NO_SECURITY_LAYER, 0, 0, 0)) + authzid.encode("utf-8")
         try:
-            token = self._context.wrap(answer, False).message
+            token: bytes = self._context.wrap(answer, False).message
         except Exception as exc:
             raise _gssapi_error("cannot wrap the security layer answer: %s" % (exc,)) from exc
         self.complete = True
@@ -818,13 +818,16 @@ class SaslExchange(object):
 
     def _refused(self, err: int) -> Exception:
         name = self.mechanism.name
+        exc: Exception
         if err == AUTH_FAILED:
-            return AuthFailedError(
+            exc = AuthFailedError(
                 "SASL %s authentication failed: the server refused it (wrong "
                 "credentials, or a mechanism the server does not offer)" % name)
-        if err == SESSION_CLOSED_REQUIRE_SASL_AUTH:
-            return SessionClosedRequireSaslError(
+        elif err == SESSION_CLOSED_REQUIRE_SASL_AUTH:
+            exc = SessionClosedRequireSaslError(
                 "SASL %s authentication failed and the server requires SASL: "
                 "it closed the session" % name)
-        exc_type = EXCEPTIONS.get(err, AuthFailedError)
-        return exc_type("SASL %s request failed with error code %d" % (name, err))
+        else:
+            exc_type = EXCEPTIONS.get(err, AuthFailedError)
+            exc = exc_type("SASL %s request failed with error code %d" % (name, err))
+        return exc
