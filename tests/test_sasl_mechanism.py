@@ -205,11 +205,19 @@ def test_random_cnonce_differs_between_mechanisms():
     (b'nonce="n",algorithm=md5-sess,qop="auth-int,auth-conf"', "security layer"),
     (b'nonce="n",algorithm=md5-sess,charset=latin-1', "unknown charset"),
     (b'nonce="n",algorithm=md5-sess,rspauth=00', "rspauth before"),
+    (b'nonce="n",algorithm=md5-sess,stale=true,stale=false', "2 stale directives"),
     (b'nonce="n' + b'x' * 2048 + b'",algorithm=md5-sess', "longer than 2048"),
 ])
 def test_bad_challenge_fails(challenge, message):
     with pytest.raises(AuthFailedError, match=message):
         DigestMD5("u", "p").respond(challenge)
+
+
+def test_stale_challenge_is_answered():
+    out = parse_digest_challenge(DigestMD5("u", "p", cnonce=b"c").respond(
+        b'realm="r",nonce="fresh",stale=true,algorithm=md5-sess'))
+    assert out["nonce"] == [b"fresh"]
+    assert "stale" not in out
 
 
 def test_qop_list_with_auth_is_accepted():

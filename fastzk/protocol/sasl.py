@@ -251,6 +251,50 @@ def _single(directives: Mapping[str, List[bytes]], name: str) -> Optional[bytes]
     return values[0]
 
 
+def _read_digest_challenge(challenge: bytes) -> Tuple[bytes, Optional[str], bool]:
+    """Check a digest-challenge for what this client supports.
+
+    :returns: ``(nonce, realm, utf8)``: the nonce, the first realm offered
+              (``None`` if none is) and whether ``charset=utf-8`` is set.
+    """
+    if not challenge:
+        raise _digest_error(
+            "the server sent an empty challenge (is SASL authentication "
+            "configured on the server, with DIGEST-MD5?)"
+        )
+    if len(challenge) > _MAX_CHALLENGE:
+        raise _digest_error("the server's challenge is longer than %d bytes" % _MAX_CHALLENGE)
+    directives = parse_digest_challenge(challenge)
+    if "rspauth" in directives:
+        raise _digest_error("the server sent rspauth before any response")
+    for name in _SINGLE_DIRECTIVES:
+        if len(directives.get(name, ())) > 1:
+            raise _digest_error("the server's challenge has %d %s directives"
+                                % (len(directives[name]), name))
+    nonce = _single(directives, "nonce")
+    if not nonce:
+        raise _digest_error("the server's challenge has no nonce")
+    algorithm = _single(directives, "algorithm")
+    if algorithm is None or algorithm.lower() != b"md5-sess":
+        raise _digest_error("the server's challenge does not offer algorithm=md5-sess")
+    charset = _single(directives, "charset")
+    if charset is not None and charset.lower() != b"utf-8":
+        raise _digest_error("the server's challenge has an unknown charset %r"
+                            % charset.decode("latin-1"))
+    # No qop directive means qop=auth; "stale", "maxbuf" and "cipher" do not
+    # matter without a security layer.
+    qops = [q.strip().lower() for q in (_single(directives, "qop") or b"auth").split(b",")]
+    if b"auth" not in qops:
+        raise _digest_error(
+            "the server requires a SASL security layer (qop %s); fastzk "
+            "supports qop=auth only" % b",".join(qops).decode("latin-1")
+        )
+    utf8 = charset is not None
+    realms = directives.get("realm")
+    realm = realms[0].decode("utf-8" if utf8 else "iso-8859-1", "replace") if realms else None
+    return nonce, realm, utf8
+
+
 class DigestMD5(Mechanism):
     """The DIGEST-MD5 SASL mechanism (RFC 2831), quality of protection
     ``auth`` (authentication only, no security layer), as ZooKeeper uses it.
@@ -320,40 +364,7 @@ class DigestMD5(Mechanism):
         return b""
 
     def _digest_response(self, challenge: bytes) -> bytes:
-        if not challenge:
-            raise _digest_error(
-                "the server sent an empty challenge (is SASL authentication "
-                "configured on the server, with DIGEST-MD5?)"
-            )
-        if len(challenge) > _MAX_CHALLENGE:
-            raise _digest_error("the server's challenge is longer than %d bytes" % _MAX_CHALLENGE)
-        directives = parse_digest_challenge(challenge)
-        if "rspauth" in directives:
-            raise _digest_error("the server sent rspauth before any response")
-        for name in _SINGLE_DIRECTIVES:
-            if len(directives.get(name, ())) > 1:
-                raise _digest_error("the server's challenge has %d %s directives"
-                                    % (len(directives[name]), name))
-        nonce = _single(directives, "nonce")
-        if not nonce:
-            raise _digest_error("the server's challenge has no nonce")
-        algorithm = _single(directives, "algorithm")
-        if algorithm is None or algorithm.lower() != b"md5-sess":
-            raise _digest_error("the server's challenge does not offer algorithm=md5-sess")
-        charset = _single(directives, "charset")
-        if charset is not None and charset.lower() != b"utf-8":
-            raise _digest_error("the server's challenge has an unknown charset %r"
-                                % charset.decode("latin-1"))
-        qops = [q.strip().lower() for q in (_single(directives, "qop") or b"auth").split(b",")]
-        if b"auth" not in qops:
-            raise _digest_error(
-                "the server requires a SASL security layer (qop %s); fastzk "
-                "supports qop=auth only" % b",".join(qops).decode("latin-1")
-            )
-        utf8 = charset is not None
-        wire = "utf-8" if utf8 else "iso-8859-1"
-        realms = directives.get("realm")
-        realm = realms[0].decode(wire, "replace") if realms else None
+        nonce, realm, utf8 = _read_digest_challenge(challenge)
         cnonce = self._cnonce if self._cnonce is not None else os.urandom(16).hex().encode("ascii")
         return self._build_response(nonce, cnonce, realm, utf8)
 
