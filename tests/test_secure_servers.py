@@ -311,18 +311,26 @@ def test_sasl_over_tls(secure_servers, tls_files, node):
         _close(alice)
 
 
-def test_sasl_wrong_password_connects_then_fails(secure_servers):
+@pytest.mark.parametrize("options", [
+    {"password": "wrong"},
+    {"mechanism": "CRAM-MD5"},  # not offered by the server
+], ids=["wrong password", "mechanism not offered"])
+def test_sasl_failure_connects_then_fails(secure_servers, options):
     # kazoo reports CONNECTED before the SASL exchange fails; the failure
     # shows on the first request, and the session is then LOST.
     states = []
-    client = KazooClient(secure_servers.need.address, sasl_options=dict(
-        ALICE, password="wrong"))
+    client = KazooClient(secure_servers.need.address,
+                         sasl_options=dict(ALICE, **options))
     client.add_listener(states.append)
     try:
         client.start(timeout=START_TIMEOUT)
         with pytest.raises(AuthFailedError):
             client.get("/")
         assert states[0] == KazooState.CONNECTED
+        deadline = time.monotonic() + START_TIMEOUT
+        while KazooState.LOST not in states and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert states == [KazooState.CONNECTED, KazooState.LOST]
     finally:
         _close(client)
 
