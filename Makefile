@@ -59,6 +59,8 @@ deps: venv
 	$(PIP) install kazoo==2.11.0 pytest pytest-timeout hypothesis pytest-benchmark cython mypy==2.4.1
 	# kazoo's own suite (run against fastzk below) needs these.
 	$(PIP) install "pyOpenSSL<24.3" pyjks objgraph
+	# The TLS and SASL tests: their certificates, and kazoo's SASL.
+	$(PIP) install cryptography pure-sasl
 
 build:
 	$(PYTHON) setup.py build_ext --inplace

@@ -12,6 +12,17 @@ Typical use::
     server.address            # "127.0.0.1:PORT"
     server.zxid()             # last zxid, from the ``srvr`` four-letter word
     server.stop()
+
+A server can also serve TLS on a second, secure client port (``tls=``, a
+:class:`ServerTls`; certificates from :mod:`fastzk.testing.certs`) and
+authenticate clients with SASL DIGEST-MD5 (``sasl=``, a
+:class:`ServerSasl`)::
+
+    files = make_tls_files("/tmp/tls")
+    server = ZooKeeperServer(tls=ServerTls(files.server_pem, files.ca),
+                             sasl=ServerSasl({"alice": "secret"}))
+    server.start()
+    server.secure_address     # "127.0.0.1:SECURE_PORT"; address stays plain
 """
 
 import atexit
@@ -29,6 +40,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from dataclasses import dataclass
 from types import TracebackType
 from typing import (
     IO,
@@ -52,6 +64,8 @@ __all__ = [
     "ZooKeeperEnsemble",
     "ZooKeeperServer",
     "EnsembleMember",
+    "ServerSasl",
+    "ServerTls",
     "expire_session",
     "find_zookeeper",
     "four_letter_word",
@@ -68,6 +82,14 @@ LOG_BINDING_JARS = (
     "/usr/share/java/slf4j-log4j12.jar",
     "/usr/share/java/log4j-1.2.jar",
 )
+# The Netty connection factory, which TLS needs, uses these two jars that
+# Debian's zookeeper.jar does not name in its manifest.
+NETTY_JARS = (
+    "/usr/share/java/netty-codec.jar",
+    "/usr/share/java/netty-resolver.jar",
+)
+NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
 NOT_INSTALLED = (
     "ZooKeeper not installed: run `make test` (it installs Debian's "
     "zookeeper) or apt-get install -y zookeeper"
@@ -277,6 +299,109 @@ log4j.appender.FILE.layout.ConversionPattern=%d{{ISO8601}} %-5p [%t:%C{{1}}@%L] 
 """
 
 
+TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+CLIENT_AUTH_MODES = ("need", "want", "none")
+# ZooKeeper offers TLS 1.3 only when its protocol, its enabled protocols and
+# its cipher suites all say so; these are the TLS 1.3 suites of Java 17.
+TLS13_CIPHER_SUITES = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384")
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """TLS on a server's secure client port (Netty, PEM stores).
+
+    :param keystore: PEM file with the server's private key in PKCS#8
+        followed by its certificate chain (``ssl.keyStore.location``), e.g.
+        :attr:`fastzk.testing.certs.TlsFiles.server_pem`.
+    :param truststore: PEM file with the CA certificates that client
+        certificates must chain to (``ssl.trustStore.location``).
+    :param client_auth: ``"need"`` (a client certificate is required, the
+        server's default), ``"want"`` (checked when given) or ``"none"``.
+    :param protocol: ``"TLSv1.2"`` (the server's default) or ``"TLSv1.3"``
+        (then only TLS 1.3 is offered).
+    :param keystore_password: Password of an encrypted key in ``keystore``.
+    """
+
+    keystore: str
+    truststore: str
+    client_auth: str = "need"
+    protocol: str = "TLSv1.2"
+    keystore_password: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.client_auth not in CLIENT_AUTH_MODES:
+            raise ValueError("client_auth must be one of %s, not %r"
+                             % (", ".join(CLIENT_AUTH_MODES),
+                                self.client_auth))
+        if self.protocol not in TLS_PROTOCOLS:
+            raise ValueError("protocol must be one of %s, not %r"
+                             % (", ".join(TLS_PROTOCOLS), self.protocol))
+        for path in (self.keystore, self.truststore):
+            if not os.path.isfile(path):
+                raise ValueError("no such PEM file: %r" % path)
+
+    def config(self) -> Dict[str, object]:
+        """The ``ssl.*`` zoo.cfg entries (the server turns each into a
+        ``zookeeper.ssl.*`` system property)."""
+        config: Dict[str, object] = {
+            "ssl.keyStore.location": os.path.abspath(self.keystore),
+            "ssl.keyStore.type": "PEM",
+            "ssl.trustStore.location": os.path.abspath(self.truststore),
+            "ssl.trustStore.type": "PEM",
+            "ssl.clientAuth": self.client_auth,
+        }
+        if self.keystore_password is not None:
+            config["ssl.keyStore.password"] = self.keystore_password
+        if self.protocol == "TLSv1.3":
+            config["ssl.protocol"] = "TLSv1.3"
+            config["ssl.enabledProtocols"] = "TLSv1.3"
+            config["ssl.ciphersuites"] = ",".join(TLS13_CIPHER_SUITES)
+        return config
+
+
+@dataclass(frozen=True)
+class ServerSasl:
+    """SASL DIGEST-MD5 authentication of clients.
+
+    The server gets a JAAS file whose ``Server`` section names
+    ZooKeeper's DigestLoginModule with ``users`` and the SASL
+    authentication provider; a client that authenticates as user ``u``
+    has the identity ``sasl:u``, usable in ACLs.
+
+    :param users: User name to password.
+    :param required: Close every session that has not authenticated with
+        SASL (``sessionRequireClientSASLAuth``); by default a client may
+        also work without authenticating.
+    """
+
+    users: Mapping[str, str]
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.users:
+            raise ValueError("ServerSasl needs at least one user")
+        for user, password in self.users.items():
+            for text in (user, password):
+                if not re.fullmatch(r"[A-Za-z0-9_.@-]+", text):
+                    raise ValueError(
+                        "SASL user names and passwords here are limited to "
+                        "letters, digits and _.@-: %r" % text)
+
+    def jaas(self) -> str:
+        """The text of the JAAS login configuration."""
+        users = "".join('\n    user_%s="%s"' % item
+                        for item in self.users.items())
+        return ("Server {\n    org.apache.zookeeper.server.auth."
+                "DigestLoginModule required%s;\n};\n" % users)
+
+    def config(self) -> Dict[str, object]:
+        """The zoo.cfg entries."""
+        config: Dict[str, object] = {"authProvider.1": SASL_PROVIDER}
+        if self.required:
+            config["sessionRequireClientSASLAuth"] = "true"
+        return config
+
+
 class ZooKeeperServer:
     """One ZooKeeper server process (standalone by default).
 
@@ -292,6 +417,11 @@ class ZooKeeperServer:
     ``maxSessionTimeout`` = 60000 ms, ``forceSync=no`` (tests do not need
     fsync), the four-letter words all enabled, no AdminServer, no per-host
     connection limit, extended types (TTL nodes) enabled.
+
+    ``tls`` (a :class:`ServerTls`) adds a secure client port
+    (``secure_client_port`` or a free one) beside the plain one, with the
+    Netty connection factory, which then serves both; ``sasl`` (a
+    :class:`ServerSasl`) turns on SASL authentication.
     """
 
     main_class = STANDALONE_MAIN
@@ -306,7 +436,12 @@ class ZooKeeperServer:
         max_session_timeout: int = 60000,
         jvm_opts: Optional[Sequence[str]] = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
+        tls: Optional[ServerTls] = None,
+        secure_client_port: Optional[int] = None,
+        sasl: Optional[ServerSasl] = None,
     ) -> None:
+        if secure_client_port and tls is None:
+            raise ValueError("secure_client_port needs tls")
         self._owns_dir = data_dir is None
         if data_dir is None:
             data_dir = tempfile.mkdtemp(prefix="fastzk-zk-")
@@ -316,8 +451,16 @@ class ZooKeeperServer:
         self.log_path = os.path.join(self.base_dir, "zookeeper.log")
         self.out_path = os.path.join(self.base_dir, "zookeeper.out")
         self.log4j_path = os.path.join(self.base_dir, "log4j.properties")
+        self.jaas_path = os.path.join(self.base_dir, "jaas.conf")
         self.host = "127.0.0.1"
         self.port = client_port if client_port else free_port()
+        self.tls = tls
+        self.sasl = sasl
+        #: The TLS client port, or None without ``tls``.
+        self.secure_port: Optional[int] = None
+        if tls is not None:
+            self.secure_port = (secure_client_port if secure_client_port
+                                else free_port())
         self.tick_time = tick_time
         self.min_session_timeout = (
             min_session_timeout if min_session_timeout else 2 * tick_time
@@ -349,6 +492,13 @@ class ZooKeeperServer:
             "forceSync": "no",
             "autopurge.purgeInterval": 0,
         }
+        if self.tls is not None:
+            config["secureClientPort"] = self.secure_port
+            config["secureClientPortAddress"] = self.host
+            config["serverCnxnFactory"] = NETTY_FACTORY
+            config.update(self.tls.config())
+        if self.sasl is not None:
+            config.update(self.sasl.config())
         config.update(self.extra_config)
         return config
 
@@ -360,13 +510,32 @@ class ZooKeeperServer:
             f.write("\n".join(lines) + "\n")
         with open(self.log4j_path, "w") as f:
             f.write(_LOG4J_TEMPLATE.format(log_file=self.log_path))
+        if self.sasl is not None:
+            with open(self.jaas_path, "w") as f:
+                f.write(self.sasl.jaas())
+
+    def _classpath(self) -> str:
+        parts = [self.base_dir, find_zookeeper()]
+        if self._config().get("serverCnxnFactory") == NETTY_FACTORY:
+            for jar in NETTY_JARS:
+                if not os.path.isfile(jar):
+                    raise RuntimeError(
+                        "the Netty connection factory needs %s (Debian's "
+                        "libnetty-java)" % jar)
+            parts.extend(NETTY_JARS)
+        return ":".join(parts)
 
     def command_line(self) -> List[str]:
         """Return the argv that starts this server."""
-        classpath = self.base_dir + ":" + find_zookeeper()
+        classpath = self._classpath()
+        sasl_opts = []
+        if self.sasl is not None:
+            sasl_opts.append("-Djava.security.auth.login.config="
+                             + self.jaas_path)
         return (
             [find_java()]
             + self.jvm_opts
+            + sasl_opts
             + [
                 "-Dlog4j.configuration=file:" + self.log4j_path,
                 "-Dzookeeper.log.dir=" + self.base_dir,
@@ -383,6 +552,14 @@ class ZooKeeperServer:
     def address(self) -> str:
         """``"127.0.0.1:PORT"``, the client address of this server."""
         return "%s:%d" % (self.host, self.port)
+
+    @property
+    def secure_address(self) -> str:
+        """``"127.0.0.1:SECURE_PORT"``, the TLS client address; raises
+        RuntimeError when the server has no ``tls``."""
+        if self.secure_port is None:
+            raise RuntimeError("%s has no TLS client port" % self)
+        return "%s:%d" % (self.host, self.secure_port)
 
     @property
     def running(self) -> bool:
@@ -451,9 +628,10 @@ class ZooKeeperServer:
             try:
                 text = self.command("srvr", timeout=2.0)
                 mode = _parse_mode(text)
-                if mode:
+                if mode and self._secure_port_open():
                     return mode
-                last = text.strip() or "empty answer"
+                last = ("secure port %s not open yet" % self.secure_port
+                        if mode else text.strip() or "empty answer")
             except OSError as exc:
                 last = repr(exc)
             if time.monotonic() >= deadline:
@@ -462,6 +640,16 @@ class ZooKeeperServer:
                     "%s)\n%s" % (self.address, timeout, last, self.log_tail())
                 )
             time.sleep(0.1)
+
+    def _secure_port_open(self) -> bool:
+        if self.secure_port is None:
+            return True
+        try:
+            socket.create_connection((self.host, self.secure_port),
+                                     timeout=2.0).close()
+            return True
+        except OSError:
+            return False
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server: SIGTERM, then SIGKILL after ``timeout`` seconds.
@@ -613,7 +801,9 @@ class ZooKeeperEnsemble:
     Each member has its own directory under ``base_dir`` (a temporary one
     when None) and its own client, peer and election ports.  Members are
     :class:`EnsembleMember` objects in :attr:`servers` and can be stopped,
-    killed and restarted one by one.
+    killed and restarted one by one.  ``server_kwargs`` go to every member:
+    ``tls=ServerTls(...)`` gives each its own secure client port
+    (:attr:`secure_hosts`; the quorum itself stays plain), ``sasl=`` SASL.
     """
 
     def __init__(
@@ -625,6 +815,9 @@ class ZooKeeperEnsemble:
         start_timeout: float = 60.0,
         **server_kwargs: Any
     ) -> None:
+        if "secure_client_port" in server_kwargs:
+            raise ValueError("each ensemble member picks its own "
+                             "secure_client_port")
         self._owns_dir = base_dir is None
         if base_dir is None:
             base_dir = tempfile.mkdtemp(prefix="fastzk-ensemble-")
@@ -656,6 +849,11 @@ class ZooKeeperEnsemble:
     def hosts(self) -> str:
         """Connection string of every member: ``"127.0.0.1:p1,..."``."""
         return ",".join(m.address for m in self.servers)
+
+    @property
+    def secure_hosts(self) -> str:
+        """TLS connection string of every member (members need ``tls``)."""
+        return ",".join(m.secure_address for m in self.servers)
 
     @property
     def running(self) -> bool:
