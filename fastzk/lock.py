@@ -31,6 +31,8 @@ import re
 import threading
 import time
 import uuid
+from types import TracebackType
+from typing import Any, Callable, Iterable, List, Optional, Set, Tuple, Type
 
 from kazoo.exceptions import (
     CancelledError,
@@ -41,10 +43,11 @@ from kazoo.exceptions import (
     OperationTimeoutError,
     SessionExpiredError,
 )
-from kazoo.protocol.states import KazooState
+from kazoo.client import KazooClient
+from kazoo.protocol.states import KazooState, WatchedEvent
 from kazoo.recipe.lock import Semaphore as _KazooSemaphore
 
-from fastzk.cleanup import deleter_for
+from fastzk.cleanup import GuaranteedDeleter, deleter_for
 from fastzk.locknames import contender_pattern, in_lock_order, predecessor
 
 __all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "lock_path",
@@ -63,7 +66,7 @@ _MAKING_EVENTS = threading.Lock()
 _CLEANUP_GRACE = 0.1
 
 
-def validate_path(path):
+def validate_path(path: str) -> None:
     """Raise ValueError unless ``path`` is a valid absolute ZooKeeper path.
 
     ZooKeeper's PathUtils.validatePath: absolute, no empty, ``.`` or ``..``
@@ -113,7 +116,7 @@ def lock_path(path: str) -> str:
     return path
 
 
-def _normalised(path):
+def _normalised(path: str) -> str:
     components = [part for part in path.split("/") if part]
     for part in components:
         if part == "." or part == "..":
@@ -169,9 +172,11 @@ class Lock(object):
     """
 
     _NODE_NAME = "__lock__"
-    _EXCLUDE_NAMES = ["__lock__"]
+    _EXCLUDE_NAMES: List[str] = ["__lock__"]
 
-    def __init__(self, client, path, identifier=None, extra_lock_patterns=()):
+    def __init__(self, client: KazooClient, path: str,
+                 identifier: Optional[str] = None,
+                 extra_lock_patterns: Iterable[str] = ()) -> None:
         # ``path`` stays the caller's string, as in kazoo (its messages name
         # it); the requests use the normalised one, the root's children
         # being "/<name>", every other path's "<path>/<name>".
@@ -183,49 +188,50 @@ class Lock(object):
         self._exclude_names = set(self._EXCLUDE_NAMES + list(extra_lock_patterns))
         self._contenders_re = contender_pattern(self._exclude_names)
         self.data = str(identifier or "").encode("utf-8")
-        self.node = None
+        self.node: Optional[str] = None
         self.wake_event = client.handler.event_object()
         self._new_prefix()
         self.create_tried = False
         self.is_acquired = False
         self.assured_path = False
         self.cancelled = False
-        self._token = None
+        self._token: Optional[int] = None
         self._ephemeral = True
-        self._session_id = None
-        self._lost = None  # the Event behind `lost`, made when first needed
-        self._lost_callbacks = []
+        self._session_id: Optional[int] = None
+        # The Event behind `lost`, made when first needed.
+        self._lost: Optional[threading.Event] = None
+        self._lost_callbacks: List[Callable[[Lock], object]] = []
         self._acquire_method_lock = threading.Lock()
-        self._deleter = deleter_for(client)
+        self._deleter: GuaranteedDeleter = deleter_for(client)
 
-    def _new_prefix(self):
+    def _new_prefix(self) -> None:
         # A cleanup of a lost create may still be pending under the old
         # prefix; new nodes must not carry it, or that cleanup (matching by
         # prefix) would delete them.  Drawn when first needed: os.urandom
         # releases the GIL, a hand-off per Lock object that a failed
         # attempt (which creates nothing) need not pay.
-        self._prefix = None
+        self._prefix: Optional[str] = None
 
     @property
-    def prefix(self):
+    def prefix(self) -> str:
         """The unique start of this lock's node names (``<uuid hex>__lock__``)."""
         if self._prefix is None:
             self._prefix = uuid.uuid4().hex + self._NODE_NAME
         return self._prefix
 
     @prefix.setter
-    def prefix(self, value):
+    def prefix(self, value: str) -> None:
         self._prefix = value
 
     @property
-    def create_path(self):
+    def create_path(self) -> str:
         """The path this lock's node is created with (``path/prefix``)."""
         return self._base + self.prefix
 
     # -- state ----------------------------------------------------------------
 
     @property
-    def held(self):
+    def held(self) -> bool:
         """True while the lock is acquired *and* known to be held.
 
         False while the session is SUSPENDED: until the connection is back
@@ -234,17 +240,20 @@ class Lock(object):
         client's connection state, so it turns False the moment the
         connection drops, before any listener has run.
         """
-        return self.is_acquired and self.client.connected
+        if not self.is_acquired:
+            return False
+        connected: bool = self.client.connected
+        return connected
 
     @property
-    def fencing_token(self):
+    def fencing_token(self) -> Optional[int]:
         """The czxid of this holder's node while the lock is acquired, else
         None.  It grows between successive holders of one lock path, so a
         resource can refuse writes carrying a smaller token than it saw."""
         return self._token if self.is_acquired else None
 
     @property
-    def lost(self):
+    def lost(self) -> threading.Event:
         """A :class:`threading.Event` set when a held lock is lost with its
         session; cleared on the next successful acquire."""
         if self._lost is None:
@@ -253,14 +262,14 @@ class Lock(object):
                     self._lost = threading.Event()
         return self._lost
 
-    def on_lost(self, callback):
+    def on_lost(self, callback: Callable[["Lock"], object]) -> None:
         """Call ``callback(lock)`` when a held lock is lost with its session.
 
         Callbacks run on the client's event thread and must not block.
         """
         self._lost_callbacks.append(callback)
 
-    def _watch_state(self, state):
+    def _watch_state(self, state: str) -> bool:
         if state == KazooState.LOST:
             if self.is_acquired and self._ephemeral:
                 self.is_acquired = False
@@ -276,12 +285,13 @@ class Lock(object):
 
     # -- acquire / release ------------------------------------------------------
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Cancel a pending lock acquire."""
         self.cancelled = True
         self.wake_event.set()
 
-    def acquire(self, blocking=True, timeout=None, ephemeral=True):
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None,
+                ephemeral: bool = True) -> bool:
         """Acquire the lock. By default blocks and waits forever.
 
         :param blocking: block until the lock is obtained, or return at once.
@@ -342,7 +352,7 @@ class Lock(object):
         finally:
             self._acquire_method_lock.release()
 
-    def _pause(self, deadline, step):
+    def _pause(self, deadline: Optional[float], step: float) -> bool:
         """Sleep ``step`` (less if the deadline is closer); False when the
         deadline has passed.  :meth:`cancel` cuts the sleep short."""
         if deadline is not None:
@@ -354,7 +364,8 @@ class Lock(object):
         self.wake_event.clear()
         return True
 
-    def _acquire_retrying(self, blocking, deadline, timeout, ephemeral):
+    def _acquire_retrying(self, blocking: bool, deadline: Optional[float],
+                          timeout: Optional[float], ephemeral: bool) -> bool:
         delay = 0.02
         while True:
             try:
@@ -370,7 +381,8 @@ class Lock(object):
                     return False
                 delay = min(delay * 2, 1.0)
 
-    def _call(self, deadline, method, *args, **kwargs):
+    def _call(self, deadline: Optional[float], method: str, *args: Any,
+              **kwargs: Any) -> Any:
         """Run the client's request ``method``; with a deadline, wait for
         its reply no longer than the time left.
 
@@ -394,7 +406,8 @@ class Lock(object):
         except client.handler.timeout_exception:
             raise _DeadlinePassed()
 
-    def _children(self, deadline, watched=False):
+    def _children(self, deadline: Optional[float],
+                  watched: bool = False) -> Optional[List[str]]:
         """The lock path's children (None if it does not exist).
 
         ``watched``: on fastzk's client made with
@@ -406,16 +419,18 @@ class Lock(object):
         if watched and getattr(self.client, "cached_lock_checks", False):
             method = "_watched_children"
         try:
-            return self._call(deadline, method, self._path)
+            children: List[str] = self._call(deadline, method, self._path)
         except NoNodeError:
             return None
+        return children
 
-    def _attempt(self, blocking, deadline, timeout, ephemeral):
+    def _attempt(self, blocking: bool, deadline: Optional[float],
+                 timeout: Optional[float], ephemeral: bool) -> bool:
         client = self.client
         # A timeout of 0 or -1 is one try (kazoo's is): its requests are not
         # cut short; only the wait for a predecessor is.
         calls = deadline if timeout is None or timeout > 0 else None
-        children = None
+        children: Optional[List[str]] = None
         if self.cancelled:
             raise CancelledError()
         if self.node is None and not self.create_tried and not blocking:
@@ -433,10 +448,11 @@ class Lock(object):
                     self.node = node
                     self._token = stat.czxid
                     self._session_id = self._current_session(ephemeral)
-        listed = None  # the children, if read together with the create
+        # The children, if read together with the create.
+        listed: Optional[List[str]] = None
         if self.node is None:
             self.create_tried = True
-            created = None
+            created: Optional[str] = None
             if getattr(client, "_create_and_list", None) is not None:
                 try:
                     created, stat, listed = self._call(
@@ -497,25 +513,27 @@ class Lock(object):
             finally:
                 client.remove_listener(self._watch_session)
 
-    def _current_session(self, ephemeral):
-        client_id = self.client.client_id
+    def _current_session(self, ephemeral: bool) -> Optional[int]:
+        client_id: Optional[Tuple[int, bytes]] = self.client.client_id
         return client_id[0] if ephemeral and client_id else None
 
-    def _watch_session(self, state):
+    def _watch_session(self, state: str) -> bool:
         self.wake_event.set()
         return True
 
-    def _watch_predecessor(self, event):
+    def _watch_predecessor(self, event: WatchedEvent) -> None:
         self.wake_event.set()
 
-    def _any_contender(self, children):
+    def _any_contender(self, children: Iterable[str]) -> bool:
         search = self._contenders_re.search
         for child in children:
             if search(child) is not None:
                 return True
         return False
 
-    def _get_predecessor(self, node, deadline=None, children=None):
+    def _get_predecessor(self, node: str, deadline: Optional[float] = None,
+                         children: Optional[Iterable[str]] = None
+                         ) -> Optional[str]:
         """The contender just before ``node``, or None when ``node`` wins.
 
         Contenders are compared by their sequence number as an integer.
@@ -529,13 +547,13 @@ class Lock(object):
         except LookupError:
             raise _OwnNodeGone()
 
-    def _find_node(self, children):
+    def _find_node(self, children: Iterable[str]) -> Optional[str]:
         for child in children:
             if child.startswith(self.prefix):
                 return child
         return None
 
-    def _cleanup(self, deadline=None):
+    def _cleanup(self, deadline: Optional[float] = None) -> None:
         """Remove our node after a failed attempt, whatever it takes."""
         node = self.node
         self.node = None
@@ -555,7 +573,7 @@ class Lock(object):
             if not settled:
                 self._new_prefix()
 
-    def release(self):
+    def release(self) -> bool:
         """Release the lock immediately.
 
         :returns: True if the lock was held and is now released, False if
@@ -574,7 +592,7 @@ class Lock(object):
             self._deleter.delete(self._base + node, session)
         return True
 
-    def contenders(self):
+    def contenders(self) -> List[str]:
         """Return an ordered list of the current contenders' identifiers,
         ordered by sequence number compared as an integer.
 
@@ -584,7 +602,7 @@ class Lock(object):
         children = self._children(None) or ()
         names = self._exclude_names | {self._NODE_NAME}
         nodes = [c.node for c in in_lock_order(children, names)]
-        contenders = []
+        contenders: List[str] = []
         for node in nodes:
             try:
                 data, _ = self.client.get(self._base + node)
@@ -594,10 +612,12 @@ class Lock(object):
                 contenders.append(data.decode("utf-8"))
         return contenders
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.acquire()
 
-    def __exit__(self, exc_type, exc_value, traceback):
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc_value: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> None:
         self.release()
 
 
@@ -628,15 +648,19 @@ class Semaphore(_KazooSemaphore):
              ZooKeeper refuses (see :func:`lock_path`).
     """
 
-    def __init__(self, client, path, identifier=None, max_leases=1):
+    def __init__(self, client: KazooClient, path: str,
+                 identifier: Optional[str] = None,
+                 max_leases: int = 1) -> None:
         lock_path(path)
         super().__init__(client, path, identifier, max_leases)
 
-    def _inner_acquire(self, blocking, timeout=None):
+    def _inner_acquire(self, blocking: bool,
+                       timeout: Optional[float] = None) -> bool:
         try:
-            return super()._inner_acquire(blocking, timeout)
+            acquired: bool = super()._inner_acquire(blocking, timeout)
         except LockTimeout:
             # Also raised by the internal lock, naming its own path.
             raise LockTimeout("Failed to acquire semaphore on %s after %s "
                               "seconds" % (self.path, timeout)) from None
+        return acquired
 

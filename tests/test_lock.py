@@ -196,13 +196,22 @@ class Exclusion(object):
 
 # -- API ------------------------------------------------------------------------
 
+def _parameters(function):
+    """The parameters' names, kinds and defaults (kazoo has no annotations
+    to compare)."""
+    return [(p.name, p.kind, p.default)
+            for p in inspect.signature(function).parameters.values()]
+
+
 def test_exports_signatures_and_client_factories(zk_hosts, clients):
     for ours, theirs in ((Lock, KazooLock), (ReadLock, KazooReadLock),
-                         (WriteLock, KazooWriteLock)):
+                         (WriteLock, KazooWriteLock),
+                         (Semaphore, KazooSemaphore)):
         for name in ("__init__", "acquire", "release", "cancel",
-                     "contenders"):
-            assert (inspect.signature(getattr(ours, name))
-                    == inspect.signature(getattr(theirs, name))), name
+                     "contenders", "__enter__", "__exit__"):
+            if hasattr(theirs, name):
+                assert (_parameters(getattr(ours, name))
+                        == _parameters(getattr(theirs, name))), name
     assert issubclass(Semaphore, KazooSemaphore)
     fz = clients(zk_hosts, kind="fastzk")
     assert type(fz.Lock("/l")) is Lock

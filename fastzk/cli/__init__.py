@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import warnings
+from typing import List, Optional, Sequence
 
 from fastzk.cli import bench, lock, locks, watch
 from fastzk.cli.common import (  # noqa: F401 (the names fastzk.cli had)
@@ -65,7 +66,7 @@ Errors are one line on stderr; --verbose shows the client's log.
 """
 
 
-def build_parser(lock_command=True):
+def build_parser(lock_command: bool = True) -> Parser:
     """The argument parser.  With ``lock_command`` False, ``lock`` takes no
     COMMAND (it is what follows ``--``, split off by :func:`main`)."""
     from fastzk import __version__
@@ -86,7 +87,7 @@ def build_parser(lock_command=True):
     return parser
 
 
-def _command_index(argv):
+def _command_index(argv: Sequence[str]) -> Optional[int]:
     """Index of the sub-command in ``argv`` (skipping global options)."""
     with_value = {"--hosts", "--timeout", "--connect-timeout"}
     i = 0
@@ -103,7 +104,7 @@ def _command_index(argv):
     return None
 
 
-def parse_args(argv):
+def parse_args(argv: List[str]) -> argparse.Namespace:
     """Parse ``argv`` (without the program name) into a namespace.
 
     ``bench`` keeps its arguments raw in ``bench_args``; ``lock`` puts what
@@ -120,7 +121,8 @@ def parse_args(argv):
     else:
         args = build_parser().parse_args(argv)
         command = getattr(args, "command", None) or []
-        if (args.command_name == "lock" and "--" in argv[index:]
+        if (args.command_name == "lock" and index is not None
+                and "--" in argv[index:]
                 and (not command or command[0].startswith("-"))):
             # Options after PATH, then "--": options may come anywhere
             # before "--".  (Without options after PATH, argparse already
@@ -135,7 +137,7 @@ def parse_args(argv):
     return args
 
 
-def _setup_logging(verbose):
+def _setup_logging(verbose: int) -> None:
     """Log on stderr with ``verbose`` (-v: INFO, -vv: DEBUG); otherwise
     nothing, and no warnings."""
     root = logging.getLogger()
@@ -150,7 +152,7 @@ def _setup_logging(verbose):
         warnings.simplefilter("ignore")
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     from kazoo.exceptions import KazooException
     from kazoo.handlers.threading import KazooTimeoutError
@@ -161,7 +163,8 @@ def main(argv=None):
         args = parse_args(argv)
         verbose = args.verbose
         _setup_logging(verbose)
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except CliError as exc:
         print_error(exc)
         return exc.code

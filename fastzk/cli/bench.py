@@ -1,15 +1,19 @@
 """``fastzk bench``: run the benchmarks of :mod:`fastzk.bench`."""
 
+import argparse
+from typing import List, Optional
+
 from fastzk.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
+    Parser,
     describe,
 )
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: "argparse._SubParsersAction[Parser]") -> None:
     """Add ``bench`` to ``subparsers``: its arguments are the benchmarks'
     own, kept raw by :func:`fastzk.cli.parse_args`."""
     bench = subparsers.add_parser(
@@ -19,7 +23,7 @@ def add_parser(subparsers):
     bench.set_defaults(func=cmd_bench)
 
 
-def cmd_bench(args):
+def cmd_bench(args: argparse.Namespace) -> int:
     """Delegate to :func:`fastzk.bench.main`, imported only now."""
     import importlib
 
@@ -31,8 +35,9 @@ def cmd_bench(args):
                            "available in this installation", EXIT_USAGE)
         raise CliError("bench: cannot load the benchmarks: %s"
                        % describe(exc), EXIT_USAGE)
-    bench_args = list(args.bench_args)
-    hosts = getattr(args, "bench_hosts", None)  # `fastzk --hosts H bench`
+    bench_args: List[str] = list(args.bench_args)
+    # `fastzk --hosts H bench`
+    hosts: Optional[str] = getattr(args, "bench_hosts", None)
     if hosts and not any(a == "--hosts" or a.startswith("--hosts=")
                          for a in bench_args):
         bench_args = ["--hosts", hosts] + bench_args

@@ -11,6 +11,30 @@ import sys
 import threading
 import time
 import warnings
+from types import FrameType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Mapping,
+    NoReturn,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+if TYPE_CHECKING:
+    from fastzk.client import KazooClient
+
+#: ``(host, port)`` of a server.
+Address = Tuple[str, int]
+#: A signal handler as :func:`signal.signal` takes it.
+Handler = Union[Callable[[int, Optional[FrameType]], Any], int,
+                signal.Handlers, None]
 
 PROG = "fastzk"
 DEFAULT_HOSTS = "127.0.0.1:2181"
@@ -43,7 +67,7 @@ EXIT_NOT_FOUND = 127
 class CliError(Exception):
     """An error reported as one line on stderr, with an exit status."""
 
-    def __init__(self, message, code=EXIT_ERROR):
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.code = code
 
@@ -51,7 +75,7 @@ class CliError(Exception):
 class Signalled(BaseException):
     """Raised in the main thread by a signal handler of ours."""
 
-    def __init__(self, signum):
+    def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
@@ -63,7 +87,7 @@ class Signalled(BaseException):
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are a :class:`CliError`."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         # One line, like every other error: "fastzk: lock: ...".
         prog = self.prog.split()
         where = " ".join(prog[1:])
@@ -71,11 +95,12 @@ class Parser(argparse.ArgumentParser):
             where + ": " if where else "", message, self.prog), EXIT_USAGE)
 
 
-def connection_options(parser, top_level):
+def connection_options(parser: argparse.ArgumentParser,
+                       top_level: bool) -> None:
     """Add --hosts, --connect-timeout (and, at the top level, --timeout)
     and --verbose to ``parser``; a sub-command's copy overrides the top
     level's only when given."""
-    default = None if top_level else argparse.SUPPRESS
+    default: Optional[str] = None if top_level else argparse.SUPPRESS
     parser.add_argument(
         "--hosts", default=default, metavar="HOSTS",
         help="ZooKeeper connection string (default: $ZOOKEEPER_HOSTS or %s)"
@@ -95,7 +120,7 @@ def connection_options(parser, top_level):
         help="log the client's activity on stderr (-vv: debug)")
 
 
-def seconds(text):
+def seconds(text: str) -> Optional[float]:
     """A duration >= 0 in seconds; "inf" (or anything beyond what a wait
     can take) means no limit, returned as None."""
     try:
@@ -113,35 +138,35 @@ def seconds(text):
 # Errors and output
 # ---------------------------------------------------------------------------
 
-def print_error(message):
+def print_error(message: object) -> None:
     """Write ``message`` on stderr as one line, after the program name."""
-    message = " ".join(str(message).split())  # one line, always
+    line = " ".join(str(message).split())  # one line, always
     try:
-        sys.stderr.write("%s: %s\n" % (PROG, message))
+        sys.stderr.write("%s: %s\n" % (PROG, line))
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
 
 
-def describe(exc):
+def describe(exc: object) -> str:
     """``ExceptionName: message`` (the name alone without a message)."""
     text = str(exc).strip()
     name = type(exc).__name__
     return "%s: %s" % (name, text) if text else name
 
 
-def timestamp():
+def timestamp() -> str:
     """The local time, to the millisecond, in ISO 8601."""
     return datetime.datetime.now().isoformat(timespec="milliseconds")
 
 
-def write_line(line):
+def write_line(line: str) -> None:
     """Write ``line`` on stdout and flush it at once."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
-def stdout_gone():
+def stdout_gone() -> None:
     """Point stdout at /dev/null once its reader has gone (a broken pipe)."""
     # Further writes (and the interpreter's final flush) must not fail.
     try:
@@ -158,25 +183,25 @@ class SignalHandlers(object):
     of a script) stays ignored, and so stays for the command it runs.
     """
 
-    def __init__(self, signals, handler):
+    def __init__(self, signals: Sequence[int], handler: Handler) -> None:
         self.signals = signals
         self.handler = handler
-        self.saved = {}
+        self.saved: Dict[int, Handler] = {}
 
-    def __enter__(self):
+    def __enter__(self) -> "SignalHandlers":
         for signum in self.signals:
             if signal.getsignal(signum) == signal.SIG_IGN:
                 continue
             self.saved[signum] = signal.signal(signum, self.handler)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> "Literal[False]":
         for signum, previous in self.saved.items():
             signal.signal(signum, previous)
         return False
 
 
-def signal_name(signum):
+def signal_name(signum: int) -> str:
     """``SIGTERM`` for 15, and so on."""
     try:
         return signal.Signals(signum).name
@@ -184,7 +209,7 @@ def signal_name(signum):
         return "signal %d" % signum
 
 
-def raise_signalled(signum, frame):
+def raise_signalled(signum: int, frame: Optional[FrameType]) -> NoReturn:
     """A signal handler that raises :exc:`Signalled` in the main thread."""
     raise Signalled(signum)
 
@@ -193,7 +218,7 @@ def raise_signalled(signum, frame):
 # Connecting
 # ---------------------------------------------------------------------------
 
-def connect(args):
+def connect(args: argparse.Namespace) -> "KazooClient":
     """A started :class:`fastzk.KazooClient`, or CliError."""
     from fastzk.client import KazooClient
 
@@ -205,15 +230,18 @@ def connect(args):
     except Exception as exc:  # kazoo's ConfigurationError and friends
         raise CliError("invalid --hosts %r: %s" % (args.hosts, describe(exc)),
                        EXIT_USAGE)
+    hosts: str = args.hosts
+    timeout: Optional[float] = args.connect_timeout
     try:
-        _start(client, args.hosts, args.connect_timeout)
+        _start(client, hosts, timeout)
     except BaseException:
         close_client(client)
         raise
     return client
 
 
-def _start(client, hosts, timeout):
+def _start(client: "KazooClient", hosts: str,
+           timeout: Optional[float]) -> None:
     """Connect ``client`` within ``timeout`` seconds (None: no limit), or
     CliError saying why each server could not be reached.
 
@@ -232,32 +260,35 @@ def _start(client, hosts, timeout):
                 break
         if connected.wait(wait):
             break
-        rounds = engine.failed_rounds()[-REFUSED_ROUNDS:]
+        rounds: List[Dict[Address, object]] = (
+            engine.failed_rounds()[-REFUSED_ROUNDS:])
         if len(rounds) == REFUSED_ROUNDS and all(
                 _refused_outright(errors, client.hosts) for errors in rounds):
             raise CliError("cannot connect to ZooKeeper at %s: %s"
                            % (hosts, _connect_reasons(rounds[-1],
                                                       client.hosts)))
     if not client.connected:
-        attempting = engine.connecting_to
+        attempting: Optional[Address] = engine.connecting_to
         client.stop()
-        errors = engine.connect_errors()
+        errors: Dict[Address, object] = engine.connect_errors()
         if attempting is not None:
             errors.setdefault(attempting, _NO_ANSWER_YET)
-        raise CliError("cannot connect to ZooKeeper at %s within %g s: %s"
-                       % (hosts, timeout, _connect_reasons(errors,
-                                                           client.hosts)))
+        within = "" if timeout is None else " within %g s" % timeout
+        raise CliError("cannot connect to ZooKeeper at %s%s: %s"
+                       % (hosts, within, _connect_reasons(errors,
+                                                          client.hosts)))
     if client.chroot and not client.exists("/"):
         warnings.warn("No chroot path exists, the chroot path should be "
                       "created before normal use.")
 
 
-def _refused_outright(errors, hosts):
+def _refused_outright(errors: Mapping[Address, object],
+                      hosts: Sequence[Address]) -> bool:
     """Whether every one of ``hosts`` refused or did not resolve."""
     return all(_is_outright(errors.get((host, port))) for host, port in hosts)
 
 
-def _is_outright(error):
+def _is_outright(error: object) -> bool:
     if isinstance(error, ConnectionRefusedError):
         return True
     # A name that does not exist; not a resolver that failed for now.
@@ -265,17 +296,19 @@ def _is_outright(error):
             and error.errno != getattr(socket, "EAI_AGAIN", None))
 
 
-def _connect_reasons(errors, hosts):
+def _connect_reasons(errors: Mapping[Address, object],
+                     hosts: Sequence[Address]) -> str:
     """``host:port: reason`` for each of ``hosts``, joined by "; " (only
     the reason for a single host)."""
     if len(hosts) == 1:
-        return connect_reason(errors.get(tuple(hosts[0])))
+        host, port = hosts[0]
+        return connect_reason(errors.get((host, port)))
     return "; ".join("%s:%s: %s" % (host, port,
                                      connect_reason(errors.get((host, port))))
                      for host, port in hosts)
 
 
-def connect_reason(error):
+def connect_reason(error: object) -> str:
     """Why a connection attempt failed with ``error``, in a few words."""
     from kazoo.exceptions import ConnectionDropped
 
@@ -296,7 +329,7 @@ def connect_reason(error):
     return describe(error)
 
 
-def close_client(client):
+def close_client(client: "KazooClient") -> None:
     """Stop and close ``client``, ignoring any error."""
     try:
         client.stop()
@@ -308,7 +341,7 @@ def close_client(client):
         pass
 
 
-def check_path(path):
+def check_path(path: str) -> None:
     """Raise :exc:`CliError` (bad usage) for an invalid ZooKeeper path."""
     from fastzk.lock import validate_path
 

@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+from types import FrameType
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 from fastzk.cli.common import (
     EXIT_CANNOT_EXECUTE,
@@ -14,6 +16,7 @@ from fastzk.cli.common import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     CliError,
+    Parser,
     SignalHandlers,
     Signalled,
     check_path,
@@ -25,6 +28,9 @@ from fastzk.cli.common import (
     seconds,
     signal_name,
 )
+
+if TYPE_CHECKING:
+    from fastzk.lock import Lock
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -76,7 +82,8 @@ examples:
 """
 
 
-def add_parser(subparsers, lock_command=True):
+def add_parser(subparsers: "argparse._SubParsersAction[Parser]",
+               lock_command: bool = True) -> None:
     """Add ``lock`` to ``subparsers``; with ``lock_command`` False it takes
     no COMMAND (:func:`fastzk.cli.parse_args` splits off what follows
     ``--``)."""
@@ -107,7 +114,7 @@ def add_parser(subparsers, lock_command=True):
     lock.set_defaults(func=cmd_lock)
 
 
-def _foreground_of_terminal():
+def _foreground_of_terminal() -> bool:
     """Whether this process group is the foreground of its terminal (then
     Ctrl-C sends SIGINT to the command too)."""
     for stream in (sys.stdin, sys.stdout, sys.stderr):
@@ -126,13 +133,13 @@ class _Runner(object):
 
     ACQUIRING, STARTING, RUNNING, DONE = range(4)
 
-    def __init__(self, forward_sigint):
+    def __init__(self, forward_sigint: bool) -> None:
         self.phase = self.ACQUIRING
-        self.child = None
-        self.pending = []
+        self.child: Optional["subprocess.Popen[bytes]"] = None
+        self.pending: List[int] = []
         self.forward_sigint = forward_sigint
 
-    def handle(self, signum, frame):
+    def handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.phase == self.ACQUIRING:
             raise Signalled(signum)
         if self.phase == self.STARTING:
@@ -141,15 +148,17 @@ class _Runner(object):
             self._forward(signum)
         # DONE: the command has ended; the lock is being released.
 
-    def _forward(self, signum):
+    def _forward(self, signum: int) -> None:
         if signum == signal.SIGINT and not self.forward_sigint:
             return
+        # RUNNING (the only phase that forwards) starts with the child set.
+        assert self.child is not None
         try:
             self.child.send_signal(signum)
         except OSError:
             pass  # already gone
 
-    def started(self, child):
+    def started(self, child: "subprocess.Popen[bytes]") -> None:
         self.child = child
         self.phase = self.RUNNING
         for signum in self.pending:
@@ -157,7 +166,7 @@ class _Runner(object):
         self.pending = []
 
 
-def _killed_with_us():
+def _killed_with_us() -> Optional[Callable[[], None]]:
     """A ``preexec_fn`` that has the kernel kill the command (SIGKILL) when
     this process dies, or None where that is not available (not Linux).
 
@@ -176,7 +185,7 @@ def _killed_with_us():
     prctl.restype = ctypes.c_int
     parent = os.getpid()
 
-    def die_with_parent():
+    def die_with_parent() -> None:
         # In the child, between fork and exec.  The signal is sent when the
         # thread that forked ends: the main thread, which waits for the
         # command.
@@ -187,30 +196,30 @@ def _killed_with_us():
     return die_with_parent
 
 
-def cmd_lock(args):
+def cmd_lock(args: argparse.Namespace) -> int:
     """Run ``args.command`` holding the lock ``args.path``; its exit
     status."""
     from kazoo.exceptions import LockTimeout
 
     from fastzk.lock import ReadLock, WriteLock
 
-    command = list(args.command or ())
+    command: List[str] = list(args.command or ())
     if not command:
         raise CliError("lock: no COMMAND given (usage: fastzk lock PATH -- "
                        "COMMAND [ARG...])", EXIT_USAGE)
     check_path(args.path)
-    identifier = args.identifier
+    identifier: Optional[str] = args.identifier
     if identifier is None:
         identifier = "%s:%d" % (socket.gethostname(), os.getpid())
     runner = _Runner(forward_sigint=not _foreground_of_terminal())
-    lock = None
+    lock: Optional[Lock] = None
     client = None
     with SignalHandlers(FORWARDED_SIGNALS, runner.handle):
         try:
             client = connect(args)
             cls = ReadLock if args.shared else WriteLock
             lock = cls(client, args.path, identifier)
-            timeout = args.lock_timeout
+            timeout: Optional[float] = args.lock_timeout
             try:
                 if timeout == 0:
                     acquired = lock.acquire(blocking=False)
@@ -259,7 +268,7 @@ def cmd_lock(args):
                 close_client(client)
 
 
-def _describe_holders(lock):
+def _describe_holders(lock: "Lock") -> str:
     try:
         names = lock.contenders()
     except Exception:

@@ -5,11 +5,23 @@ import argparse
 import json
 import re
 import time
+from typing import (
+    TYPE_CHECKING,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    cast,
+)
 
 from fastzk import locknames
 from fastzk.cli.common import (
     EXIT_OK,
     CliError,
+    Parser,
     check_path,
     close_client,
     connect,
@@ -19,6 +31,9 @@ from fastzk.cli.common import (
     write_line,
 )
 from fastzk.fourletter import four_letter_word
+
+if TYPE_CHECKING:
+    from fastzk.client import KazooClient
 
 #: The longest ``fastzk locks --recheck``.
 MAX_RECHECK = 3600.0
@@ -60,7 +75,7 @@ contender nodes have no session and are not checked.
 """
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: "argparse._SubParsersAction[Parser]") -> None:
     """Add ``locks`` to ``subparsers``."""
     locks = subparsers.add_parser(
         "locks", help="list a lock's contenders, flag abandoned ones",
@@ -76,7 +91,7 @@ def add_parser(subparsers):
     locks.set_defaults(func=cmd_locks)
 
 
-def _recheck_seconds(text):
+def _recheck_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -96,47 +111,48 @@ class _Contender(object):
     __slots__ = ("name", "identifier", "owner", "ctime", "holder", "flags",
                  "unknown")
 
-    def __init__(self, name, identifier, owner, ctime):
-        self.name = name  # a locknames.Contender
+    def __init__(self, name: locknames.Contender, identifier: str,
+                 owner: int, ctime: int) -> None:
+        self.name = name
         self.identifier = identifier
         self.owner = owner
         self.ctime = ctime
         self.holder = False
-        self.flags = []
+        self.flags: List[str] = []
         # Its session is on no server that answered, and some did not.
         self.unknown = False
 
     @property
-    def node(self):
+    def node(self) -> str:
         """The node's name (a child of the lock path)."""
         return self.name.node
 
     @property
-    def seq(self):
+    def seq(self) -> int:
         """The node's sequence number."""
         return self.name.sequence
 
     @property
-    def shared(self):
+    def shared(self) -> bool:
         """Whether it is a reader."""
         return self.name.shared
 
 
-def _contenders(client, path):
+def _contenders(client: "KazooClient", path: str) -> List[_Contender]:
     """The contenders of lock ``path``, in lock order, holders marked."""
     from kazoo.exceptions import NoNodeError
 
     try:
-        children = client.get_children(path)
+        children = cast(List[str], client.get_children(path))
     except NoNodeError:
         raise CliError("%s: no such node" % path)
-    found = []
+    found: List[_Contender] = []
     for name in locknames.in_lock_order(children):
         try:
             data, stat = client.get(path.rstrip("/") + "/" + name.node)
         except NoNodeError:
             continue  # released meanwhile
-        identifier = (data or b"").decode("utf-8", "replace")
+        identifier: str = (data or b"").decode("utf-8", "replace")
         found.append(_Contender(name, identifier, stat.ephemeralOwner,
                                 stat.ctime))
     held = locknames.holding([c.name for c in found])
@@ -145,7 +161,8 @@ def _contenders(client, path):
     return found
 
 
-def _predecessors(contenders, index):
+def _predecessors(contenders: Sequence[_Contender],
+                  index: int) -> List[locknames.Contender]:
     """The names of the contenders ``contenders[index]`` waits for."""
     return locknames.waits_for([c.name for c in contenders], index)
 
@@ -157,19 +174,20 @@ class _ServerView(object):
     ``unavailable`` says why nothing could be checked (no server answered).
     """
 
-    def __init__(self):
-        self.watchers = {}  # server path -> set of session ids
-        self.live = set()
-        self.missing = []
-        self.unavailable = None
+    def __init__(self) -> None:
+        # Server path -> the ids of the sessions watching it.
+        self.watchers: Dict[str, Set[int]] = {}
+        self.live: Set[int] = set()
+        self.missing: List[str] = []
+        self.unavailable: Optional[str] = None
 
 
-def _server_view(hosts):
+def _server_view(hosts: Sequence[Tuple[str, int]]) -> _ServerView:
     view = _ServerView()
     disabled = 0
     for host, port in hosts:
         texts, reason = _ask_server(host, port)
-        if reason is None:
+        if texts is not None:
             _parse_wchp(texts["wchp"], view.watchers)
             view.live.update(
                 int(sid, 16)
@@ -189,10 +207,11 @@ def _server_view(hosts):
 _DISABLED = "four-letter words disabled"
 
 
-def _ask_server(host, port):
+def _ask_server(host: str, port: int
+                ) -> Tuple[Optional[Dict[str, str]], Optional[str]]:
     """``({word: answer}, None)`` for wchp and cons, or ``(None, why
     not)``."""
-    texts = {}
+    texts: Dict[str, str] = {}
     for word in ("wchp", "cons"):
         try:
             text = four_letter_word(host, port, word)
@@ -206,7 +225,7 @@ def _ask_server(host, port):
     return texts, None
 
 
-def _parse_wchp(text, watchers):
+def _parse_wchp(text: str, watchers: Dict[str, Set[int]]) -> None:
     path = None
     for line in text.splitlines():
         if not line.strip():
@@ -222,9 +241,10 @@ def _parse_wchp(text, watchers):
             path = line.strip()
 
 
-def _suspects(contenders, view, full_path):
+def _suspects(contenders: Sequence[_Contender], view: _ServerView,
+              full_path: str) -> List[_Contender]:
     """Set ``flags`` on each contender from ``view``; returns the flagged."""
-    flagged = []
+    flagged: List[_Contender] = []
     base = full_path.rstrip("/") + "/"
     for index, contender in enumerate(contenders):
         contender.flags = []
@@ -252,7 +272,7 @@ def _suspects(contenders, view, full_path):
     return flagged
 
 
-def _age(seconds):
+def _age(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:
         return "%.1fs" % seconds
@@ -266,15 +286,15 @@ def _age(seconds):
     return "%dd%02dh" % (days, hours)
 
 
-def cmd_locks(args):
+def cmd_locks(args: argparse.Namespace) -> int:
     """List the contenders of the lock ``args.path``."""
     from kazoo.protocol.paths import _prefix_root
 
     check_path(args.path)
     client = connect(args)
     try:
-        full_path = _prefix_root(client.chroot, args.path)
-        hosts = list(client.hosts)
+        full_path: str = _prefix_root(client.chroot, args.path)
+        hosts: List[Tuple[str, int]] = list(client.hosts)
         contenders = _contenders(client, args.path)
         view = _server_view(hosts) if contenders else None
         if view is not None and view.unavailable is None:
@@ -303,7 +323,8 @@ def cmd_locks(args):
         close_client(client)
 
 
-def _print_contenders(path, contenders, view):
+def _print_contenders(path: str, contenders: Sequence[_Contender],
+                      view: Optional[_ServerView]) -> None:
     now = time.time()
     if not contenders:
         write_line("%s: no contenders" % path)
@@ -341,6 +362,7 @@ def _print_contenders(path, contenders, view):
         write_line("(%s)" % (view.unavailable if view is not None else
                              "not checked"))
         return
+    assert view is not None  # checked
     if view.missing:
         write_line("(not asked: %s; a contender whose session is on none of "
                    "the servers that answered is \"unknown\")"

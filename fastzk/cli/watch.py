@@ -4,9 +4,11 @@ event."""
 import argparse
 import queue
 import signal
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from fastzk.cli.common import (
     EXIT_OK,
+    Parser,
     SignalHandlers,
     Signalled,
     check_path,
@@ -19,6 +21,9 @@ from fastzk.cli.common import (
     timestamp,
     write_line,
 )
+
+if TYPE_CHECKING:
+    from fastzk.client import KazooClient
 
 DESCRIPTION = """\
 Stream the changes of PATH and of every node under it, until interrupted
@@ -40,7 +45,7 @@ events are.
 """
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: "argparse._SubParsersAction[Parser]") -> None:
     """Add ``watch`` to ``subparsers``."""
     watch = subparsers.add_parser(
         "watch", help="stream the changes of a subtree",
@@ -51,13 +56,14 @@ def add_parser(subparsers):
     watch.set_defaults(func=cmd_watch)
 
 
-def cmd_watch(args):
+def cmd_watch(args: argparse.Namespace) -> int:
     """Print the events under ``args.path`` until interrupted."""
     from fastzk.watches import AddWatchMode
 
     check_path(args.path)
-    events = queue.Queue()
-    client = None
+    # ("state", KazooState) or ("event", WatchedEvent).
+    events: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
+    client: Optional[KazooClient] = None
     try:
         with SignalHandlers((signal.SIGTERM,), raise_signalled):
             client = connect(args)
@@ -90,7 +96,8 @@ def cmd_watch(args):
 
 
 
-def _event_line(client, event, timeout):
+def _event_line(client: "KazooClient", event: Any,
+                timeout: Optional[float]) -> str:
     """The line for a watch ``event``; CREATED and CHANGED read the node's
     stat, waiting at most ``timeout`` seconds (None: no limit)."""
     from kazoo.exceptions import KazooException
