@@ -37,11 +37,8 @@ User code never runs here: replies complete result objects, and watch
 events and state changes are handed to the client's dispatcher.
 """
 
-import errno
 import logging
-import os
 import random
-import select
 import socket
 import threading
 import time
@@ -82,6 +79,11 @@ from fastzk.protocol.session import (  # noqa: F401 (R_*: the client's names)
     SessionMachine,
 )
 from fastzk import spin as _spin
+from fastzk.drivers.transport import (
+    STOP_CHECK_INTERVAL,
+    PlainTransport,
+    TransportStopped as _ClientStopped,
+)
 
 log = logging.getLogger(__name__)
 _now_ns = time.perf_counter_ns
@@ -194,6 +196,8 @@ class Engine(object):
         # How long a synchronous caller busy-polls the socket before
         # sleeping in poll() (see fastzk.spin).  Only the compiled core
         # polls without holding the GIL, so only it spins.
+        #: Opens the connections (plain TCP).
+        self.transport = PlainTransport()
         self.spin = _spin.AdaptiveSpin(
             _spin.ceiling_from_environment() if codec.IMPLEMENTATION == "cython" else 0)
 
@@ -845,9 +849,9 @@ class Engine(object):
         # handshake that stalls once must leave time for another attempt
         # before the session would expire.
         connect_timeout = timeout_s / max(3, len(client.hosts))
-        sock = self._open_socket(address, port, connect_timeout)
+        sock = self.transport.connect(address, port, connect_timeout,
+                                      client._stopped.is_set)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             frames = codec.FrameReader(zk.MAX_FRAME)
             machine = self.machine
             machine.session_timeout_ms = client._session_timeout
@@ -941,44 +945,6 @@ class Engine(object):
             for waiter in self._followers:
                 waiter.wake()
         return sock
-
-    def _open_socket(self, address, port, timeout):
-        """A TCP connection to ``address``, like
-        :func:`socket.create_connection`, but given up as soon as the client
-        stops (:class:`_ClientStopped`): the caller of ``start(timeout)``
-        stops the client at its deadline and waits for this thread."""
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            err = sock.connect_ex((address, port))
-            if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-                self._wait_writable(sock, time.monotonic() + timeout)
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                raise OSError(err, os.strerror(err))
-            sock.settimeout(timeout)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    def _wait_writable(self, sock, deadline):
-        stopped = self.client._stopped
-        while True:
-            if stopped.is_set():
-                raise _ClientStopped()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise socket.timeout("timed out")
-            wait = min(remaining, _STOP_CHECK_INTERVAL)
-            if _HAS_POLL:
-                poller = select.poll()
-                poller.register(sock, select.POLLOUT)
-                if poller.poll(wait * 1000.0):
-                    return
-            elif select.select([], [sock], [sock], wait) != ([], [], []):
-                return
 
     def _read_one(self, sock, frames, timeout):
         """The next frame of the handshake; waits at most ``timeout``, and
@@ -1086,10 +1052,6 @@ class Engine(object):
         raise _Broken(ConnectionDropped("ping failed: %s" % (error,)))
 
 
-class _ClientStopped(Exception):
-    """The client stopped while a connection was being made."""
-
-
 class _OpenMarker(object):
     """Stands in for kazoo's wake-up socket while the engine is started."""
 
@@ -1099,7 +1061,6 @@ class _OpenMarker(object):
 
 
 _STOP = object()
-_HAS_POLL = hasattr(select, "poll")
 # How often a connection attempt looks whether the client was stopped.
-_STOP_CHECK_INTERVAL = 0.05
+_STOP_CHECK_INTERVAL = STOP_CHECK_INTERVAL
 _FAILED_ROUNDS_KEPT = 8
