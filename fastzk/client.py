@@ -48,9 +48,10 @@ from kazoo.protocol.states import (
 )
 
 from fastzk._core import codec
-from fastzk import engine as _engine
 from fastzk.dispatch import Dispatcher
-from fastzk.engine import Engine, Request, Waiter
+from fastzk.engine import Engine, Waiter
+from fastzk.protocol import session as _session
+from fastzk.protocol.session import Request
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 from fastzk.watchers import ChildrenWatch, DataWatch
 from fastzk import watches as _watches
@@ -71,10 +72,10 @@ log = logging.getLogger(__name__)
 # How each kazoo request class is encoded by fastzk's core, and how its
 # reply is read.  Anything not listed is serialized by kazoo itself.
 _PATH_WATCH = {
-    ks.Exists: (codec.EXISTS, _engine.R_STAT),
-    ks.GetData: (codec.GET_DATA, _engine.R_DATA_STAT),
-    ks.GetChildren: (codec.GET_CHILDREN, _engine.R_CHILDREN),
-    ks.GetChildren2: (codec.GET_CHILDREN2, _engine.R_CHILDREN_STAT),
+    ks.Exists: (codec.EXISTS, _session.R_STAT),
+    ks.GetData: (codec.GET_DATA, _session.R_DATA_STAT),
+    ks.GetChildren: (codec.GET_CHILDREN, _session.R_CHILDREN),
+    ks.GetChildren2: (codec.GET_CHILDREN2, _session.R_CHILDREN_STAT),
 }
 
 
@@ -90,24 +91,24 @@ def _request_for(request: Any, result: Any) -> Request:
         return Request(opcode, frame, kind, result, path, watcher)
     if cls is ks.Create or cls is ks.Create2:
         opcode = codec.CREATE if cls is ks.Create else codec.CREATE2
-        kind = _engine.R_STRING if cls is ks.Create else _engine.R_STRING_STAT
+        kind = _session.R_STRING if cls is ks.Create else _session.R_STRING_STAT
         frame = partial(_encode_create, opcode, request.path, request.data,
                         request.acl, request.flags)
         return Request(opcode, frame, kind, result)
     if cls is ks.Delete:
         frame = partial(_encode_delete, request.path, request.version)
-        return Request(codec.DELETE, frame, _engine.R_VOID, result)
+        return Request(codec.DELETE, frame, _session.R_VOID, result)
     if cls is ks.SetData:
         frame = partial(_encode_set_data, request.path, request.data,
                         request.version)
-        return Request(codec.SET_DATA, frame, _engine.R_STAT, result)
+        return Request(codec.SET_DATA, frame, _session.R_STAT, result)
     if cls is ks.Sync:
         frame = partial(_encode_path, codec.SYNC, request.path)
-        return Request(codec.SYNC, frame, _engine.R_STRING, result)
+        return Request(codec.SYNC, frame, _session.R_STRING, result)
     body = bytes(request.serialize())
     opcode = request.type
     frame = partial(_encode_raw, opcode, body)
-    req = Request(opcode, frame, _engine.R_KAZOO, result)
+    req = Request(opcode, frame, _session.R_KAZOO, result)
     req.kazoo_request = request
     return req
 
@@ -436,7 +437,7 @@ class KazooClient(kazoo.client.KazooClient):
         result = self.handler.async_result()
         req = Request(codec.ADD_WATCH,
                       partial(_encode_add_watch, full, int(mode)),
-                      _engine.R_VOID, result, full, watch)
+                      _session.R_VOID, result, full, watch)
         req.watch_kind = (_watches.RECURSIVE
                           if mode == AddWatchMode.PERSISTENT_RECURSIVE
                           else _watches.PERSISTENT)
@@ -472,7 +473,7 @@ class KazooClient(kazoo.client.KazooClient):
         result = self.handler.async_result()
         req = Request(codec.REMOVE_WATCHES,
                       partial(_encode_remove_watches, full, int(watcher_type)),
-                      _engine.R_VOID, result, full)
+                      _session.R_VOID, result, full)
         req.watch_kind = _watches.KINDS_REMOVED_BY[watcher_type]
         self._connection.submit(req)
         return result
@@ -580,9 +581,9 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'include_data' (bool expected)")
         if include_data:
             return self._read_request(codec.GET_CHILDREN2,
-                                      _engine.R_CHILDREN_STAT, path, watch,
+                                      _session.R_CHILDREN_STAT, path, watch,
                                       result)
-        return self._read_request(codec.GET_CHILDREN, _engine.R_CHILDREN,
+        return self._read_request(codec.GET_CHILDREN, _session.R_CHILDREN,
                                   path, watch, result)
 
     def _set_request(self, path: str, value: Optional[bytes], version: int,
@@ -596,7 +597,7 @@ class KazooClient(kazoo.client.KazooClient):
         full = self._full_path(path)
         return Request(codec.SET_DATA,
                        partial(_encode_set_data, full, value, version),
-                       _engine.R_STAT, result)
+                       _session.R_STAT, result)
 
     def _delete_request(self, path: str, version: int,
                         result: Any) -> Request:
@@ -606,7 +607,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'version' (int expected)")
         full = self._full_path(path)
         return Request(codec.DELETE, partial(_encode_delete, full, version),
-                       _engine.R_VOID, result)
+                       _session.R_VOID, result)
 
     def _submit(self, request: Request) -> IAsyncResult:
         self._connection.submit(request)
@@ -624,7 +625,7 @@ class KazooClient(kazoo.client.KazooClient):
         """Asynchronously get the value of a node. Takes the same arguments
         as :meth:`get`."""
         return self._submit(self._read_request(
-            codec.GET_DATA, _engine.R_DATA_STAT, path, watch,
+            codec.GET_DATA, _session.R_DATA_STAT, path, watch,
             self.handler.async_result()))
 
     def exists_async(self, path: str,
@@ -632,7 +633,7 @@ class KazooClient(kazoo.client.KazooClient):
         """Asynchronously check if a node exists. Takes the same arguments
         as :meth:`exists`."""
         return self._submit(self._read_request(
-            codec.EXISTS, _engine.R_STAT, path, watch,
+            codec.EXISTS, _session.R_STAT, path, watch,
             self.handler.async_result()))
 
     def set_async(self, path: str, value: Optional[bytes],
@@ -667,7 +668,7 @@ class KazooClient(kazoo.client.KazooClient):
         request = Request(codec.GET_CHILDREN,
                           partial(_encode_path_watch, codec.GET_CHILDREN, full,
                                   token is not None),
-                          _engine.R_CHILDREN, Waiter(), full)
+                          _session.R_CHILDREN, Waiter(), full)
         request.view_token = token
         children = self._connection.call(request)
         return children
@@ -696,11 +697,11 @@ class KazooClient(kazoo.client.KazooClient):
         create = Request(codec.CREATE2,
                          partial(_encode_create, codec.CREATE2, full, value,
                                  self.default_acl or OPEN_ACL_UNSAFE, flags),
-                         _engine.R_STRING_STAT, Waiter())
+                         _session.R_STRING_STAT, Waiter())
         listing = Request(codec.GET_CHILDREN,
                           partial(_encode_path_watch, codec.GET_CHILDREN,
                                   parent, False),
-                          _engine.R_CHILDREN, Waiter(), parent)
+                          _session.R_CHILDREN, Waiter(), parent)
         connection = self._connection
         # This thread reads both replies: no reader is woken for the first.
         connection.submit(create, False)
@@ -732,7 +733,7 @@ class KazooClient(kazoo.client.KazooClient):
         Same contract as :meth:`kazoo.client.KazooClient.get`.
         """
         data_stat: Tuple[Optional[bytes], ZnodeStat] = self._connection.call(
-            self._read_request(codec.GET_DATA, _engine.R_DATA_STAT, path,
+            self._read_request(codec.GET_DATA, _session.R_DATA_STAT, path,
                                watch, Waiter()))
         return data_stat
 
@@ -743,7 +744,7 @@ class KazooClient(kazoo.client.KazooClient):
         Same contract as :meth:`kazoo.client.KazooClient.exists`.
         """
         return self._connection.call(self._read_request(
-            codec.EXISTS, _engine.R_STAT, path, watch, Waiter()))
+            codec.EXISTS, _session.R_STAT, path, watch, Waiter()))
 
     def set(self, path: str, value: Optional[bytes],
             version: int = -1) -> ZnodeStat:
@@ -796,7 +797,7 @@ class KazooClient(kazoo.client.KazooClient):
             acl = OPEN_ACL_UNSAFE
         full = _prefix_root(self.chroot, path, trailing=sequence)
         opcode = codec.CREATE2 if include_data else codec.CREATE
-        kind = _engine.R_STRING_STAT if include_data else _engine.R_STRING
+        kind = _session.R_STRING_STAT if include_data else _session.R_STRING
         frame = partial(_encode_create, opcode, full, value, acl, flags)
         try:
             result = self._connection.call(Request(opcode, frame, kind, Waiter()))

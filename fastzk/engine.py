@@ -15,6 +15,12 @@ What it does
 - Drives the session state machine through the client's
   ``_session_callback`` (kazoo's ``KeeperState`` values).
 
+The protocol itself (handshake, xids, reply matching and decoding, watch
+routing, SetWatches, the ping and read-timeout deadlines) is the
+:class:`~fastzk.protocol.session.SessionMachine`, which does no I/O: the
+engine feeds it the frames it reads, sends what it hands back, and tells
+it the time.
+
 Who reads the socket
 --------------------
 A thread that calls synchronously reads its own reply: it sends, takes the
@@ -31,11 +37,8 @@ User code never runs here: replies complete result objects, and watch
 events and state changes are handed to the client's dispatcher.
 """
 
-import errno
 import logging
-import os
 import random
-import select
 import socket
 import threading
 import time
@@ -44,12 +47,10 @@ from contextlib import contextmanager
 from _thread import allocate_lock
 
 from kazoo.exceptions import (
-    EXCEPTIONS,
     AuthFailedError,
     ConnectionClosedError,
     ConnectionDropped,
     ConnectionLoss,
-    NoNodeError,
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
@@ -60,12 +61,33 @@ from kazoo.retry import ForceRetryError, RetryFailedError
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
+from fastzk.protocol.session import (  # noqa: F401 (R_*: the client's names)
+    R_CHILDREN,
+    R_CHILDREN_STAT,
+    R_CLOSE,
+    R_DATA_STAT,
+    R_KAZOO,
+    R_MULTI,
+    R_STAT,
+    R_STRING,
+    R_STRING_STAT,
+    R_VOID,
+    AbandonedSession,
+    ConnectionBroken as _Broken,
+    Request,
+    SessionClosed as _SessionClosed,
+    SessionMachine,
+)
 from fastzk import spin as _spin
-from fastzk.childview import ChildrenView
-from fastzk import watches as _watches
+from fastzk.drivers.transport import (
+    STOP_CHECK_INTERVAL,
+    PlainTransport,
+    TransportStopped as _ClientStopped,
+)
 
 log = logging.getLogger(__name__)
 _now_ns = time.perf_counter_ns
+_monotonic = time.monotonic
 send_all = codec.send_all
 
 
@@ -83,27 +105,6 @@ _bounds = _Bounds()
 
 __all__ = ["Engine", "Request", "Waiter"]
 
-# How replies are decoded (Request.kind).
-R_VOID = 0  # delete, setWatches, addWatch, removeWatches, check
-R_STAT = 1  # setData, exists
-R_DATA_STAT = 2  # getData
-R_CHILDREN = 3  # getChildren
-R_CHILDREN_STAT = 4  # getChildren2
-R_STRING = 5  # create, sync
-R_STRING_STAT = 6  # create2
-R_MULTI = 7
-R_KAZOO = 8  # a kazoo request object decodes its own reply
-R_CLOSE = 9
-
-_NONODE = NoNodeError.code
-# The registry kind of the watch each read leaves (exists on a missing node
-# leaves an exist watch, but DATA and EXIST are covered alike).
-_ONE_SHOT_KIND = {
-    codec.EXISTS: _watches.DATA,
-    codec.GET_DATA: _watches.DATA,
-    codec.GET_CHILDREN: _watches.CHILD,
-    codec.GET_CHILDREN2: _watches.CHILD,
-}
 _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
                               KeeperState.EXPIRED_SESSION))
 
@@ -116,13 +117,6 @@ _QUIET = 0.002
 _NAP_MAX = 0.016
 # Frames an outbox holds before the submitting thread sends them itself.
 _OUTBOX_BATCH = 32
-# Watch event types that end a ChildrenView entry.
-_ENDS_CHILDREN_VIEW = (zk.EVENT_NODE_CHILDREN_CHANGED, zk.EVENT_NODE_DELETED)
-# Events that carry nothing for a watcher here: state notifications and
-# the *WatchRemoved types.
-_NOTHING_TO_FIRE = frozenset((zk.EVENT_NONE, zk.EVENT_DATA_WATCH_REMOVED,
-                              zk.EVENT_CHILD_WATCH_REMOVED,
-                              zk.EVENT_PERSISTENT_WATCH_REMOVED))
 # A parked caller re-checks the read role at least this often: a safety net,
 # the engine wakes it explicitly.
 _PARK = 0.05
@@ -170,43 +164,6 @@ class Waiter(object):
         return self.value
 
 
-class Request(object):
-    """One request: what to send, how to read its reply, whom to tell."""
-
-    __slots__ = (
-        "xid",
-        "opcode",
-        "frame",
-        "kind",
-        "path",
-        "watcher",
-        "result",
-        "kazoo_request",
-        "watch_kind",
-        "view_token",
-    )
-
-    def __init__(self, opcode, frame, kind, result, path=None, watcher=None):
-        self.xid = 0
-        self.opcode = opcode
-        # A function of the xid that returns the encoded frame.
-        self.frame = frame
-        self.kind = kind
-        self.result = result
-        self.path = path
-        self.watcher = watcher
-        self.kazoo_request = None
-        # For addWatch and removeWatches: the registry kind(s) to add or
-        # drop when the server confirms.
-        self.watch_kind = None
-        # For a watched getChildren feeding the ChildrenView: its token.
-        self.view_token = None
-
-
-class _Broken(Exception):
-    """The current connection is unusable; the session thread reconnects."""
-
-
 class Engine(object):
     """The connection engine of one client (one session at a time).
 
@@ -227,11 +184,20 @@ class Engine(object):
         self.connection_closed.set()
         self.connection_stopped = threading.Event()
         self.connection_stopped.set()
-        self.watches = _watches.WatchRegistry()
-        self.children_view = ChildrenView()
+        #: The session's protocol state (see fastzk.protocol.session).
+        self.machine = machine = SessionMachine(
+            client, client._session_timeout, bool(client.read_only),
+            dispatch_watch=client._dispatch_watch,
+            on_auth_failed=self._auth_failed,
+            unchroot=self._unchroot,
+            stopped=client._stopped)
+        self.watches = machine.watches
+        self.children_view = machine.children_view
         # How long a synchronous caller busy-polls the socket before
         # sleeping in poll() (see fastzk.spin).  Only the compiled core
         # polls without holding the GIL, so only it spins.
+        #: Opens the connections (plain TCP).
+        self.transport = PlainTransport()
         self.spin = _spin.AdaptiveSpin(
             _spin.ceiling_from_environment() if codec.IMPLEMENTATION == "cython" else 0)
 
@@ -241,11 +207,10 @@ class Engine(object):
         # kazoo code that checks it for None must see "open" while started.
         self._write_sock = None
         self._frames = None
-        self._xid = 0
         self._send_lock = threading.Lock()
         self._mx = threading.Lock()
         self._session_wakeup = threading.Condition(self._mx)
-        self._pending = deque()
+        self._pending = machine.pending
         self._queue = deque()  # submitted while disconnected
         # Frames encoded while replies were outstanding, not sent yet (see
         # submit); guarded by _send_lock, cleared with the connection.
@@ -258,13 +223,7 @@ class Engine(object):
         # Bumped on every connection change; a client-side expiry timer acts
         # only if it is still the epoch it was started in.
         self._suspension = 0
-        self._abandoned_session = None
         self._expiry_timer = None
-        self._last_send = 0.0
-        self._last_recv = 0.0
-        self._read_timeout = 10.0
-        self._ping_interval = 3.0
-        self._negotiated_timeout = None
         self._close_waiter = None
         self._drop_requested = None
         self._connected_host = None
@@ -315,7 +274,7 @@ class Engine(object):
     @property
     def negotiated_timeout(self):
         """The session timeout the server granted, in milliseconds."""
-        return self._negotiated_timeout
+        return self.machine.negotiated_timeout
 
     @property
     def connected_host(self):
@@ -381,7 +340,7 @@ class Engine(object):
                     self._queue.append(req)
                 return
             try:
-                frame = self._encode(req)
+                frame = self.machine.encode(req)
             except Exception as exc:
                 req.result.set_exception(exc)
                 return
@@ -410,7 +369,7 @@ class Engine(object):
                 except (OSError, ValueError) as exc:
                     broken = exc
                 else:
-                    self._last_send = time.monotonic()
+                    self.machine.last_send = time.monotonic()
         if broken is not None:
             self._broken(sock, ConnectionDropped("send failed: %s" % (broken,)))
         elif reader_needed and self._reader is None:
@@ -545,19 +504,11 @@ class Engine(object):
             return SessionExpiredError()
         return None
 
-    def _encode(self, req):
-        opcode = req.opcode
-        if opcode == codec.AUTH:
-            req.xid = codec.AUTH_XID
-            return req.frame(codec.AUTH_XID)
-        self._xid = xid = (self._xid % 2147483647) + 1
-        req.xid = xid
-        if req.watcher is not None and opcode in _ONE_SHOT_KIND:
-            kind = _ONE_SHOT_KIND[opcode]
-            if self.watches.covered(kind, req.path):
-                # Registered on the client only (see WatchRegistry.covered).
-                return codec.encode_path_watch(xid, opcode, req.path, False)
-        return req.frame(xid)
+    def _auth_failed(self):
+        self.client._session_callback(KeeperState.AUTH_FAILED)
+
+    def _unchroot(self, value):
+        return Transaction.unchroot(self.client, value)
 
     def _flush(self, sock):
         """Send the frames waiting in the outbox, in one write."""
@@ -571,15 +522,15 @@ class Engine(object):
                 send_all(sock, data)
             except (OSError, ValueError) as exc:
                 raise _Broken(ConnectionDropped("send failed: %s" % (exc,)))
-            self._last_send = time.monotonic()
+            self.machine.last_send = time.monotonic()
 
     def _read_until(self, sock, waiter, deadline=None):
         """Read and handle frames until ``waiter`` is done or ``deadline``
         (a :func:`time.monotonic` value) passes (read role held)."""
         frames = self._frames
-        handle = self._handle_frame
+        handle = self.machine.receive
         spin = self.spin
-        read_timeout = timeout = self._read_timeout
+        read_timeout = timeout = self.machine.read_timeout
         try:
             while not waiter.done:
                 frame = frames.next_frame()
@@ -603,7 +554,7 @@ class Engine(object):
                                               "the read timeout")
                         )
                     continue
-                handle(frame)
+                handle(frame, _monotonic())
         except _Broken:
             raise
         except (ConnectionDropped, OSError, ValueError) as exc:
@@ -618,13 +569,14 @@ class Engine(object):
     def _read_available(self, sock, timeout):
         """Wait up to ``timeout`` for data, then handle every whole frame."""
         frames = self._frames
+        handle = self.machine.receive
         try:
             if self._outbox:
                 self._flush(sock)
             frames.read_from(sock, timeout, 0)
             frame = frames.next_frame()
             while frame is not None:
-                self._handle_frame(frame)
+                handle(frame, _monotonic())
                 frame = frames.next_frame()
             if self._outbox:
                 self._flush(sock)
@@ -655,129 +607,6 @@ class Engine(object):
         for sock in closing:
             sock.close()
 
-    def _handle_frame(self, frame):
-        # The server is alive when whole frames arrive: bytes of a frame
-        # that never completes (a hostile length prefix) do not count.
-        self._last_recv = time.monotonic()
-        xid, zxid, err = codec.decode_reply_header(frame)
-        if xid == codec.WATCH_XID:
-            self._handle_event(frame)
-            return
-        if xid == codec.PING_XID or xid == codec.SET_WATCHES_XID:
-            if err and xid == codec.SET_WATCHES_XID:
-                self.logger.warning("SetWatches failed with error %s", err)
-            return
-        try:
-            req = self._pending.popleft()
-        except IndexError:
-            raise _Broken(ProtocolError("reply xid %d with no request pending" % xid))
-        if req.xid != xid:
-            req.result.set_exception(ConnectionLoss("xid mismatch"))
-            raise _Broken(
-                ProtocolError("xids do not match, expected %r received %r"
-                              % (req.xid, xid))
-            )
-        # Only a reply that matched its request may move last_zxid: the
-        # server refuses a reconnect from a client claiming a zxid it never
-        # issued.
-        if zxid > 0:
-            self.client.last_zxid = zxid
-        result = req.result
-        if err:
-            if xid == codec.AUTH_XID:
-                result.set_exception(AuthFailedError())
-                self.client._session_callback(KeeperState.AUTH_FAILED)
-                raise _Broken(AuthFailedError())
-            if err == _NONODE and req.opcode == codec.EXISTS:
-                self._register_watch(req, False)
-                result.set(None)
-                return
-            exc_class = EXCEPTIONS.get(err)  # .get: no defaultdict factory
-            if exc_class is None:
-                result.set_exception(ConnectionLoss(
-                    "server sent unknown error code %d" % err))
-                raise _Broken(ProtocolError("unknown error code %d" % err))
-            result.set_exception(exc_class())
-            return
-        kind = req.kind
-        try:
-            if kind == R_CHILDREN:
-                value = codec.decode_children(frame, 16)
-            elif kind == R_DATA_STAT:
-                value = codec.decode_data_stat(frame, 16)
-            elif kind == R_STAT:
-                value = codec.decode_stat(frame, 16)
-            elif kind == R_VOID:
-                value = True
-            elif kind == R_STRING:
-                value = codec.decode_string(frame, 16)
-            elif kind == R_CHILDREN_STAT:
-                value = codec.decode_children_stat(frame, 16)
-            elif kind == R_STRING_STAT:
-                value = codec.decode_string_stat(frame, 16)
-            elif kind == R_MULTI:
-                value = codec.decode_multi(frame, 16)
-            elif kind == R_KAZOO:
-                value = self._decode_kazoo(req, frame)
-            elif kind == R_CLOSE:
-                result.set(True)
-                raise _Broken(_SessionClosed())
-            else:
-                value = True
-        except ProtocolError as exc:
-            result.set_exception(ConnectionLoss(str(exc)))
-            raise _Broken(exc)
-        if req.watcher is not None or req.watch_kind is not None:
-            self._register_watch(req, True)
-        elif req.view_token is not None:
-            self.children_view.store(req.view_token, req.path, value)
-        result.set(value)
-
-    def _decode_kazoo(self, req, frame):
-        request = req.kazoo_request
-        if not hasattr(request, "deserialize"):
-            return True
-        try:
-            value = request.deserialize(bytes(frame), 16)
-        except Exception as exc:
-            raise ProtocolError("undecodable reply to %s: %s"
-                                % (type(request).__name__, exc))
-        if request.type == Transaction.type:
-            value = Transaction.unchroot(self.client, value)
-        return value
-
-    def _register_watch(self, req, exists):
-        op = req.opcode
-        if op == codec.REMOVE_WATCHES:
-            for kind in req.watch_kind:
-                self.watches.discard(kind, req.path)
-            return
-        watcher = req.watcher
-        if watcher is None or self.client._stopped.is_set():
-            return
-        if op == codec.ADD_WATCH:
-            kind = req.watch_kind
-        elif op == codec.GET_CHILDREN or op == codec.GET_CHILDREN2:
-            kind = _watches.CHILD
-        elif op == codec.EXISTS and not exists:
-            kind = _watches.EXIST
-        else:
-            kind = _watches.DATA
-        self.watches.add(kind, req.path, watcher)
-
-    def _handle_event(self, frame):
-        event_type, state, path = codec.decode_watch_event(frame, 16)
-        if event_type in _ENDS_CHILDREN_VIEW:
-            self.children_view.invalidate(path)
-        if event_type not in _watches.EVENT_TYPES or path is None:
-            if event_type not in _NOTHING_TO_FIRE:
-                raise _Broken(ProtocolError(
-                    "watch event of unknown type %d" % event_type))
-            return
-        funcs = self.watches.fire(event_type, path)
-        if funcs:
-            self.client._dispatch_watch(event_type, path, funcs)
-
     def _broken(self, sock, error):
         """Close ``sock`` if it is still the current connection and fail what
         was in flight on it; the session thread reconnects."""
@@ -785,10 +614,8 @@ class Engine(object):
             if self._socket is not sock or sock is None:
                 return
             self._socket = None
-            pending = list(self._pending)
-            self._pending.clear()
+            pending = self.machine.connection_lost()
             self._outbox.clear()
-            self.children_view.reset()
             # shutdown() wakes a thread blocked reading this socket (close()
             # alone does not, on Linux).  Every send happens under
             # _send_lock, so no sender is inside the socket now.
@@ -957,7 +784,7 @@ class Engine(object):
         client = self.client
         with self._send_lock:
             self._suspension += 1  # no client-side expiry pending any more
-        self._xid = 0
+        self.machine.reset_xids()
         client._session_callback(KeeperState.EXPIRED_SESSION)
         self._fail_queue(SessionExpiredError())
         if not client._stopped.is_set() and client._reconnect_on_expiry:
@@ -978,13 +805,13 @@ class Engine(object):
         lock, so the client says LOST at the moment the server may expire
         it, like Curator does.
         """
-        timeout_ms = self._negotiated_timeout
-        if not timeout_ms:
+        deadline = self.machine.expiry_deadline()
+        if deadline is None:
             return
         with self._send_lock:
             self._suspension += 1
             epoch = self._suspension
-        delay = self._last_recv + timeout_ms / 1000.0 - time.monotonic()
+        delay = deadline - time.monotonic()
         timer = threading.Timer(max(0.0, delay), self._expire_if_suspended,
                                 (epoch,))
         timer.daemon = True
@@ -1004,13 +831,12 @@ class Engine(object):
             if epoch != self._suspension or self._socket is not None:
                 return
             self._suspension += 1
-            self._abandoned_session = client._session_id
+            self.machine.declare_lost()
         if client._stopped.is_set():
             return
         self.logger.warning(
             "No server reached for a whole session timeout: session 0x%x "
-            "considered expired", self._abandoned_session or 0)
-        self._xid = 0
+            "considered expired", self.machine.abandoned_session or 0)
         client._session_callback(KeeperState.EXPIRED_SESSION)
         self._fail_queue(SessionExpiredError())
         if client._reconnect_on_expiry:
@@ -1023,61 +849,35 @@ class Engine(object):
         # handshake that stalls once must leave time for another attempt
         # before the session would expire.
         connect_timeout = timeout_s / max(3, len(client.hosts))
-        sock = self._open_socket(address, port, connect_timeout)
+        sock = self.transport.connect(address, port, connect_timeout,
+                                      client._stopped.is_set)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             frames = codec.FrameReader(zk.MAX_FRAME)
-            sent_session = client._session_id or 0
-            sock.sendall(
-                codec.encode_connect(
-                    client.last_zxid,
-                    client._session_timeout,
-                    sent_session,
-                    client._session_passwd,
-                    bool(client.read_only),
-                )
-            )
+            machine = self.machine
+            machine.session_timeout_ms = client._session_timeout
+            machine.read_only = bool(client.read_only)
+            sock.sendall(machine.connect_request())
             frame = self._read_one(sock, frames, connect_timeout)
-            proto, negotiated, session_id, passwd, read_only = (
-                codec.decode_connect_response(frame)
-            )
-            if negotiated <= 0:
-                if sent_session and sent_session == self._abandoned_session:
-                    # Already reported lost by the client; the server agrees.
-                    self._abandoned_session = None
-                    raise ConnectionDropped("the abandoned session expired")
-                raise SessionExpiredError("Session has expired")
-            if session_id == self._abandoned_session or (
-                    sent_session and client._session_id != sent_session):
+            try:
+                read_only = machine.receive_connect_response(
+                    frame, time.monotonic())
+            except AbandonedSession as exc:
                 # The client already declared this session lost (its locks
                 # are reported lost): end it on the server so its ephemeral
                 # nodes go now, and open a fresh one.
-                sock.sendall(codec.encode_close(1))
-                self._abandoned_session = None
-                raise ConnectionDropped("re-attached to a session declared "
-                                        "lost; closed it")
-            client._session_id = session_id
-            client._session_passwd = passwd
-            client._protocol_version = proto
-            self._negotiated_timeout = negotiated
-            self._read_timeout = negotiated * 2.0 / 3.0 / 1000.0
-            self._ping_interval = self._read_timeout / 3.0
+                sock.sendall(exc.farewell)
+                raise
+            session_id = client._session_id
+            negotiated = machine.negotiated_timeout
             # Sends wait at most the read timeout (a Python socket
             # timeout: the descriptor stays non-blocking, which measured
             # faster on loopback than a blocking send bounded by
             # SO_SNDTIMEO).  Reads wait in FrameReader.read_from.
-            sock.settimeout(self._read_timeout)
-            self._xid = 0
+            sock.settimeout(machine.read_timeout)
             for scheme, credential in list(client.auth_data):
-                sock.sendall(
-                    codec.encode_raw(
-                        codec.AUTH_XID, codec.AUTH, _auth_body(scheme, credential)
-                    )
-                )
-                frame = self._read_one(sock, frames, connect_timeout)
-                xid, zxid, err = codec.decode_reply_header(frame)
-                if err:
-                    raise AuthFailedError()
+                sock.sendall(machine.auth_frame(scheme, credential))
+                machine.receive_auth_reply(
+                    self._read_one(sock, frames, connect_timeout))
             self._restore_watches(sock, frames)
         except BaseException:
             sock.close()
@@ -1086,18 +886,15 @@ class Engine(object):
         self._connected_host = (host, port)
         self._round_errors = None
         self._failed_rounds.clear()
-        now = time.monotonic()
-        self._last_send = self._last_recv = now
+        self.machine.last_send = self.machine.last_recv = time.monotonic()
         self._cancel_expiry_clock()
         failed = None
         with self._send_lock:
             self._suspension += 1
             self._socket = sock
             # Empty: the last connection's _broken failed what it had.
-            stale = list(self._pending)
-            self._pending.clear()
+            stale = self.machine.connection_lost()
             self._outbox.clear()
-            self.children_view.reset()
             queued = list(self._queue)
             self._queue.clear()
             # Requests made while disconnected go out after SetWatches, in
@@ -1105,7 +902,7 @@ class Engine(object):
             out = []
             for req in queued:
                 try:
-                    frame = self._encode(req)
+                    frame = self.machine.encode(req)
                 except Exception as exc:
                     req.result.set_exception(exc)
                     continue
@@ -1149,44 +946,6 @@ class Engine(object):
                 waiter.wake()
         return sock
 
-    def _open_socket(self, address, port, timeout):
-        """A TCP connection to ``address``, like
-        :func:`socket.create_connection`, but given up as soon as the client
-        stops (:class:`_ClientStopped`): the caller of ``start(timeout)``
-        stops the client at its deadline and waits for this thread."""
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            err = sock.connect_ex((address, port))
-            if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-                self._wait_writable(sock, time.monotonic() + timeout)
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                raise OSError(err, os.strerror(err))
-            sock.settimeout(timeout)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    def _wait_writable(self, sock, deadline):
-        stopped = self.client._stopped
-        while True:
-            if stopped.is_set():
-                raise _ClientStopped()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise socket.timeout("timed out")
-            wait = min(remaining, _STOP_CHECK_INTERVAL)
-            if _HAS_POLL:
-                poller = select.poll()
-                poller.register(sock, select.POLLOUT)
-                if poller.poll(wait * 1000.0):
-                    return
-            elif select.select([], [sock], [sock], wait) != ([], [], []):
-                return
-
     def _read_one(self, sock, frames, timeout):
         """The next frame of the handshake; waits at most ``timeout``, and
         gives up as soon as the client stops."""
@@ -1211,10 +970,7 @@ class Engine(object):
         meanwhile.  Persistent watches go in SetWatches2 (ZooKeeper 3.6+).
         Replies (xid -8) are read by the normal reply path.
         """
-        data, exist, child, persistent, recursive = self.watches.paths()
-        for frame in codec.encode_set_watches(
-            self.client.last_zxid, data, exist, child, persistent, recursive
-        ):
+        for frame in self.machine.set_watches_frames():
             sock.sendall(frame)
 
     def _serve(self, sock):
@@ -1223,18 +979,16 @@ class Engine(object):
         mx = self._mx
         wakeup = self._session_wakeup
         me = threading.get_ident()
+        machine = self.machine
         nap = _QUIET
         while self._socket is sock:
             now = time.monotonic()
-            if now - self._last_recv > self._read_timeout:
-                raise _Broken(ConnectionDropped(
-                    "outstanding heartbeat ping not received"))
-            if now - self._last_send >= self._ping_interval:
-                self._send_ping(sock)
+            ping = machine.tick(now)
+            if ping is not None:
+                self._send_ping(sock, ping)
             if self._read_only and now >= self._next_rw_probe:
                 self._probe_for_rw_server()
-            wait = max(0.0, min(self._ping_interval - (now - self._last_send),
-                                self._read_timeout - (now - self._last_recv)))
+            wait = max(0.0, machine.next_deadline() - now)
             with mx:
                 if self._socket is not sock:
                     break
@@ -1284,26 +1038,18 @@ class Engine(object):
         self._rw_probe_delay = min(self._rw_probe_delay * 2, 60.0)
         self._next_rw_probe = time.monotonic() + self._rw_probe_delay
 
-    def _send_ping(self, sock):
+    def _send_ping(self, sock, ping):
         with self._send_lock:
             if self._socket is not sock:
                 return
             try:
-                sock.sendall(codec.encode_ping())
+                sock.sendall(ping)
             except OSError as exc:
                 error = exc
             else:
-                self._last_send = time.monotonic()
+                self.machine.last_send = time.monotonic()
                 return
         raise _Broken(ConnectionDropped("ping failed: %s" % (error,)))
-
-
-class _ClientStopped(Exception):
-    """The client stopped while a connection was being made."""
-
-
-class _SessionClosed(Exception):
-    """The server confirmed closeSession."""
 
 
 class _OpenMarker(object):
@@ -1315,14 +1061,6 @@ class _OpenMarker(object):
 
 
 _STOP = object()
-_HAS_POLL = hasattr(select, "poll")
 # How often a connection attempt looks whether the client was stopped.
-_STOP_CHECK_INTERVAL = 0.05
+_STOP_CHECK_INTERVAL = STOP_CHECK_INTERVAL
 _FAILED_ROUNDS_KEPT = 8
-
-
-def _auth_body(scheme, credential):
-    # AuthPacket: int type (0), ustring scheme, buffer auth.
-    from kazoo.protocol.serialization import Auth
-
-    return bytes(Auth(0, scheme, credential).serialize())
