@@ -439,7 +439,7 @@ class SessionMachine(object):
             raise ConnectionBroken(exc)
         if req.watcher is not None or req.watch_kind is not None:
             self._register_watch(req, True)
-        elif req.view_token is not None:
+        elif req.view_token is not None and req.path is not None:
             self.children_view.store(req.view_token, req.path, value)
         result.set(value)
 
@@ -475,9 +475,12 @@ class SessionMachine(object):
 
     def _register_watch(self, req: Request, exists: bool) -> None:
         op = req.opcode
+        path = req.path
+        # Every request that sets or removes a watch names its node.
+        assert path is not None
         if op == zk.REMOVE_WATCHES:
             for kind in req.watch_kind:
-                self.watches.discard(kind, req.path)
+                self.watches.discard(kind, path)
             return
         watcher = req.watcher
         if watcher is None or self._stopped():
@@ -490,11 +493,11 @@ class SessionMachine(object):
             kind = _watches.EXIST
         else:
             kind = _watches.DATA
-        self.watches.add(kind, req.path, watcher)
+        self.watches.add(kind, path, watcher)
 
     def _receive_event(self, frame: bytes) -> None:
         event_type, state, path = codec.decode_watch_event(frame, 16)
-        if event_type in _ENDS_CHILDREN_VIEW:
+        if event_type in _ENDS_CHILDREN_VIEW and path is not None:
             self.children_view.invalidate(path)
         if event_type not in _watches.EVENT_TYPES or path is None:
             if event_type not in _NOTHING_TO_FIRE:
