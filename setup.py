@@ -137,7 +137,8 @@ def _options():
 
 setup(
     packages=find_packages(include=["fastzk", "fastzk.*"]),
-    package_data={"fastzk": ["py.typed", "_ccodec.pyi"]},
+    package_data={"fastzk": ["py.typed", "_ccodec.pyi"],
+                  "fastzk.protocol": ["constants.pxd"]},
     include_package_data=False,
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
