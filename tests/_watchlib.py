@@ -3,6 +3,8 @@
 import struct
 import time
 
+from kazoo.protocol.states import KazooState
+
 from fastzk import KazooClient
 
 
@@ -13,6 +15,30 @@ def wait_for(predicate, timeout=10.0, what="condition"):
             return
         time.sleep(0.01)
     raise AssertionError("timed out waiting for %s" % what)
+
+
+class StateLog(object):
+    """The KazooState values a client reports from now on, in order."""
+
+    def __init__(self, client):
+        self.states = []
+        client.add_listener(self.states.append)
+
+
+def disconnect(client, proxy):
+    """Cut the client's connection through ``proxy`` and keep it out until
+    :func:`reconnect`; returns the StateLog that saw SUSPENDED."""
+    log = StateLog(client)
+    proxy.reject(True)
+    proxy.cut()
+    wait_for(lambda: KazooState.SUSPENDED in log.states, what="SUSPENDED")
+    return log
+
+
+def reconnect(client, proxy, log):
+    """Let the client back through ``proxy`` and wait for CONNECTED."""
+    proxy.reject(False)
+    wait_for(lambda: KazooState.CONNECTED in log.states, what="CONNECTED")
 
 
 def server_watches(zk_server, session_id):

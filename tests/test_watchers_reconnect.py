@@ -5,29 +5,9 @@ each real change is reported once, and nothing is reported again unchanged
 import time
 
 import pytest
-from kazoo.protocol.states import EventType, KazooState
+from kazoo.protocol.states import EventType
 
-from _watchlib import wait_for
-
-
-class StateLog(object):
-    def __init__(self, client):
-        self.states = []
-        client.add_listener(self.states.append)
-
-
-def disconnect(client, proxy):
-    """Cut the client's connection and keep it out until reconnect()."""
-    log = StateLog(client)
-    proxy.reject(True)
-    proxy.cut()
-    wait_for(lambda: KazooState.SUSPENDED in log.states, what="SUSPENDED")
-    return log
-
-
-def reconnect(client, proxy, log):
-    proxy.reject(False)
-    wait_for(lambda: KazooState.CONNECTED in log.states, what="CONNECTED")
+from _watchlib import disconnect, reconnect, wait_for
 
 
 def settle(client):

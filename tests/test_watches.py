@@ -12,8 +12,11 @@ from kazoo.protocol.states import EventType, KazooState, KeeperState
 
 import fastzk
 from _watchlib import (  # noqa: E402
+    StateLog,
     WireEvents,
     cut_live_connection,
+    disconnect,
+    reconnect,
     server_watches,
     start_client,
     stop_client,
@@ -22,26 +25,6 @@ from _watchlib import (  # noqa: E402
 from fastzk import AddWatchMode, ChildrenWatch, DataWatch, \
     WatcherType
 from fastzk.testing.zkserver import expire_session
-
-
-class StateLog(object):
-    def __init__(self, client):
-        self.states = []
-        client.add_listener(self.states.append)
-
-
-def disconnect(client, proxy):
-    """Cut the client's connection and keep it out until reconnect()."""
-    log = StateLog(client)
-    proxy.reject(True)
-    proxy.cut()
-    wait_for(lambda: KazooState.SUSPENDED in log.states, what="SUSPENDED")
-    return log
-
-
-def reconnect(client, proxy, log):
-    proxy.reject(False)
-    wait_for(lambda: KazooState.CONNECTED in log.states, what="CONNECTED")
 
 
 def kinds(events):
