@@ -68,6 +68,7 @@ from kazoo.protocol.states import (
 )
 from kazoo.recipe.cache import NodeData, TreeEvent
 
+from fastzk.fastpath import fast_path_of
 from fastzk.watchers import release_watches, wait_released
 from fastzk.watches import AddWatchMode, WatcherType
 
@@ -153,6 +154,8 @@ class TreeCache(object):
     def __init__(self, client: KazooClient, path: str,
                  use_persistent_watch: Optional[bool] = None) -> None:
         self._client = client
+        # fastzk's client only: its watch registry and removeWatches.
+        self._fast = fast_path_of(client)
         self._root = path.rstrip("/") or "/"
         self._state = self.STATE_LATENT
         self._persistent = use_persistent_watch is not False and hasattr(
@@ -604,18 +607,18 @@ class TreeCache(object):
         if not self._persistent:
             paths.update(self._nodes)
             paths.update(self._watched_paths())
-        wait_released([release_watches(client, path, self._watcher,
+        fast = self._fast
+        wait_released([release_watches(client, fast, path, self._watcher,
                                        WatcherType.ANY) for path in paths])
 
     def _watched_paths(self) -> Set[str]:
         """The paths where the client's registry holds this cache's watch
         function (a read may have set a watch on a node the cache no
         longer holds)."""
-        registry = getattr(getattr(self._client, "_connection", None),
-                           "watches", None)
         found: Set[str] = set()
-        if registry is None:
+        if self._fast is None:
             return found
+        registry = self._fast.watches
         func = self._watcher
         for kind in range(len(registry.paths())):
             for full, funcs in list(registry.by_path(kind).items()):

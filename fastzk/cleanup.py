@@ -21,8 +21,6 @@ import logging
 import threading
 import time
 from typing import (
-    Callable,
-    ContextManager,
     Dict,
     List,
     Optional,
@@ -40,6 +38,8 @@ from kazoo.exceptions import (
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
+
+from fastzk.fastpath import FastPath, fast_path_of
 
 __all__ = ["GuaranteedDeleter", "deleter_for"]
 
@@ -61,6 +61,10 @@ _CREATE_LOCK = threading.Lock()
 
 def deleter_for(client: KazooClient) -> "GuaranteedDeleter":
     """The :class:`GuaranteedDeleter` of ``client`` (one per client)."""
+    fast = fast_path_of(client)
+    if fast is not None:
+        return fast.deleter
+    # Another client: the deleter is kept on it under fastzk's own name.
     deleter: Optional[GuaranteedDeleter] = getattr(client, _ATTRIBUTE, None)
     if deleter is None:
         with _CREATE_LOCK:
@@ -95,6 +99,8 @@ class GuaranteedDeleter(object):
         self._settled = threading.Condition(self._lock)
         self._pending: Dict[Job, _Owner] = {}
         self._running = False
+        # fastzk's client only: bounds a synchronous delete by a deadline.
+        self._fast: Optional[FastPath] = fast_path_of(client)
         client.add_listener(self._on_state)
 
     @property
@@ -160,9 +166,8 @@ class GuaranteedDeleter(object):
             return True
         if not self.client.connected:
             return False  # CONNECTED schedules the retry
-        bounded: Optional[Callable[[float], ContextManager[None]]] = getattr(
-            self.client, "_bounded", None)
-        if timeout is not None and bounded is None:
+        fast = self._fast
+        if timeout is not None and fast is None:
             # kazoo's client cannot bound a synchronous call: a worker
             # deletes, the caller waits for it no longer than ``timeout``.
             self._schedule()
@@ -176,8 +181,8 @@ class GuaranteedDeleter(object):
             else:
                 # fastzk's client: delete on this thread, for at most
                 # ``timeout``; a reply still due then leaves the job pending.
-                assert bounded is not None  # kazoo's client returned above
-                with bounded(time.monotonic() + max(0.0, timeout)):
+                assert fast is not None  # kazoo's client returned above
+                with fast.bounded(time.monotonic() + max(0.0, timeout)):
                     self._delete_job(job)
         except _RETRY_ERRORS + (KazooTimeoutError,) as exc:
             log.info("Delete of %r deferred: %r", job, exc)

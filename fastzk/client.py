@@ -50,6 +50,7 @@ from kazoo.protocol.states import (
 from fastzk._core import codec
 from fastzk.dispatch import Dispatcher
 from fastzk.engine import Engine, Waiter
+from fastzk.fastpath import FastPath
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
@@ -241,6 +242,8 @@ class KazooClient(kazoo.client.KazooClient):
         #: Whether non-blocking lock attempts may answer from watched
         #: children lists (the ``cached_lock_checks`` argument).
         self.cached_lock_checks = bool(cached_lock_checks)
+        # What the recipes reach through fastzk.fastpath.fast_path_of.
+        self._fast_path = FastPath(self)
         self._expiry_callbacks: List[Callable[[], Any]] = []
         self._state_lock = threading.RLock()
         self._queue = self._connection._queue

@@ -48,6 +48,7 @@ from kazoo.protocol.states import KazooState, WatchedEvent
 from kazoo.recipe.lock import Semaphore as _KazooSemaphore
 
 from fastzk.cleanup import GuaranteedDeleter, deleter_for
+from fastzk.fastpath import FastPath, fast_path_of
 from fastzk.locknames import contender_pattern, in_lock_order, predecessor
 
 __all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "lock_path",
@@ -202,6 +203,8 @@ class Lock(object):
         self._lost: Optional[threading.Event] = None
         self._lost_callbacks: List[Callable[[Lock], object]] = []
         self._acquire_method_lock = threading.Lock()
+        # fastzk's client only: its one-round-trip operations.
+        self._fast: Optional[FastPath] = fast_path_of(client)
         self._deleter: GuaranteedDeleter = deleter_for(client)
 
     def _new_prefix(self) -> None:
@@ -393,17 +396,33 @@ class Lock(object):
         client = self.client
         if deadline is None:
             return getattr(client, method)(*args, **kwargs)
+        fast = self._fast
+        if fast is not None:
+            return self._call_fast(deadline, getattr(client, method),
+                                   *args, **kwargs)
         if deadline <= time.monotonic():
             raise _DeadlinePassed()
-        bounded = getattr(client, "_bounded", None)
         try:
-            if bounded is not None:
-                # fastzk's client: the calling thread reads its own reply.
-                with bounded(deadline):
-                    return getattr(client, method)(*args, **kwargs)
             result = getattr(client, method + "_async")(*args, **kwargs)
             return result.get(timeout=deadline - time.monotonic())
         except client.handler.timeout_exception:
+            raise _DeadlinePassed()
+
+    def _call_fast(self, deadline: Optional[float], func: Callable[..., Any],
+                   *args: Any, **kwargs: Any) -> Any:
+        """Run ``func``, a synchronous call of fastzk's client, waiting for
+        its reply no longer than ``deadline`` (the calling thread reads its
+        own reply)."""
+        if deadline is None:
+            return func(*args, **kwargs)
+        if deadline <= time.monotonic():
+            raise _DeadlinePassed()
+        fast = self._fast
+        assert fast is not None  # only called with fastzk's client
+        try:
+            with fast.bounded(deadline):
+                return func(*args, **kwargs)
+        except self.client.handler.timeout_exception:
             raise _DeadlinePassed()
 
     def _children(self, deadline: Optional[float],
@@ -415,11 +434,14 @@ class Lock(object):
         may answer without a round trip (see fastzk.childview); only for
         the check before a non-blocking create.
         """
-        method = "get_children"
-        if watched and getattr(self.client, "cached_lock_checks", False):
-            method = "_watched_children"
+        fast = self._fast
         try:
-            children: List[str] = self._call(deadline, method, self._path)
+            children: List[str]
+            if watched and fast is not None and fast.cached_lock_checks:
+                children = self._call_fast(deadline, fast.watched_children,
+                                           self._path)
+            else:
+                children = self._call(deadline, "get_children", self._path)
         except NoNodeError:
             return None
         return children
@@ -453,10 +475,11 @@ class Lock(object):
         if self.node is None:
             self.create_tried = True
             created: Optional[str] = None
-            if getattr(client, "_create_and_list", None) is not None:
+            fast = self._fast
+            if fast is not None:
                 try:
-                    created, stat, listed = self._call(
-                        calls, "_create_and_list", self.create_path,
+                    created, stat, listed = self._call_fast(
+                        calls, fast.create_and_list, self.create_path,
                         self.data, ephemeral)
                 except NoNodeError:
                     pass  # no lock path yet: created below, with it

@@ -58,6 +58,7 @@ from kazoo.protocol.states import (
 from kazoo.recipe import watchers as _kazoo
 
 from fastzk import watches as _watches
+from fastzk.fastpath import FastPath, fast_path_of
 from fastzk.watches import WatcherType, WatchFunc
 
 __all__ = ["DataWatch", "ChildrenWatch"]
@@ -96,7 +97,8 @@ _DROPS: Dict[WatcherType, Tuple[int, ...]] = {
 }
 
 
-def release_watches(client: KazooClient, path: str, func: WatchFunc,
+def release_watches(client: KazooClient, fast: Optional[FastPath],
+                    path: str, func: WatchFunc,
                     watcher_type: WatcherType) -> Optional[IAsyncResult]:
     """Remove from the server the watches ``func`` holds on ``path``.
 
@@ -105,17 +107,16 @@ def release_watches(client: KazooClient, path: str, func: WatchFunc,
     all (persistent ones included: see ``_DROPS``).  So the watches are
     removed only when no other function of this client uses a watch the
     request would drop; otherwise they stay for the others (and ``func`` is
-    ignored when they fire).  A client without fastzk's watch registry is
+    ignored when they fire).  ``fast`` is ``client``'s
+    :func:`~fastzk.fastpath.fast_path_of`; a client without it (kazoo's) is
     left alone.
 
     :returns: the asynchronous result of the removeWatches request, or
               None when none was sent.
     """
-    connection = getattr(client, "_connection", None)
-    registry = getattr(connection, "watches", None)
-    remove = getattr(client, "remove_all_watches_async", None)
-    if registry is None or remove is None:
+    if fast is None:
         return None
+    registry = fast.watches
     full = _prefix_root(client.chroot, path)
     held = shared = False
     holds = _HOLDS[watcher_type]
@@ -141,7 +142,7 @@ def release_watches(client: KazooClient, path: str, func: WatchFunc,
                     registry.discard(kind, full, func)
         return None
     try:
-        return remove(path, watcher_type)
+        return fast.remove_watches(path, watcher_type)
     except Exception:  # the client is closing
         log.debug("could not remove the watches of %s", path, exc_info=True)
         return None
@@ -240,6 +241,7 @@ class DataWatch(_kazoo.DataWatch):
         :type func: callable
         """
         self._client = client
+        self._fast = fast_path_of(client)
         self._path = path
         self._func: Optional[Callable[..., Any]] = func
         self._stopped = False
@@ -359,8 +361,8 @@ class DataWatch(_kazoo.DataWatch):
         self._stopped = True
         self._func = None
         self._client.remove_listener(self._session_watcher)
-        release_watches(self._client, self._path, self._watcher,
-                        WatcherType.DATA)
+        release_watches(self._client, self._fast, self._path,
+                        self._watcher, WatcherType.DATA)
 
     def _watcher(self, event: WatchedEvent) -> None:
         if event.type == EventType.NONE:
@@ -426,6 +428,7 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
         :type send_event: bool
         """
         self._client = client
+        self._fast = fast_path_of(client)
         self._path = path
         self._func: Optional[Callable[..., Any]] = func
         self._send_event = send_event
@@ -516,8 +519,8 @@ class ChildrenWatch(_kazoo.ChildrenWatch):
         self._func = None
         self._client.remove_listener(self._session_watcher)
         for watcher_type in (WatcherType.CHILDREN, WatcherType.DATA):
-            release_watches(self._client, self._path, self._watcher,
-                            watcher_type)
+            release_watches(self._client, self._fast, self._path,
+                            self._watcher, watcher_type)
 
     def _watcher(self, event: WatchedEvent) -> None:
         if event.type != EventType.NONE:
