@@ -33,6 +33,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, make_digest_acl
 
 from fastzk.errors import ProtocolError
+from _frames import model_frames
 
 NO_EXTENSIONS = os.environ.get("FASTZK_NO_EXTENSIONS", "") not in ("", "0")
 IMPLEMENTATIONS = ["fastzk._codec"]
@@ -929,21 +930,6 @@ def _outcome(codec, name, offset, frame):
         return ("error", None)
 
 
-def _model_frames(stream, max_frame):
-    """The frames a FrameReader must return for ``stream``, and whether it
-    must then raise ProtocolError (for a bad length prefix)."""
-    frames, pos = [], 0
-    while len(stream) - pos >= 4:
-        (length,) = struct.unpack_from("!i", stream, pos)
-        if length < 0 or length > max_frame:
-            return frames, True
-        if len(stream) - pos - 4 < length:
-            break
-        frames.append(stream[pos + 4:pos + 4 + length])
-        pos += 4 + length
-    return frames, False
-
-
 def _reader_outcome(codec, stream, chunks, max_frame):
     reader = codec.FrameReader(max_frame=max_frame)
     got, start = [], 0
@@ -999,7 +985,7 @@ def check_fuzzed(impls, frame, offset, chunks, small):
                     for codec in impls for kind in FRAME_TYPES}
         assert len(set(map(repr, outcomes.values()))) == 1, (name, at, outcomes)
     for max_frame in (small, impls[0].DEFAULT_MAX_FRAME):
-        expected = _model_frames(frame, max_frame)
+        expected = model_frames(frame, max_frame)
         for codec in impls:
             assert _reader_outcome(codec, frame, chunks, max_frame) == expected
 

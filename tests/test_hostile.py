@@ -46,6 +46,7 @@ from fastzk import AddWatchMode, KazooClient
 from fastzk.errors import ProtocolError
 from fastzk.testing.proxy import encode_frame, reply_xid
 
+from _frames import model_frames
 from _watchlib import wait_for
 from _stress import (
     bounded,
@@ -591,21 +592,6 @@ def test_frame_readers_are_freed(impls):
 
 
 # -- FrameReader against a model ------------------------------------------------
-
-def model_frames(stream, max_frame):
-    """What a reader must produce from ``stream``: (frames, error)."""
-    frames = []
-    pos = 0
-    while len(stream) - pos >= 4:
-        (length,) = struct.unpack_from(">i", stream, pos)
-        if length < 0 or length > max_frame:
-            return frames, True
-        if len(stream) - pos - 4 < length:
-            break
-        frames.append(stream[pos + 4:pos + 4 + length])
-        pos += 4 + length
-    return frames, False
-
 
 @st.composite
 def hostile_streams(draw):

@@ -79,7 +79,8 @@ fresh_venv() {
 run_tests() {
     local venv=$1 expect=$2 name=$3 scratch no_ext=""
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/fastzk-wheel-test.XXXXXX")
-    cp "$ROOT/tests/test_codec.py" "$ROOT/tests/test_smoke_installed.py" "$scratch/"
+    cp "$ROOT/tests/test_codec.py" "$ROOT/tests/_frames.py" \
+        "$ROOT/tests/test_smoke_installed.py" "$scratch/"
     [ "$expect" = pure ] && no_ext=1
     "$venv/bin/pip" install -q $TEST_REQUIREMENTS
     (
