@@ -51,6 +51,7 @@ from fastzk._core import codec
 from fastzk.dispatch import Dispatcher
 from fastzk.engine import Engine, Waiter
 from fastzk.fastpath import FastPath
+from fastzk.protocol import sasl as _sasl
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
@@ -149,6 +150,25 @@ def _encode_raw(opcode: int, body: bytes, xid: int) -> bytes:
     return codec.encode_raw(xid, opcode, body)
 
 
+def _sasl_configuration(
+    auth_data: Optional[Sequence[Tuple[str, str]]],
+    sasl_options: Optional[Dict[str, Any]],
+) -> Tuple[Optional[Dict[str, Any]], List[Tuple[str, str]]]:
+    """kazoo's SASL configuration: ``sasl_options``, or the ``sasl`` entry
+    of ``auth_data`` turned into them (with kazoo's DeprecationWarning,
+    pointing at the caller of the constructor); the other ``auth_data``."""
+    if sasl_options is not None and not isinstance(sasl_options, dict):
+        raise ConfigurationError("sasl_options must be a dict, not %s"
+                                 % type(sasl_options).__name__)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        options, others = _sasl.sasl_options_from_auth_data(auth_data,
+                                                            sasl_options)
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=4)
+    return options, others
+
+
 class KazooClient(kazoo.client.KazooClient):
     """A ZooKeeper client with kazoo's API and fastzk's engine.
 
@@ -165,7 +185,16 @@ class KazooClient(kazoo.client.KazooClient):
       once on a standalone server.
     The handler must be kazoo's threading handler (the default); gevent and
     eventlet handlers are refused with :exc:`~kazoo.exceptions.ConfigurationError`,
-    as are TLS and SASL, which fastzk's engine does not speak yet.
+    as is TLS, which fastzk's engine does not speak yet.
+
+    SASL takes kazoo's ``sasl_options`` (DIGEST-MD5 built in, GSSAPI with
+    the optional ``gssapi`` package) or a ``("sasl", "user:password")``
+    entry of ``auth_data``, checked here (a
+    :exc:`~kazoo.exceptions.ConfigurationError` says what is wrong).  The
+    exchange runs on every connection before anything else is sent, and
+    the client reports CONNECTED only after it succeeded; a refused
+    authentication makes :meth:`start` raise
+    :exc:`~kazoo.exceptions.AuthFailedError` at once.
 
     Basic Example:
 
@@ -221,11 +250,10 @@ class KazooClient(kazoo.client.KazooClient):
             raise ConfigurationError(
                 "fastzk does not support TLS connections yet (use_ssl=True); "
                 "use kazoo's own KazooClient for them")
-        if sasl_options or any(
-                scheme == "sasl" for scheme, _ in (auth_data or ())):
-            raise ConfigurationError(
-                "fastzk does not support SASL yet; use kazoo's own "
-                "KazooClient for it")
+        sasl_options, auth_data = _sasl_configuration(auth_data, sasl_options)
+        #: kazoo's ``sasl_options``, normalized, or None without SASL.
+        self._sasl_options = (None if sasl_options is None
+                              else _sasl.normalize_sasl_options(sasl_options))
         super().__init__(
             hosts=hosts, timeout=timeout, client_id=client_id, handler=handler,
             default_acl=default_acl, auth_data=auth_data,
@@ -524,16 +552,22 @@ class KazooClient(kazoo.client.KazooClient):
         :raises: :attr:`~kazoo.interfaces.IHandler.timeout_exception`
                  if the connection wasn't established within `timeout`
                  seconds.
+        :raises kazoo.exceptions.AuthFailedError: at once, when the server
+            refused the SASL authentication (``SessionClosedRequireSaslError``
+            on a server that requires it); the message says what failed.
         """
         if timeout is not None and timeout > threading.TIMEOUT_MAX:
             timeout = None
         event = self.start_async()
-        event.wait(timeout=timeout)
+        self._connection.wait_connected(event, timeout)
         if not self.connected:
             # We time-out, ensure we are disconnected
             self.stop()
             errors = self._connection.connect_errors()
             self.close()
+            failure = self._connection.auth_failure
+            if failure is not None:
+                raise type(failure)(*failure.args)
             raise self.handler.timeout_exception(
                 "Connection time-out" + _describe_connect_errors(errors))
         if self.chroot and not self.exists("/"):

@@ -3,7 +3,9 @@
 What it does
 ------------
 - Connects to the hosts in turn (after a short random delay on reconnect),
-  performs the handshake, re-sends authentication, restores watches with
+  performs the handshake, authenticates with SASL when configured (before
+  anything else, on every connection), re-sends authentication, restores
+  watches with
   SetWatches/SetWatches2 (relativeZxid = the last zxid seen, so the server
   sends catch-up events) and then sends what was queued while disconnected.
 - Pipelines requests: each gets the next xid and goes straight to the socket;
@@ -51,6 +53,7 @@ from kazoo.exceptions import (
     ConnectionClosedError,
     ConnectionDropped,
     ConnectionLoss,
+    SessionClosedRequireSaslError,
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
@@ -107,6 +110,11 @@ __all__ = ["Engine", "Request", "Waiter"]
 
 _REFUSING_STATES = frozenset((KeeperState.AUTH_FAILED, KeeperState.CLOSED,
                               KeeperState.EXPIRED_SESSION))
+# Authentication failures that end the session thread: retrying the same
+# credentials on the same servers cannot succeed.
+_AUTH_FAILURES = (AuthFailedError, SessionClosedRequireSaslError)
+# How often wait_connected looks whether the session thread gave up.
+_START_CHECK_INTERVAL = 0.01
 
 # The session thread leaves the socket to synchronous callers while one has
 # been active within this many seconds.  While they stay active it looks
@@ -236,6 +244,9 @@ class Engine(object):
         self._failed_rounds = deque(maxlen=_FAILED_ROUNDS_KEPT)
         self._round_errors = None
         self._attempting = None
+        #: The authentication failure that ended the session thread, or
+        #: None (see :meth:`wait_connected`).
+        self.auth_failure = None
 
     # -- kazoo ConnectionHandler contract ----------------------------------
 
@@ -245,6 +256,7 @@ class Engine(object):
             raise Exception("Unable to start, connection routine already active.")
         self.connection_closed.clear()
         self._close_waiter = None
+        self.auth_failure = None
         self._write_sock = _OpenMarker
         self.connection_stopped.clear()
         self._thread = threading.Thread(
@@ -268,6 +280,29 @@ class Engine(object):
             raise Exception("Cannot close connection until it is stopped")
         self.connection_closed.set()
         self._write_sock = None
+
+    def wait_connected(self, live, timeout):
+        """Wait until the client is connected (``live``, kazoo's event, is
+        set), the session thread has given up, or ``timeout`` seconds
+        (None: no limit) have passed.  True when connected.
+
+        The session thread gives up at once on an authentication failure
+        (:attr:`auth_failure` says which), so a caller of
+        :meth:`~fastzk.client.KazooClient.start` hears of it without
+        waiting for its timeout.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not live.is_set():
+            if self.connection_stopped.is_set():
+                return live.is_set()
+            wait = _START_CHECK_INTERVAL
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                wait = min(wait, remaining)
+            live.wait(wait)
+        return True
 
     # -- public helpers used by the client ----------------------------------
 
@@ -497,7 +532,8 @@ class Engine(object):
         """
         state = self.client._state
         if state == KeeperState.AUTH_FAILED:
-            return AuthFailedError()
+            failure = self.auth_failure
+            return type(failure)(*failure.args) if failure else AuthFailedError()
         if state == KeeperState.CLOSED or self.client._stopped.is_set():
             return ConnectionClosedError("Connection has been closed")
         if state == KeeperState.EXPIRED_SESSION:
@@ -639,10 +675,15 @@ class Engine(object):
                 state = self._drop_requested
             else:
                 state = KeeperState.CLOSED
+        elif isinstance(error, SessionClosedRequireSaslError):
+            # Every reconnect would be refused the same way.
+            state = KeeperState.AUTH_FAILED
         else:
             state = KeeperState.CONNECTING
             self.logger.warning("Connection dropped: %s", str(error))
-        if state == KeeperState.EXPIRED_SESSION:
+        if state == KeeperState.AUTH_FAILED:
+            exc = type(error)(*error.args)
+        elif state == KeeperState.EXPIRED_SESSION:
             exc = SessionExpiredError()
         elif state == KeeperState.CLOSED:
             exc = ConnectionClosedError("Connection has been closed")
@@ -654,6 +695,7 @@ class Engine(object):
             else:
                 req.result.set_exception(exc)
         self._lost_state = state
+        self._lost_error = error
         with self._mx:
             self._session_wakeup.notify()
             for waiter in self._followers:
@@ -734,6 +776,7 @@ class Engine(object):
         if client._state != KeeperState.CONNECTING:
             client._session_callback(KeeperState.CONNECTING)
         self._lost_state = None
+        self._lost_error = None
         self._drop_requested = None
         self._attempting = (host, port)
         try:
@@ -744,11 +787,8 @@ class Engine(object):
             retry.reset()
             self.logger.warning("Session has expired")
             return self._expired()
-        except AuthFailedError as exc:
-            self.logger.warning("AUTH_FAILED closing: %s", exc)
-            client._session_callback(KeeperState.AUTH_FAILED)
-            self._fail_queue(AuthFailedError())
-            return _STOP
+        except _AUTH_FAILURES as exc:
+            return self._authentication_failed(exc)
         except (OSError, ConnectionDropped, ProtocolError) as exc:
             self.logger.warning("Connection to %s:%s failed: %s", host, port, exc)
             errors = self._round_errors
@@ -767,6 +807,8 @@ class Engine(object):
         state = self._lost_state
         if state == KeeperState.CLOSED:
             return _STOP
+        if state == KeeperState.AUTH_FAILED:
+            return self._authentication_failed(self._lost_error)
         if state == KeeperState.EXPIRED_SESSION:
             return self._expired()
         if client._stopped.is_set():
@@ -777,6 +819,16 @@ class Engine(object):
         # not hit the next server at the same instant.
         time.sleep(random.uniform(0.0, 0.1))
         return None
+
+    def _authentication_failed(self, error):
+        """The server refused this client's authentication: report
+        AUTH_FAILED (kazoo's LOST), fail what waited, and stop, as kazoo
+        does."""
+        self.auth_failure = error
+        self.logger.warning("AUTH_FAILED closing: %s", error)
+        self.client._session_callback(KeeperState.AUTH_FAILED)
+        self._fail_queue(type(error)(*error.args))
+        return _STOP
 
     def _expired(self):
         """The session is gone: tell the client, fail what waited for it,
@@ -874,6 +926,7 @@ class Engine(object):
             # faster on loopback than a blocking send bounded by
             # SO_SNDTIMEO).  Reads wait in FrameReader.read_from.
             sock.settimeout(machine.read_timeout)
+            self._authenticate_sasl(sock, frames, host, connect_timeout)
             for scheme, credential in list(client.auth_data):
                 sock.sendall(machine.auth_frame(scheme, credential))
                 machine.receive_auth_reply(
@@ -945,6 +998,18 @@ class Engine(object):
             for waiter in self._followers:
                 waiter.wake()
         return sock
+
+    def _authenticate_sasl(self, sock, frames, host, timeout):
+        """Run the session's SASL exchange, if it has ``sasl_options``:
+        the machine says what to send, this moves the frames, each reply
+        within ``timeout``."""
+        machine = self.machine
+        machine.sasl_options = self.client._sasl_options
+        frame = machine.start_sasl(host)
+        while frame is not None:
+            sock.sendall(frame)
+            frame = machine.receive_sasl_reply(
+                self._read_one(sock, frames, timeout), time.monotonic())
 
     def _read_one(self, sock, frames, timeout):
         """The next frame of the handshake; waits at most ``timeout``, and

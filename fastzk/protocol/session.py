@@ -6,8 +6,8 @@ the bytes it is handed, and tells it the time.  It owns
 
 - the handshake: the ConnectRequest to send, the interpretation of the
   ConnectResponse (a new, resumed or expired session, the negotiated
-  timeout), auth replay and the SetWatches/SetWatches2 batches that
-  restore the watches on a new connection;
+  timeout), the SASL exchange, auth replay and the SetWatches/SetWatches2
+  batches that restore the watches on a new connection;
 - xid assignment and the FIFO of requests in flight: ZooKeeper answers a
   session's requests in order, so each reply must match the head of the
   FIFO (anything else is a :class:`~fastzk.errors.ProtocolError`);
@@ -27,14 +27,26 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+)
 
 from kazoo.exceptions import (
     EXCEPTIONS,
     AuthFailedError,
+    ConfigurationError,
     ConnectionDropped,
     ConnectionLoss,
     NoNodeError,
+    SessionClosedRequireSaslError,
     SessionExpiredError,
 )
 
@@ -42,6 +54,7 @@ from fastzk._core import codec
 from fastzk.childview import ChildrenView
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
+from fastzk.protocol.sasl import SaslExchange, mechanism_for
 from fastzk import watches as _watches
 
 log = logging.getLogger("fastzk.engine")
@@ -221,6 +234,11 @@ class SessionMachine(object):
         # reachable (see declare_lost).
         self.abandoned_session: Optional[int] = None
         self._sent_session = 0
+        #: kazoo's ``sasl_options``, normalized
+        #: (:func:`~fastzk.protocol.sasl.normalize_sasl_options`), or None
+        #: for no SASL authentication.
+        self.sasl_options: Optional[Mapping[str, Any]] = None
+        self._sasl: Optional[SaslExchange] = None
 
     # -- the handshake -----------------------------------------------------
 
@@ -270,6 +288,89 @@ class SessionMachine(object):
         self.xid = 0
         self.last_send = self.last_recv = now
         return bool(read_only)
+
+    # -- SASL --------------------------------------------------------------
+
+    @property
+    def sasl_pending(self) -> bool:
+        """True while a SASL exchange is under way on this connection:
+        nothing else may be sent until it ends."""
+        return self._sasl is not None
+
+    def start_sasl(self, host: str) -> Optional[bytes]:
+        """Begin the SASL authentication of a new connection to ``host``.
+
+        Called right after :meth:`receive_connect_response`, before any
+        AuthPacket, SetWatches or request: ZooKeeper takes the SASL
+        identity only from an exchange that comes first.  Every connection
+        needs its own exchange with a fresh mechanism.
+
+        :returns: the frame of the first SASL request, or None when the
+                  session does not use SASL.
+        :raises AuthFailedError: the mechanism cannot start (e.g. GSSAPI
+                                 without credentials).
+        """
+        self._sasl = None
+        options = self.sasl_options
+        if options is None:
+            return None
+        try:
+            mechanism = mechanism_for(options, host)
+        except (AuthFailedError, ConfigurationError) as exc:
+            raise AuthFailedError(self._sasl_failure(exc)) from exc
+        exchange = SaslExchange(mechanism, self._next_xid)
+        frame = exchange.first_request()
+        self._sasl = exchange
+        return frame
+
+    def receive_sasl_reply(self, frame: bytes, now: float) -> Optional[bytes]:
+        """Take the server's reply to the outstanding SASL request.
+
+        :returns: the frame of the next SASL request, or None when the
+                  server accepted the authentication (:attr:`sasl_pending`
+                  is then False and the handshake goes on).
+        :raises AuthFailedError: the server refused the authentication, or
+                                 its answer failed to authenticate it.
+        :raises SessionClosedRequireSaslError: the same, on a server that
+                                               requires SASL.
+        :raises ProtocolError: the frame is not the expected reply.
+        """
+        exchange = self._sasl
+        if exchange is None:
+            raise ProtocolError("a SASL reply with no SASL exchange under way")
+        self.last_recv = now
+        try:
+            answer = exchange.receive(frame)
+        except (AuthFailedError, SessionClosedRequireSaslError) as exc:
+            self._sasl = None
+            raise type(exc)(self._sasl_failure(exc)) from exc
+        except BaseException:
+            self._sasl = None
+            raise
+        if exchange.zxid > 0:
+            self.identity.last_zxid = exchange.zxid
+        if answer is None:
+            self._sasl = None
+        return answer
+
+    def _sasl_failure(self, exc: BaseException) -> str:
+        """The message of a failed SASL authentication: what failed, with
+        the mechanism and the user."""
+        options = self.sasl_options or {}
+        mechanism = options.get("mechanism", "SASL")
+        who = options.get("username") or options.get("principal")
+        reason = str(exc)
+        if reason.startswith("SASL "):
+            message = reason
+        else:
+            message = "SASL %s authentication failed: %s" % (mechanism, reason)
+        if who:
+            message += " (user %r)" % (who,)
+        return message
+
+    def _next_xid(self) -> int:
+        self.xid = xid = (self.xid % _MAX_XID) + 1
+        return xid
 
     @staticmethod
     def auth_frame(scheme: str, credential: Any) -> bytes:
@@ -383,6 +484,8 @@ class SessionMachine(object):
         # that never completes (a hostile length prefix) do not count.
         self.last_recv = now
         xid, zxid, err = codec.decode_reply_header(frame)
+        if err == zk.SESSION_CLOSED_REQUIRE_SASL_AUTH:
+            self._require_sasl(xid)
         if xid == zk.WATCH_XID:
             self._receive_event(frame)
             return
@@ -442,6 +545,19 @@ class SessionMachine(object):
         elif req.view_token is not None and req.path is not None:
             self.children_view.store(req.view_token, req.path, value)
         result.set(value)
+
+    def _require_sasl(self, xid: int) -> None:
+        """The server requires SASL authentication and closes the
+        connection: whatever waits on it fails, and so would every
+        reconnect of this client."""
+        reason = ("this client has no sasl_options" if self.sasl_options is None
+                  else "this connection is not authenticated")
+        error = SessionClosedRequireSaslError(
+            "the server requires SASL authentication and closed the "
+            "connection: %s" % reason)
+        if self.pending and self.pending[0].xid == xid:
+            self.pending.popleft().result.set_exception(error)
+        raise ConnectionBroken(error)
 
     def _receive_error(self, req: Request, xid: int, err: int) -> None:
         result = req.result
