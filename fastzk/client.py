@@ -49,6 +49,7 @@ from kazoo.protocol.states import (
 
 from fastzk._core import codec
 from fastzk.dispatch import Dispatcher
+from fastzk.drivers.tls import TlsTransport, client_context
 from fastzk.engine import Engine, Waiter
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
@@ -164,7 +165,10 @@ class KazooClient(kazoo.client.KazooClient):
       once on a standalone server.
     The handler must be kazoo's threading handler (the default); gevent and
     eventlet handlers are refused with :exc:`~kazoo.exceptions.ConfigurationError`,
-    as are TLS and SASL, which fastzk's engine does not speak yet.
+    as is SASL, which fastzk's engine does not speak yet.  TLS takes kazoo's
+    parameters (``use_ssl``, ``ca``, ``certfile``, ``keyfile``,
+    ``keyfile_password``, ``verify_certs``, ``check_hostname``) with their
+    meaning; see :mod:`fastzk.drivers.tls`.
 
     Basic Example:
 
@@ -216,10 +220,12 @@ class KazooClient(kazoo.client.KazooClient):
                 "%s; use kazoo's own KazooClient for gevent or eventlet"
                 % type(handler).__name__
             )
+        tls_context = None
         if use_ssl:
-            raise ConfigurationError(
-                "fastzk does not support TLS connections yet (use_ssl=True); "
-                "use kazoo's own KazooClient for them")
+            tls_context = client_context(
+                ca=ca, certfile=certfile, keyfile=keyfile,
+                keyfile_password=keyfile_password, verify_certs=verify_certs,
+                check_hostname=check_hostname)
         if sasl_options or any(
                 scheme == "sasl" for scheme, _ in (auth_data or ())):
             raise ConfigurationError(
@@ -236,6 +242,8 @@ class KazooClient(kazoo.client.KazooClient):
             check_hostname=check_hostname, **kwargs)
         self._connection = Engine(self, self._conn_retry.copy(),
                                   logger=self.logger)
+        if tls_context is not None:
+            self._connection.transport = TlsTransport(tls_context)
         self._events = Dispatcher()
         self._reconnect_on_expiry = bool(reconnect_on_expiry)
         #: Whether non-blocking lock attempts may answer from watched
@@ -525,12 +533,15 @@ class KazooClient(kazoo.client.KazooClient):
         if timeout is not None and timeout > threading.TIMEOUT_MAX:
             timeout = None
         event = self.start_async()
-        event.wait(timeout=timeout)
+        self._wait_started(event, timeout)
         if not self.connected:
             # We time-out, ensure we are disconnected
             self.stop()
             errors = self._connection.connect_errors()
+            failure = self._connection.start_failure
             self.close()
+            if failure is not None:
+                raise failure
             raise self.handler.timeout_exception(
                 "Connection time-out" + _describe_connect_errors(errors))
         if self.chroot and not self.exists("/"):
@@ -538,6 +549,22 @@ class KazooClient(kazoo.client.KazooClient):
                 "No chroot path exists, the chroot path "
                 "should be created before normal use."
             )
+
+    def _wait_started(self, event: threading.Event,
+                      timeout: Optional[float]) -> None:
+        """Wait for ``event`` (connected) up to ``timeout``, or until the
+        engine gave up for good (see :attr:`Engine.start_failure`)."""
+        engine = self._connection
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not event.is_set():
+            if engine.start_failure is not None:
+                return
+            wait = 0.05
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+            event.wait(wait)
 
     def start_async(self) -> threading.Event:
         """Asynchronously initiate connection to ZK.

@@ -236,6 +236,12 @@ class Engine(object):
         self._failed_rounds = deque(maxlen=_FAILED_ROUNDS_KEPT)
         self._round_errors = None
         self._attempting = None
+        # Since start(): whether a connection was made, the connect failures
+        # already logged ({(host, port): message}), and the error that made
+        # the session thread give up without ever connecting.
+        self._ever_connected = False
+        self._logged_failures = {}
+        self._start_failure = None
 
     # -- kazoo ConnectionHandler contract ----------------------------------
 
@@ -245,6 +251,9 @@ class Engine(object):
             raise Exception("Unable to start, connection routine already active.")
         self.connection_closed.clear()
         self._close_waiter = None
+        self._ever_connected = False
+        self._logged_failures = {}
+        self._start_failure = None
         self._write_sock = _OpenMarker
         self.connection_stopped.clear()
         self._thread = threading.Thread(
@@ -294,6 +303,13 @@ class Engine(object):
         :rtype: list
         """
         return [dict(errors) for errors in list(self._failed_rounds)]
+
+    @property
+    def start_failure(self):
+        """The exception that made the engine stop before it ever connected
+        since :meth:`start` (a server certificate that did not verify on
+        every server, say), or None."""
+        return self._start_failure
 
     @property
     def connecting_to(self):
@@ -709,6 +725,7 @@ class Engine(object):
         return hosts
 
     def _connect_round(self, retry):
+        client = self.client
         errors = {}
         self._round_errors = errors
         hosts = self._hosts(errors)
@@ -725,7 +742,41 @@ class Engine(object):
                 return None  # a new round, starting with that host
         if self._round_errors is errors:  # no connection in this round
             self._failed_rounds.append(errors)
+            failure = self._futile(errors)
+            if failure is not None:
+                self.logger.warning("Giving up connecting: %s", failure)
+                self._start_failure = failure
+                client._session_callback(KeeperState.AUTH_FAILED)
+                self._fail_queue(failure)
+                return _STOP
         raise ForceRetryError("Reconnecting")
+
+    def _connect_failed(self, host, port, error, permanent):
+        """Record why connecting to ``host:port`` failed; warn once per
+        server and reason until a connection is made."""
+        if permanent:
+            error.futile = True
+        errors = self._round_errors
+        if errors is not None:
+            errors[(host, port)] = error
+        message = str(error)
+        if self._logged_failures.get((host, port)) != message:
+            self._logged_failures[(host, port)] = message
+            self.logger.warning("Connection to %s:%s failed: %s", host, port,
+                                message)
+        else:
+            self.logger.debug("Connection to %s:%s failed again: %s", host,
+                              port, message)
+
+    def _futile(self, errors):
+        """The error to stop with when retrying cannot help: no connection
+        was made since start() and every server of the round failed for a
+        reason that will not change (a certificate), else None."""
+        if self._ever_connected or not errors:
+            return None
+        if all(getattr(e, "futile", False) for e in errors.values()):
+            return errors[sorted(errors)[0]]
+        return None
 
     def _session(self, host, address, port, retry):
         """Connect to one server and serve the session until the connection
@@ -750,10 +801,7 @@ class Engine(object):
             self._fail_queue(AuthFailedError())
             return _STOP
         except (OSError, ConnectionDropped, ProtocolError) as exc:
-            self.logger.warning("Connection to %s:%s failed: %s", host, port, exc)
-            errors = self._round_errors
-            if errors is not None:
-                errors[(host, port)] = exc
+            self._connect_failed(host, port, *self.transport.explain(exc))
             return None
         finally:
             self._attempting = None
@@ -850,7 +898,8 @@ class Engine(object):
         # before the session would expire.
         connect_timeout = timeout_s / max(3, len(client.hosts))
         sock = self.transport.connect(address, port, connect_timeout,
-                                      client._stopped.is_set)
+                                      client._stopped.is_set,
+                                      server_name=host)
         try:
             frames = codec.FrameReader(zk.MAX_FRAME)
             machine = self.machine
@@ -886,6 +935,8 @@ class Engine(object):
         self._connected_host = (host, port)
         self._round_errors = None
         self._failed_rounds.clear()
+        self._ever_connected = True
+        self._logged_failures = {}
         self.machine.last_send = self.machine.last_recv = time.monotonic()
         self._cancel_expiry_clock()
         failed = None
