@@ -60,7 +60,7 @@ _REFUSED_REASONS = {
 }
 
 
-class TlsAuthFailedError(AuthFailedError, KazooTimeoutError):
+class TlsAuthFailedError(AuthFailedError, KazooTimeoutError):  # type: ignore[misc]
     """The TLS handshake failed for a reason retrying will not cure: the
     server's certificate did not verify, or the server refused the client's
     certificate.
@@ -113,7 +113,7 @@ class TlsSocket(ssl.SSLSocket):
         with self._tls_lock:
             return super().recv_into(buffer, nbytes, flags)
 
-    def sendall(self, data, flags: int = 0) -> None:  # type: ignore[no-untyped-def, override]
+    def sendall(self, data, flags: int = 0) -> None:  # type: ignore[no-untyped-def]
         """Send all of ``data``, waiting at most the timeout given to
         :meth:`settimeout` for the socket to take it.
 
@@ -233,7 +233,7 @@ class TlsTransport(object):
         :param server_name: the host name sent for SNI and checked against
                             the certificate (with ``check_hostname``);
                             the address when not given.
-        :returns: a :class:`TlsSocket`.
+        :returns: a :class:`TlsSocket`, its sends bounded by ``timeout``.
         :raises ssl.SSLError: the handshake failed.
         """
         deadline = time.monotonic() + timeout
@@ -249,6 +249,7 @@ class TlsTransport(object):
             assert isinstance(sock, TlsSocket)
             sock._init_tls()
             _handshake(sock, deadline, stopped)
+            sock.settimeout(timeout)
         except BaseException:
             sock.close()
             raise
