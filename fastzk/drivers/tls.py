@@ -155,9 +155,12 @@ def _wait_for(sock: socket.socket, events: int,
         select.select([sock], [sock], [sock], remaining)
 
 
+class _NoPassword(ValueError):
+    """An encrypted key file met without a password."""
+
+
 def _refuse_prompt(*args: object) -> NoReturn:
-    raise ssl.SSLError("the key file is encrypted and no keyfile_password "
-                       "was given")
+    raise _NoPassword()
 
 
 def client_context(ca: Optional[str] = None, certfile: Optional[str] = None,
@@ -206,9 +209,9 @@ def client_context(ca: Optional[str] = None, certfile: Optional[str] = None,
 
 
 def _key_problem(exc: BaseException, password: Optional[str]) -> str:
+    if isinstance(exc, _NoPassword):
+        return "the key file is encrypted and no keyfile_password was given"
     text = str(exc)
-    if isinstance(exc, ssl.SSLError) and "encrypted" in text:
-        return text
     if isinstance(exc, ssl.SSLError) and (
             "bad decrypt" in text.lower() or "BAD_DECRYPT" in text
             or (password is not None and "PEM lib" in text)):
