@@ -78,8 +78,8 @@ test: zookeeper deps build typecheck
 	$(MAKE) kazoo-suite
 
 # kazoo 2.11's suite (shipped in its wheel) against fastzk.KazooClient.  It
-# starts its own 3-server ensemble from Debian's jar.  Deselected: TLS and
-# SASL (fastzk refuses them with ConfigurationError), the white-box tests
+# starts its own 3-server ensemble from Debian's jar.  Deselected: the
+# white-box tests
 # of kazoo's ConnectionHandler class, which fastzk replaces, and the test
 # that asserts kazoo #153 (a ChildrenWatch stopping when its node is
 # deleted), which fastzk fixes.
@@ -91,7 +91,7 @@ kazoo-suite:
 	FASTZK_REQUIRE_EXTENSIONS=1 \
 	$(PYTHON) -m pytest -p fastzk_swap -p no:cacheprovider -q --timeout 180 \
 		$(KAZOO_TESTS) \
-		-k "not TestSSLClient and not TestConnectionHandler and not TestUnorderedXids and not test_no_such_node_for_children_watch"
+		-k "not TestConnectionHandler and not TestUnorderedXids and not test_no_such_node_for_children_watch"
 
 # fastzk vs kazoo 2.11 side by side: one table of ratios, and
 # benchmarks/results.json.  About 10-15 minutes; BENCH_ARGS=--quick for a

@@ -154,6 +154,7 @@ _POLL_READ = (
     else 0
 )
 _POLLNVAL = getattr(select, "POLLNVAL", 0)
+_POLL_WRITE = select.POLLOUT if _HAS_POLL else 1
 _POLL_MAX_MS = 0x7FFFFFFF
 
 
@@ -959,28 +960,93 @@ class FrameReader(object):
         """Read whatever ``sock`` has into the buffer.
 
         Waits at most ``timeout`` seconds (``None``: forever) for at least
-        one byte.  The socket may be blocking or not; its mode is left
+        one byte.  A plain socket may be blocking or not; its mode is left
         alone.
 
+        An :class:`ssl.SSLSocket` must be non-blocking (its ``recv_into``
+        raising :exc:`ssl.SSLWantReadError` when no whole record is in, as
+        :class:`fastzk.drivers.tls.TlsSocket` does): it is read through its
+        ``recv_into``, and polled only when its ``pending()`` says the TLS
+        layer holds no decrypted bytes.
+
         :param spin_us: how long the compiled implementation busy-polls
-                        the socket before blocking; this one cannot
+                        a plain socket before blocking; this one cannot
                         release the GIL to spin, and ignores it.
         :returns: the number of bytes read, 0 on timeout.
         :rtype: int
         :raises kazoo.exceptions.ConnectionDropped: when the server closed
                 the connection or the socket failed.
-        :raises TypeError: when ``sock`` is not a plain
-                :class:`socket.socket` (an SSL socket, for one).
+        :raises ssl.SSLError: the TLS layer failed (an alert from the
+                server, for one).
+        :raises TypeError: when ``sock`` is not a :class:`socket.socket`.
         """
-        if not isinstance(sock, _CSocket) or isinstance(sock, ssl.SSLSocket):
-            raise TypeError("sock must be a plain socket.socket, not %s"
+        if not isinstance(sock, _CSocket):
+            raise TypeError("sock must be a socket.socket, not %s"
                             % type(sock).__name__)
         self._reserve(self._want())
         self._busy = True
         try:
+            if isinstance(sock, ssl.SSLSocket):
+                return self._read_tls(sock, timeout)
             return self._read(sock, timeout)
         finally:
             self._busy = False
+
+    def _read_tls(self, sock, timeout):
+        if timeout is None or timeout >= 1e9:
+            deadline = None
+        else:
+            deadline = time.monotonic() + (timeout if timeout > 0 else 0.0)
+        events = _POLL_READ
+        with self._view[self._end :] as view:
+            while True:
+                if not sock.pending():
+                    fd = sock.fileno()
+                    if fd < 0:
+                        raise ConnectionDropped("socket is closed")
+                    if not self._wait_tls(fd, events, deadline):
+                        return 0
+                try:
+                    n = sock.recv_into(view)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as exc:
+                    # Part of a record, or the TLS layer must write first.
+                    events = _POLL_READ
+                    if isinstance(exc, ssl.SSLWantWriteError):
+                        events |= _POLL_WRITE
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return 0
+                    continue
+                except ssl.SSLZeroReturnError:
+                    raise ConnectionDropped("connection closed by server")
+                if n == 0:
+                    raise ConnectionDropped("connection closed by server")
+                self._end += n
+                return n
+
+    @staticmethod
+    def _wait_tls(fd, events, deadline):
+        """Wait until ``fd`` has ``events`` (poll flags): True, or False at
+        ``deadline`` (a :func:`time.monotonic` value, None: none)."""
+        while True:
+            if deadline is None:
+                ms = -1
+            else:
+                ms = min(_POLL_MAX_MS, max(
+                    0, math.ceil((deadline - time.monotonic()) * 1000.0)))
+            if _HAS_POLL:
+                poller = select.poll()
+                poller.register(fd, events)
+                ready = poller.poll(ms)
+                if ready and ready[0][1] & _POLLNVAL:
+                    raise ConnectionDropped("socket is closed")
+            else:
+                wait = None if ms < 0 else ms / 1000.0
+                writers = [fd] if events & _POLL_WRITE else []
+                ready = any(select.select([fd], writers, [fd], wait))
+            if ready:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
 
     def _read(self, sock, timeout):
         if timeout is None or timeout >= 1e9:

@@ -49,6 +49,7 @@ from kazoo.protocol.states import (
 
 from fastzk._core import codec
 from fastzk.dispatch import Dispatcher
+from fastzk.drivers.tls import TlsTransport, client_context
 from fastzk.engine import Engine, Waiter
 from fastzk.fastpath import FastPath
 from fastzk.protocol import sasl as _sasl
@@ -185,7 +186,9 @@ class KazooClient(kazoo.client.KazooClient):
       once on a standalone server.
     The handler must be kazoo's threading handler (the default); gevent and
     eventlet handlers are refused with :exc:`~kazoo.exceptions.ConfigurationError`,
-    as is TLS, which fastzk's engine does not speak yet.
+    TLS takes kazoo's parameters (``use_ssl``, ``ca``, ``certfile``,
+    ``keyfile``, ``keyfile_password``, ``verify_certs``,
+    ``check_hostname``) with their meaning; see :mod:`fastzk.drivers.tls`.
 
     SASL takes kazoo's ``sasl_options`` (DIGEST-MD5 built in, GSSAPI with
     the optional ``gssapi`` package) or a ``("sasl", "user:password")``
@@ -246,10 +249,12 @@ class KazooClient(kazoo.client.KazooClient):
                 "%s; use kazoo's own KazooClient for gevent or eventlet"
                 % type(handler).__name__
             )
+        tls_context = None
         if use_ssl:
-            raise ConfigurationError(
-                "fastzk does not support TLS connections yet (use_ssl=True); "
-                "use kazoo's own KazooClient for them")
+            tls_context = client_context(
+                ca=ca, certfile=certfile, keyfile=keyfile,
+                keyfile_password=keyfile_password, verify_certs=verify_certs,
+                check_hostname=check_hostname)
         sasl_options, auth_data = _sasl_configuration(auth_data, sasl_options)
         #: kazoo's ``sasl_options``, normalized, or None without SASL.
         self._sasl_options = (None if sasl_options is None
@@ -265,6 +270,8 @@ class KazooClient(kazoo.client.KazooClient):
             check_hostname=check_hostname, **kwargs)
         self._connection = Engine(self, self._conn_retry.copy(),
                                   logger=self.logger)
+        if tls_context is not None:
+            self._connection.transport = TlsTransport(tls_context)
         self._events = Dispatcher()
         self._reconnect_on_expiry = bool(reconnect_on_expiry)
         #: Whether non-blocking lock attempts may answer from watched
@@ -564,8 +571,8 @@ class KazooClient(kazoo.client.KazooClient):
             # We time-out, ensure we are disconnected
             self.stop()
             errors = self._connection.connect_errors()
+            failure = self._connection.fatal_error
             self.close()
-            failure = self._connection.auth_failure
             if failure is not None:
                 raise type(failure)(*failure.args)
             raise self.handler.timeout_exception(

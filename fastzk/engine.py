@@ -244,9 +244,12 @@ class Engine(object):
         self._failed_rounds = deque(maxlen=_FAILED_ROUNDS_KEPT)
         self._round_errors = None
         self._attempting = None
-        #: The authentication failure that ended the session thread, or
-        #: None (see :meth:`wait_connected`).
-        self.auth_failure = None
+        # Since start(): whether a connection was made, the connect failures
+        # already logged ({(host, port): message}), and the error that
+        # ended the session thread for good (see fatal_error).
+        self._ever_connected = False
+        self._logged_failures = {}
+        self._fatal_error = None
 
     # -- kazoo ConnectionHandler contract ----------------------------------
 
@@ -256,7 +259,9 @@ class Engine(object):
             raise Exception("Unable to start, connection routine already active.")
         self.connection_closed.clear()
         self._close_waiter = None
-        self.auth_failure = None
+        self._ever_connected = False
+        self._logged_failures = {}
+        self._fatal_error = None
         self._write_sock = _OpenMarker
         self.connection_stopped.clear()
         self._thread = threading.Thread(
@@ -287,7 +292,7 @@ class Engine(object):
         (None: no limit) have passed.  True when connected.
 
         The session thread gives up at once on an authentication failure
-        (:attr:`auth_failure` says which), so a caller of
+        (:attr:`fatal_error` says which), so a caller of
         :meth:`~fastzk.client.KazooClient.start` hears of it without
         waiting for its timeout.
         """
@@ -329,6 +334,15 @@ class Engine(object):
         :rtype: list
         """
         return [dict(errors) for errors in list(self._failed_rounds)]
+
+    @property
+    def fatal_error(self):
+        """The exception that ended the session thread for good since
+        :meth:`start`, or None: an authentication the server refused
+        (SASL), or a failure that retrying cannot mend on every server
+        before any connection was made (a certificate that does not
+        verify)."""
+        return self._fatal_error
 
     @property
     def connecting_to(self):
@@ -532,7 +546,7 @@ class Engine(object):
         """
         state = self.client._state
         if state == KeeperState.AUTH_FAILED:
-            failure = self.auth_failure
+            failure = self._fatal_error
             return type(failure)(*failure.args) if failure else AuthFailedError()
         if state == KeeperState.CLOSED or self.client._stopped.is_set():
             return ConnectionClosedError("Connection has been closed")
@@ -751,6 +765,7 @@ class Engine(object):
         return hosts
 
     def _connect_round(self, retry):
+        client = self.client
         errors = {}
         self._round_errors = errors
         hosts = self._hosts(errors)
@@ -767,7 +782,37 @@ class Engine(object):
                 return None  # a new round, starting with that host
         if self._round_errors is errors:  # no connection in this round
             self._failed_rounds.append(errors)
+            failure = self._futile(errors)
+            if failure is not None:
+                return self._authentication_failed(failure)
         raise ForceRetryError("Reconnecting")
+
+    def _connect_failed(self, host, port, error, permanent):
+        """Record why connecting to ``host:port`` failed; warn once per
+        server and reason until a connection is made."""
+        if permanent:
+            error.futile = True
+        errors = self._round_errors
+        if errors is not None:
+            errors[(host, port)] = error
+        message = str(error)
+        if self._logged_failures.get((host, port)) != message:
+            self._logged_failures[(host, port)] = message
+            self.logger.warning("Connection to %s:%s failed: %s", host, port,
+                                message)
+        else:
+            self.logger.debug("Connection to %s:%s failed again: %s", host,
+                              port, message)
+
+    def _futile(self, errors):
+        """The error to stop with when retrying cannot help: no connection
+        was made since start() and every server of the round failed for a
+        reason that will not change (a certificate), else None."""
+        if self._ever_connected or not errors:
+            return None
+        if all(getattr(e, "futile", False) for e in errors.values()):
+            return errors[sorted(errors)[0]]
+        return None
 
     def _session(self, host, address, port, retry):
         """Connect to one server and serve the session until the connection
@@ -790,10 +835,7 @@ class Engine(object):
         except _AUTH_FAILURES as exc:
             return self._authentication_failed(exc)
         except (OSError, ConnectionDropped, ProtocolError) as exc:
-            self.logger.warning("Connection to %s:%s failed: %s", host, port, exc)
-            errors = self._round_errors
-            if errors is not None:
-                errors[(host, port)] = exc
+            self._connect_failed(host, port, *self.transport.explain(exc))
             return None
         finally:
             self._attempting = None
@@ -824,7 +866,7 @@ class Engine(object):
         """The server refused this client's authentication: report
         AUTH_FAILED (kazoo's LOST), fail what waited, and stop, as kazoo
         does."""
-        self.auth_failure = error
+        self._fatal_error = error
         self.logger.warning("AUTH_FAILED closing: %s", error)
         self.client._session_callback(KeeperState.AUTH_FAILED)
         self._fail_queue(type(error)(*error.args))
@@ -902,7 +944,8 @@ class Engine(object):
         # before the session would expire.
         connect_timeout = timeout_s / max(3, len(client.hosts))
         sock = self.transport.connect(address, port, connect_timeout,
-                                      client._stopped.is_set)
+                                      client._stopped.is_set,
+                                      server_name=host)
         try:
             frames = codec.FrameReader(zk.MAX_FRAME)
             machine = self.machine
@@ -939,6 +982,8 @@ class Engine(object):
         self._connected_host = (host, port)
         self._round_errors = None
         self._failed_rounds.clear()
+        self._ever_connected = True
+        self._logged_failures = {}
         self.machine.last_send = self.machine.last_recv = time.monotonic()
         self._cancel_expiry_clock()
         failed = None

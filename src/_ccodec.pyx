@@ -11,13 +11,14 @@ against the end of the frame first: truncated or malformed input raises
 and reads the socket's file descriptor with the GIL released.
 """
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals, PyErr_Clear, PyErr_ExceptionMatches, PyErr_Occurred
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
 from cpython.number cimport PyNumber_Index
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check, PyUnicode_DecodeUTF8
@@ -102,6 +103,7 @@ cdef extern from "<poll.h>" nogil:
     short POLLIN
     short POLLPRI
     short POLLNVAL
+    short POLLOUT
 
 cdef extern from "<errno.h>" nogil:
     int EWOULDBLOCK
@@ -245,6 +247,8 @@ cdef enum:
 
 cdef object _ZnodeStat = ZnodeStat
 cdef object _SSLSocket = _ssl.SSLSocket
+cdef tuple _SSL_WANT = (_ssl.SSLWantReadError, _ssl.SSLWantWriteError)
+cdef object _SSLZeroReturn = _ssl.SSLZeroReturnError
 
 
 cdef inline object _steal(PyObject *ref):
@@ -1324,25 +1328,32 @@ cdef class FrameReader:
         """Read whatever ``sock`` has into the buffer.
 
         Waits at most ``timeout`` seconds (``None``: forever) for at least
-        one byte.  The socket may be blocking or not; its mode is left
+        one byte.  A plain socket may be blocking or not; its mode is left
         alone.  It is polled and read through its file descriptor with the
         GIL released.
 
-        :param spin_us: busy-poll the socket for up to this many
+        An :class:`ssl.SSLSocket` must be non-blocking (its ``recv_into``
+        raising :exc:`ssl.SSLWantReadError` when no whole record is in, as
+        :class:`fastzk.drivers.tls.TlsSocket` does): it is read through its
+        ``recv_into``, and polled (without the GIL) only when its
+        ``pending()`` says the TLS layer holds no decrypted bytes.
+
+        :param spin_us: busy-poll a plain socket for up to this many
                         microseconds (without the GIL) before blocking in
                         ``poll``; lowers latency on fast links.
         :returns: the number of bytes read, 0 on timeout.
         :rtype: int
         :raises kazoo.exceptions.ConnectionDropped: when the server closed
                 the connection or the socket failed.
-        :raises TypeError: when ``sock`` is not a plain
-                :class:`socket.socket` (an SSL socket, for one).
+        :raises ssl.SSLError: the TLS layer failed (an alert from the
+                server, for one).
+        :raises TypeError: when ``sock`` is not a :class:`socket.socket`.
         """
         cdef int64_t deadline = -1
         cdef double t
         cdef long long spin = 0
-        if not isinstance(sock, _CSocket) or isinstance(sock, _SSLSocket):
-            raise TypeError("sock must be a plain socket.socket, not %s"
+        if not isinstance(sock, _CSocket):
+            raise TypeError("sock must be a socket.socket, not %s"
                             % type(sock).__name__)
         if timeout is not None:
             t = timeout
@@ -1350,6 +1361,8 @@ cdef class FrameReader:
                 t = 0
             if t < 1e9:
                 deadline = _now_ns() + <int64_t>(t * 1e9)
+        if isinstance(sock, _SSLSocket):
+            return self._read_tls(sock, deadline)
         if spin_us:
             spin = _i64(spin_us, b"spin_us")
         self.spin_off_cpu_ns = 0
@@ -1441,6 +1454,80 @@ cdef class FrameReader:
             if self._took(got, err):
                 return got
             # A spurious wake-up or a signal.
+            if deadline >= 0 and _now_ns() >= deadline:
+                return 0
+
+    cdef object _read_tls(self, sock, int64_t deadline):
+        cdef Py_ssize_t got
+        cdef int events = POLLIN | POLLPRI
+        self.spin_off_cpu_ns = 0
+        self._reserve(self._want())
+        self._busy = True
+        try:
+            while True:
+                if not sock.pending():
+                    fd = sock.fileno()
+                    if fd < 0:
+                        raise ConnectionDropped("socket is closed")
+                    if not self._poll_fd(fd, events, deadline):
+                        return 0
+                view = PyMemoryView_FromMemory(
+                    <char *>self._buf + self._end, self._cap - self._end,
+                    PyBUF_WRITE)
+                try:
+                    got = sock.recv_into(view)
+                except _SSL_WANT as exc:
+                    # Part of a record, or the TLS layer must write first.
+                    events = POLLIN | POLLPRI
+                    if isinstance(exc, _ssl.SSLWantWriteError):
+                        events = events | POLLOUT
+                    if deadline >= 0 and _now_ns() >= deadline:
+                        return 0
+                    continue
+                except _SSLZeroReturn:
+                    raise ConnectionDropped("connection closed by server")
+                finally:
+                    view.release()
+                if got == 0:
+                    raise ConnectionDropped("connection closed by server")
+                self._end += got
+                return got
+        finally:
+            self._busy = False
+
+    cdef int _poll_fd(self, int fd, int events, int64_t deadline) except -1:
+        """Wait (without the GIL) until ``fd`` has ``events``: 1, or 0 at
+        ``deadline``."""
+        cdef pollfd pfd
+        cdef int r, ms, err = 0
+        cdef int64_t rem
+        pfd.fd = fd
+        pfd.events = events
+        while True:
+            if deadline < 0:
+                ms = -1
+            else:
+                rem = deadline - _now_ns()
+                if rem <= 0:
+                    ms = 0
+                elif rem >= <int64_t>INT32_MAX * 1000000:
+                    ms = INT32_MAX
+                else:
+                    ms = <int>((rem + 999999) // 1000000)
+            with nogil:
+                pfd.revents = 0
+                r = poll(&pfd, 1, ms)
+                if r < 0:
+                    err = errno
+            if r < 0:
+                if err == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                raise _socket_error(err)
+            if r > 0:
+                if pfd.revents & POLLNVAL:
+                    raise ConnectionDropped("socket is closed")
+                return 1
             if deadline >= 0 and _now_ns() >= deadline:
                 return 0
 

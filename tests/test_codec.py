@@ -1382,21 +1382,15 @@ class _WrappedSocket(object):
         return self._sock.gettimeout()
 
 
-def test_read_from_refuses_what_is_not_a_plain_socket(codec, sockpair):
-    """The client reads plain TCP sockets only: an SSL socket or a
-    socket-like object is a TypeError, not a silent read of the raw
+def test_read_from_refuses_what_is_not_a_socket(codec, sockpair):
+    """The reader reads sockets only (plain, or SSL through the TLS
+    layer): a socket-like object is a TypeError, not a silent read of its
     descriptor, and leaves the reader usable."""
     a, b = sockpair
     reader = codec.FrameReader()
-    tls = ssl.create_default_context().wrap_socket(
-        socket.socket(), server_hostname="localhost",
-        do_handshake_on_connect=False)
-    try:
-        for sock in (tls, _WrappedSocket(a), None, a.fileno()):
-            with pytest.raises(TypeError):
-                reader.read_from(sock, 0.01)
-    finally:
-        tls.close()
+    for sock in (_WrappedSocket(a), None, a.fileno()):
+        with pytest.raises(TypeError):
+            reader.read_from(sock, 0.01)
     b.sendall(_stream([b"x"]))
     assert reader.read_from(a, 1.0) > 0
     assert _drain(reader) == [b"x"]

@@ -248,7 +248,7 @@ def test_wrong_password_with_start_async(sasl_servers, clients):
                      sasl_options=dict(ALICE, password="wrong"))
     client.start_async()
     assert client._connection.connection_stopped.wait(QUICK)
-    assert isinstance(client._connection.auth_failure, AuthFailedError)
+    assert isinstance(client._connection.fatal_error, AuthFailedError)
     assert client.client_state == KeeperState.CLOSED
     with pytest.raises(ConnectionClosedError):
         client.get("/")

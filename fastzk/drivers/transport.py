@@ -13,7 +13,9 @@ import os
 import select
 import socket
 import time
-from typing import Callable, Protocol
+from typing import Callable, Optional, Protocol, Tuple
+
+from kazoo.exceptions import ConnectionDropped
 
 __all__ = ["PlainTransport", "Transport", "TransportStopped"]
 
@@ -30,13 +32,21 @@ class Transport(Protocol):
     """Opens connections to ZooKeeper servers."""
 
     def connect(self, address: str, port: int, timeout: float,
-                stopped: Callable[[], bool]) -> socket.socket:
+                stopped: Callable[[], bool],
+                server_name: Optional[str] = None) -> socket.socket:
         """A connection to ``address:port`` made within ``timeout`` seconds.
 
         :param stopped: polled while waiting; once it returns True the
                         attempt ends with :class:`TransportStopped`.
+        :param server_name: the host name ``address`` was resolved from.
         :raises OSError: the connection failed or timed out.
         """
+        ...
+
+    def explain(self, exc: BaseException) -> Tuple[BaseException, bool]:
+        """What a failed connection attempt (``exc``, raised by
+        :meth:`connect` or by the session handshake over its socket)
+        means: the exception to report, and whether retrying is futile."""
         ...
 
 
@@ -45,7 +55,8 @@ class PlainTransport(object):
     for its reply)."""
 
     def connect(self, address: str, port: int, timeout: float,
-                stopped: Callable[[], bool]) -> socket.socket:
+                stopped: Callable[[], bool],
+                server_name: Optional[str] = None) -> socket.socket:
         """Like :func:`socket.create_connection`, but given up as soon as
         ``stopped()`` is true (a client stopped at its start deadline waits
         for this attempt to end).
@@ -69,6 +80,17 @@ class PlainTransport(object):
             sock.close()
             raise
         return sock
+
+    def explain(self, exc: BaseException) -> Tuple[BaseException, bool]:
+        """``exc``, retryable; a connection the server closed before its
+        handshake reply says that a secure client port does so too."""
+        if isinstance(exc, ConnectionDropped) and "closed by server" in str(
+                exc):
+            return (ConnectionDropped(
+                "the server closed the connection before answering the "
+                "session handshake (a secure client port does so: connect "
+                "to it with use_ssl=True)"), False)
+        return exc, False
 
 
 def _wait_writable(sock: socket.socket, deadline: float,
