@@ -1,9 +1,11 @@
 """Every Python snippet in README.md runs as written, on a real server.
 
 The snippets read like one session at a prompt: they run in order in one
-namespace, each after the ones above it.  The only change made to them is
-the address: ``127.0.0.1:2181`` becomes the test server's, with a fresh
-chroot, so the nodes they create are removed afterwards.
+namespace, each after the ones above it.  The only changes made to them
+are addresses and files: ``127.0.0.1:2181`` becomes the test server's,
+with a fresh chroot, so the nodes they create are removed afterwards, and
+the TLS example's server and certificate files become a TLS and SASL
+server's started for the test, with certificates made for it.
 """
 
 import os
@@ -31,7 +33,36 @@ def test_snippets_are_found():
                for _, code in snippets)
 
 
-def test_readme_snippets_run(zk_hosts, zk_admin, zk_chroot):
+@pytest.fixture(scope="module")
+def secure_server(tmp_path_factory):
+    """A ZooKeeper server with TLS (client certificates required) and SASL
+    (alice/secret), and the files of the README's TLS example."""
+    from fastzk.testing.certs import make_tls_files
+    from fastzk.testing.zkserver import ServerSasl, ServerTls, ZooKeeperServer
+
+    files = make_tls_files(str(tmp_path_factory.mktemp("readme-tls")))
+    server = ZooKeeperServer(
+        tmp_path_factory.mktemp("readme-zk"),
+        tls=ServerTls(files.server_pem, files.ca, client_auth="need"),
+        sasl=ServerSasl({"alice": "secret"}))
+    try:
+        server.start(timeout=60)
+    except Exception as exc:
+        server.stop()
+        pytest.fail("could not start the TLS and SASL server: %s" % exc,
+                    pytrace=False)
+    yield server, {
+        "zk1.example.com:2281": "localhost:%d" % server.secure_port,
+        "/etc/zookeeper/ca.pem": files.ca,
+        "/etc/zookeeper/client.pem": files.client_cert,
+        "/etc/zookeeper/client-key.pem": files.client_key,
+    }
+    server.stop()
+
+
+def test_readme_snippets_run(zk_hosts, zk_admin, zk_chroot, secure_server):
+    _, replacements = secure_server
+    replacements = dict(replacements, **{DEFAULT_HOSTS: zk_hosts})
     with open(README, encoding="utf-8") as f:
         snippets = python_snippets(f.read())
     from fastzk import KazooClient
@@ -40,7 +71,8 @@ def test_readme_snippets_run(zk_hosts, zk_admin, zk_chroot):
     clients = []
     try:
         for line, code in snippets:
-            code = code.replace(DEFAULT_HOSTS, zk_hosts)
+            for old, new in replacements.items():
+                code = code.replace(old, new)
             try:
                 exec(compile(code, "README.md:%d" % line, "exec"), namespace)
             except Exception as exc:
