@@ -79,8 +79,8 @@ test: zookeeper deps build typecheck
 
 # kazoo 2.11's suite (shipped in its wheel) against fastzk.KazooClient.  It
 # starts its own 3-server ensemble from Debian's jar.  Deselected: the
-# white-box tests
-# of kazoo's ConnectionHandler class, which fastzk replaces, and the test
+# white-box tests of kazoo's ConnectionHandler class, which fastzk
+# replaces, and the test
 # that asserts kazoo #153 (a ChildrenWatch stopping when its node is
 # deleted), which fastzk fixes.
 KAZOO_TESTS = $(shell $(PYTHON) -c "import kazoo.tests, os; print(os.path.dirname(kazoo.tests.__file__))" 2>/dev/null)
