@@ -124,6 +124,7 @@ TARGETS = {
     "fleet.violations": Target("zero"),
     "fleet.leaked_nodes": Target("zero"),
     "limit.rate": Target("min", 1.0, ">=1x raw", source="issue 13"),
+    "tls.vs_plain": Target("ratio", 1.0, ">=plaintext", source="issue 14"),
     "limit.cpu_spin_off": Target("max", 1.5, "<=1.5x raw",
                                  source="issue 13"),
 }
@@ -391,9 +392,14 @@ def local_zookeeper_problem():
     return None
 
 
-def _env(hosts, quick):
+def _env(hosts, quick, local=False):
     env = dict(os.environ)
     env["FASTZK_BENCH_HOSTS"] = hosts
+    # A server started here: the TLS cases may start one of their own.
+    if local:
+        env["FASTZK_BENCH_LOCAL_SERVER"] = "1"
+    else:
+        env.pop("FASTZK_BENCH_LOCAL_SERVER", None)
     env["FASTZK_BENCH_PROGRESS"] = "1"
     if quick:
         env["FASTZK_BENCH_QUICK"] = "1"
@@ -437,15 +443,18 @@ def suite_argv(bench_dir, quick, workdir, out_json, select=None):
     return argv
 
 
-def run_suite(bench_dir, hosts, quick, workdir, log, select=None):
+def run_suite(bench_dir, hosts, quick, workdir, log, select=None,
+              local=False):
     """Run the pytest-benchmark suite; returns (returncode, its JSON or
-    None, path of its log)."""
+    None, path of its log).  ``local``: ``hosts`` is a server started
+    here, not one given with ``--hosts``."""
     out_json = os.path.join(workdir, "suite.json")
     log_path = os.path.join(workdir, "pytest.log")
     with open(log_path, "w") as logf:
         proc = subprocess.run(
             suite_argv(bench_dir, quick, workdir, out_json, select),
-            stdout=logf, stderr=None, env=_env(hosts, quick), cwd=workdir)
+            stdout=logf, stderr=None, env=_env(hosts, quick, local),
+            cwd=workdir)
     data = None
     if os.path.exists(out_json):
         with open(out_json) as f:
@@ -752,6 +761,97 @@ def _spin_on_rows(suite, key):
                 key=key + ".spin_on.cpu_us")]
 
 
+#: The TLS cases (fastzk.benchcases.bench_tls): their keys and labels,
+#: and the plaintext clients alternated with them on the same server.
+TLS_CASES = (
+    ("tls.sync_get_children", "sync get_children", "  CPU per request (us)"),
+    ("tls.pipelined_get_children", "2,000 pipelined get_children_async",
+     "  CPU per request (us)"),
+    ("tls.lock_failed_attempt", "failed non-blocking acquires, held lock",
+     "  CPU per failed attempt (us)"),
+)
+PLAIN_PARTNERS = {"kazoo": "kazoo-plain", "fastzk": "fastzk-plain"}
+
+
+def _tls_ratios(suite, key, figure):
+    """fastzk's advantage in ``figure`` ("rate": fastzk/kazoo;
+    "cpu_us_per_op": kazoo/fastzk, times less CPU) over TLS and over
+    plaintext in the same rounds: ``(tls, plain)``, each None when not
+    measured."""
+    def advantage(kazoo, fastzk):
+        k = (suite.get((key, kazoo)) or {}).get(figure)
+        f = (suite.get((key, fastzk)) or {}).get(figure)
+        if not k or not f:
+            return None
+        return f / float(k) if figure == "rate" else k / float(f)
+    return (advantage("kazoo", "fastzk"),
+            advantage(PLAIN_PARTNERS["kazoo"], PLAIN_PARTNERS["fastzk"]))
+
+
+def _tls_vs_plain_row(suite, key, figure, label):
+    """fastzk's advantage over kazoo over TLS beside the plaintext one
+    (``_tls_ratios``); the row's ratio is TLS's over plaintext's, judged
+    against ``TARGETS["tls.vs_plain"]``."""
+    tls, plain = _tls_ratios(suite, key, figure)
+    return Row(label, plain, tls, "", kazoo_text="plain " + _x(plain),
+               fastzk_text="TLS " + _x(tls), target=TARGETS["tls.vs_plain"],
+               key="%s.%s.vs_plain" % (key, "rate" if figure == "rate"
+                                       else "cpu"))
+
+
+def _tls_cost_note(suite, key):
+    """What TLS adds per request for each client: its CPU per request
+    over TLS minus over plaintext, same rounds."""
+    parts = []
+    for impl in IMPLS:
+        tls = _cpu_us(suite.get((key, impl)))
+        plain = _cpu_us(suite.get((key, PLAIN_PARTNERS[impl])))
+        if tls is None or plain is None:
+            parts.append("%s n/a" % impl)
+        else:
+            parts.append("%s %+.1f us (plaintext %.1f us)"
+                         % (impl, tls - plain, plain))
+    return "TLS adds: " + ", ".join(parts)
+
+
+def _fmt_rate(rate):
+    return "n/a" if rate is None else "{:,.0f}/s".format(rate)
+
+
+def tls_missing_note(hosts):
+    """The note saying why the TLS rows are missing: the server was given
+    with ``--hosts`` (``hosts``), or None when the run started its own."""
+    if not hosts:
+        return None
+    from fastzk.benchcases._benchlib import TLS_EXTERNAL_REASON
+
+    return "over TLS: not measured (%s)." % TLS_EXTERNAL_REASON
+
+
+def _tls_rows(suite):
+    """The rows of the TLS section, one block per measured case."""
+    rows = []
+    for key, label, cpu_label in TLS_CASES:
+        if (key, "fastzk") not in suite and (key, "kazoo") not in suite:
+            continue
+        k = _get(suite, key, "kazoo")
+        pk = _get(suite, key, PLAIN_PARTNERS["kazoo"])
+        pf = _get(suite, key, PLAIN_PARTNERS["fastzk"])
+        rows.append(Row(label, k, _get(suite, key, "fastzk"), "/s", key=key,
+                        note="plaintext, same rounds: kazoo %s, fastzk %s" % (
+                            _fmt_rate(pk), _fmt_rate(pf))))
+        rows.append(_tls_vs_plain_row(suite, key, "rate",
+                                      "  fastzk/kazoo, plaintext vs TLS"))
+        cpu = Row(cpu_label, _cpu_us(suite.get((key, "kazoo"))),
+                  _cpu_us(suite.get((key, "fastzk"))), " us",
+                  higher_better=False, key=key + ".cpu_us",
+                  note=_tls_cost_note(suite, key))
+        rows.append(cpu)
+        rows.append(_tls_vs_plain_row(suite, key, "cpu_us_per_op",
+                                      "    kazoo/fastzk CPU, plaintext vs TLS"))
+    return rows
+
+
 def build_rows(suite, fleet):
     """The table's rows from the suite's results (:func:`suite_results`)
     and the fleet's JSON."""
@@ -856,6 +956,13 @@ def build_rows(suite, fleet):
                         _get(suite, "lock.uncontended_cycle", "fastzk",
                              "txns_per_cycle"), "", higher_better=False,
                         key="lock.uncontended_cycle.txns"))
+
+    # -- over TLS ------------------------------------------------------------------
+    tls = _tls_rows(suite)
+    if tls:
+        section("over TLS (client certificates; a plaintext kazoo and "
+                "fastzk alternated in the same rounds, same server)")
+        rows.extend(tls)
 
     # -- the client-side limit -------------------------------------------------
     limit = _limit_rows(suite)
@@ -1093,6 +1200,19 @@ def _notes(suite, fleet, info, quick):
             "locks are free when tried, so most attempts win and write with "
             "either client; the issue-6 targets assume most attempts meet a "
             "held lock, as in the issue (the 'mostly held' run).")
+    if info.get("tls_missing"):
+        notes.append(info["tls_missing"])
+    if any(k.startswith("tls.") for k, _ in suite):
+        notes.append(
+            "over TLS: a server with a TLS port requiring client "
+            "certificates (fastzk.testing.certs), started by the suite "
+            "beside the run's server; kazoo and fastzk connect with "
+            "use_ssl=True, ca, certfile, keyfile, verify_certs=True, and a "
+            "plaintext kazoo and fastzk on the same server's plaintext port "
+            "alternate with them round by round.  'plaintext vs TLS' rows: "
+            "fastzk's advantage without and with TLS (target: TLS's at "
+            "least plaintext's); 'TLS adds': CPU per request over TLS minus "
+            "over plaintext, same rounds.")
     if any(impl == RAW_LOOP for _, impl in suite):
         notes.append(
             "client-side limit: the raw loop (benchmarks/c/raw_rounds.c) "
@@ -1259,6 +1379,8 @@ def main(argv=None):
         log("ZooKeeper %s at %s" % (server.version or "(unknown version)",
                                     server.hosts))
         info = machine_info(server.version)
+        if not args.no_suite and tls_missing_note(args.hosts):
+            info["tls_missing"] = tls_missing_note(args.hosts)
         if not args.no_warmup:
             log("warming the server up ...")
             warm_up(server.hosts, WARMUP_REQUESTS_QUICK if args.quick
@@ -1270,7 +1392,7 @@ def main(argv=None):
                 "quick" if args.quick else "full"))
             rc, suite_data, log_path = run_suite(
                 bench_dir, server.hosts, args.quick, workdir, log,
-                args.select)
+                args.select, local=server.owned is not None)
             if rc != 0:
                 status = 1
                 log("suite FAILED (exit %d); pytest output: %s" % (rc, log_path))

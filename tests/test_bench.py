@@ -572,3 +572,136 @@ def test_installed_package_measures_the_given_hosts(tmp_path, zk_hosts):
     rates = {(s["case"], s["impl"]): s["rate"] for s in result["suite"]}
     assert rates[("client.sync_get", "kazoo")] > 0
     assert rates[("client.sync_get", "fastzk")] > 0
+
+
+# -- over TLS ------------------------------------------------------------------
+
+def tls_suite():
+    """Suite results of the TLS cases: kazoo and fastzk over TLS and over
+    plaintext (alternated in the same rounds)."""
+    def entry(rate, cpu):
+        return {"rate": rate, "cpu_us_per_op": cpu}
+
+    return {
+        ("tls.sync_get_children", "kazoo"): entry(1000.0, 200.0),
+        ("tls.sync_get_children", "fastzk"): entry(5000.0, 40.0),
+        ("tls.sync_get_children", "kazoo-plain"): entry(2000.0, 150.0),
+        ("tls.sync_get_children", "fastzk-plain"): entry(8000.0, 30.0),
+        ("tls.pipelined_get_children", "kazoo"): entry(4000.0, 90.0),
+        ("tls.pipelined_get_children", "fastzk"): entry(20000.0, 20.0),
+        ("tls.pipelined_get_children", "kazoo-plain"): entry(5000.0, 80.0),
+        ("tls.pipelined_get_children", "fastzk-plain"): entry(50000.0, 8.0),
+        ("tls.lock_failed_attempt", "kazoo"): entry(300.0, 1000.0),
+        ("tls.lock_failed_attempt", "fastzk"): entry(6000.0, 45.0),
+        ("tls.lock_failed_attempt", "kazoo-plain"): entry(600.0, 800.0),
+        ("tls.lock_failed_attempt", "fastzk-plain"): entry(9000.0, 40.0),
+    }
+
+
+def test_tls_rows_put_each_case_beside_its_plaintext_rounds():
+    rows = rows_by_key(tls_suite())
+    sync = rows["tls.sync_get_children"]
+    assert (sync.kazoo, sync.fastzk, sync.ratio) == (1000.0, 5000.0, 5.0)
+    assert sync.note == "plaintext, same rounds: kazoo 2,000/s, " \
+        "fastzk 8,000/s"
+    cpu = rows["tls.sync_get_children.cpu_us"]
+    assert (cpu.kazoo, cpu.fastzk, cpu.higher_better) == (200.0, 40.0, False)
+    assert cpu.note == "TLS adds: kazoo +50.0 us (plaintext 150.0 us), " \
+        "fastzk +10.0 us (plaintext 30.0 us)"
+    lock = rows["tls.lock_failed_attempt.cpu_us"]
+    assert lock.label == "  CPU per failed attempt (us)"
+    assert lock.note.startswith("TLS adds: kazoo +200.0 us")
+    assert rows["tls.pipelined_get_children"].ratio == 5.0
+
+
+def test_tls_ratio_is_judged_against_the_plaintext_ratio():
+    rows = rows_by_key(tls_suite())
+    # sync: 5x over TLS, 4x over plaintext
+    rate = rows["tls.sync_get_children.rate.vs_plain"]
+    assert (rate.kazoo, rate.fastzk) == (4.0, 5.0)
+    assert (rate.kazoo_text, rate.fastzk_text) == ("plain 4.00x",
+                                                   "TLS 5.00x")
+    assert rate.target.describe() == ">=plaintext"
+    assert rate.verdict() == "better, target met"
+    # CPU, times less than kazoo's: 5x over TLS, 5x over plaintext
+    assert rows["tls.sync_get_children.cpu.vs_plain"].verdict() == \
+        "same, target met"
+    # pipelined: 5x over TLS, 10x over plaintext
+    assert rows["tls.pipelined_get_children.rate.vs_plain"].verdict() == \
+        "WORSE, target MISSED"
+    lock = rows["tls.lock_failed_attempt.cpu.vs_plain"]
+    assert (lock.kazoo, round(lock.fastzk, 2)) == (20.0, 22.22)
+
+
+def test_tls_rows_without_the_plaintext_partners_judge_nothing():
+    suite = {k: v for k, v in tls_suite().items()
+             if k[0] == "tls.sync_get_children" and "plain" not in k[1]}
+    rows = rows_by_key(suite)
+    assert "tls.pipelined_get_children" not in rows
+    assert rows["tls.sync_get_children"].note == \
+        "plaintext, same rounds: kazoo n/a, fastzk n/a"
+    assert rows["tls.sync_get_children.cpu_us"].note == \
+        "TLS adds: kazoo n/a, fastzk n/a"
+    vs = rows["tls.sync_get_children.rate.vs_plain"]
+    assert vs.kazoo_text == "plain n/a" and vs.verdict() == "-"
+
+
+def test_tls_section_and_note_only_when_measured():
+    from fastzk.bench import _notes, build_rows
+
+    rows, sections = build_rows(tls_suite(), None)
+    assert [title for _, title in sections] == [
+        "over TLS (client certificates; a plaintext kazoo and fastzk "
+        "alternated in the same rounds, same server)"]
+    assert len(rows) == 12
+    assert "TLS adds" in " ".join(_notes(tls_suite(), None, {}, False))
+    assert "TLS" not in " ".join(_notes(limit_suite(), None, {}, False))
+    assert all(not r.key.startswith("tls.")
+               for r in build_rows(limit_suite(), None)[0])
+
+
+def test_the_bench_and_the_cases_name_the_plaintext_partners_alike():
+    from fastzk import bench
+
+    assert bench.PLAIN_PARTNERS == lib.PLAIN_PARTNERS
+
+
+def test_tls_cases_run_only_against_a_server_the_benchmark_started():
+    assert lib.tls_skip_reason({}) is None
+    assert lib.tls_skip_reason({"FASTZK_BENCH_HOSTS": " "}) is None
+    assert lib.tls_skip_reason({"FASTZK_BENCH_HOSTS": "127.0.0.1:2181",
+                                "FASTZK_BENCH_LOCAL_SERVER": "1"}) is None
+    assert lib.tls_skip_reason({"FASTZK_BENCH_HOSTS": "127.0.0.1:2181"}) \
+        == lib.TLS_EXTERNAL_REASON
+    assert "--hosts" in lib.TLS_EXTERNAL_REASON
+
+
+def test_the_runner_tells_the_suite_whether_it_started_the_server():
+    from fastzk.bench import _env
+
+    local = _env("127.0.0.1:2181", True, local=True)
+    assert local["FASTZK_BENCH_LOCAL_SERVER"] == "1"
+    assert lib.tls_skip_reason(local) is None
+    given = _env("127.0.0.1:2181", True)
+    assert "FASTZK_BENCH_LOCAL_SERVER" not in given
+    assert lib.tls_skip_reason(given) == lib.TLS_EXTERNAL_REASON
+
+
+def test_tls_rows_with_hosts_are_skipped_with_the_reason(tmp_path,
+                                                         zk_hosts):
+    out = tmp_path / "out.json"
+    proc = run_fastzk(["bench", "--quick", "--hosts", zk_hosts,
+                       "--no-warmup", "--no-fleet", "-k", "tls",
+                       "--json", str(out)],
+                      installed_copy(tmp_path), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "3/3" in proc.stderr and "SKIPPED" in proc.stderr
+    note = "over TLS: not measured (%s)." % lib.TLS_EXTERNAL_REASON
+    assert note in proc.stdout.replace("\n", " ")
+    import json
+
+    with open(str(out)) as f:
+        result = json.load(f)
+    assert any(note in n for n in result["notes"])
+    assert not any(s["case"].startswith("tls.") for s in result["suite"])

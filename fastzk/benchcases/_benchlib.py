@@ -8,6 +8,10 @@ set by ``fastzk bench`` (:mod:`fastzk.bench`) or by hand:
 ``FASTZK_BENCH_HOSTS``
     connection string of the server to use (the conftest starts its own
     ZooKeeper when unset).
+``FASTZK_BENCH_LOCAL_SERVER``
+    ``1`` when ``FASTZK_BENCH_HOSTS`` is a server the runner started
+    itself (then the TLS cases start a TLS server of their own; they are
+    skipped against a user's ensemble, see :func:`tls_skip_reason`).
 ``FASTZK_BENCH_QUICK``
     ``1`` for a short smoke run (smaller counts everywhere).
 ``FASTZK_BENCH_MEM_N`` / ``FASTZK_BENCH_MEM_N_KAZOO``
@@ -36,6 +40,28 @@ from fastzk.testing.zkserver import four_letter_word
 IMPLS = ("kazoo", "fastzk")
 
 KAZOO_START_TIMEOUT = 30.0
+
+
+#: Why the TLS cases do not run against a server given with ``--hosts``
+#: (or ``FASTZK_BENCH_HOSTS``).
+TLS_EXTERNAL_REASON = (
+    "TLS rows need the local server the benchmark starts itself: the TLS "
+    "port and certificates of a server given with --hosts are unknown")
+
+#: The plaintext clients alternated with the TLS ones, in the results.
+PLAIN_PARTNERS = {"kazoo": "kazoo-plain", "fastzk": "fastzk-plain"}
+
+
+def tls_skip_reason(environ=None):
+    """Why the TLS cases cannot run, or None: they run when the suite
+    starts its own server (``FASTZK_BENCH_HOSTS`` unset) or the runner
+    did (``FASTZK_BENCH_LOCAL_SERVER=1``)."""
+    environ = os.environ if environ is None else environ
+    if not environ.get("FASTZK_BENCH_HOSTS", "").strip():
+        return None
+    if environ.get("FASTZK_BENCH_LOCAL_SERVER", "") == "1":
+        return None
+    return TLS_EXTERNAL_REASON
 
 
 def quick():

@@ -117,6 +117,50 @@ def zk(tmp_path_factory):
         owned.cleanup()
 
 
+class TlsServer(object):
+    """The TLS server of the TLS cases: ``secure_hosts`` (its TLS port),
+    ``plain_hosts`` (its plaintext port, for the plaintext clients
+    alternated with the TLS ones) and ``client_kwargs`` (what a client
+    needs to connect over TLS, with a client certificate)."""
+
+    def __init__(self, server, files):
+        self.server = server
+        self.secure_hosts = server.secure_address
+        self.plain_hosts = server.address
+        self.client_kwargs = {
+            "use_ssl": True, "ca": files.ca, "certfile": files.client_cert,
+            "keyfile": files.client_key, "verify_certs": True}
+
+
+@pytest.fixture(scope="session")
+def tls_zk(tmp_path_factory):
+    """A ZooKeeper serving TLS (client certificates required) beside its
+    plaintext port, started here; the TLS cases are skipped when the suite
+    measures a server it was given (``_benchlib.tls_skip_reason``)."""
+    why = lib.tls_skip_reason()
+    if why:
+        pytest.skip(why)
+    from fastzk.testing.certs import make_tls_files
+    from fastzk.testing.zkserver import ServerTls, ZooKeeperServer
+
+    files = make_tls_files(str(tmp_path_factory.mktemp("tls-files")))
+    owned = ZooKeeperServer(
+        str(tmp_path_factory.mktemp("zk-tls-bench")),
+        tls=ServerTls(files.server_pem, files.ca, client_auth="need"))
+    try:
+        owned.start(timeout=60)
+    except Exception as exc:
+        owned.cleanup()
+        pytest.fail("could not start a TLS ZooKeeper for the benchmarks: "
+                    "%s" % exc, pytrace=False)
+    from fastzk.bench import WARMUP_REQUESTS, WARMUP_REQUESTS_QUICK, warm_up
+
+    # As the runner warms its server: past the JVM's compile thresholds.
+    warm_up(owned.address, lib.pick(WARMUP_REQUESTS, WARMUP_REQUESTS_QUICK))
+    yield TlsServer(owned, files)
+    owned.cleanup()
+
+
 @pytest.fixture(scope="session")
 def admin(zk):
     """A fastzk client for setting up and tearing down trees."""
