@@ -44,9 +44,11 @@ from fastzk.cli.common import (  # noqa: F401 (the names fastzk.cli had)
     CliError,
     Parser,
     Signalled,
+    VALUE_OPTIONS,
     connection_options,
     describe,
     print_error,
+    security_defaults,
 )
 
 __all__ = ["main", "EXIT_LOCK_TIMEOUT"]
@@ -57,6 +59,13 @@ fastzk command line: benchmarks, locks and watches on a ZooKeeper ensemble.
 The ensemble is given by --hosts (default: the environment variable
 ZOOKEEPER_HOSTS, else 127.0.0.1:2181), a kazoo connection string such as
 "zk1:2181,zk2:2181,zk3:2181/chroot".
+
+Over TLS (--tls, --ca, --cert, --key) and with SASL DIGEST-MD5
+(--sasl-user): passwords come from the environment only
+($FASTZK_KEY_PASSWORD or the variable named by --key-password-env for an
+encrypted key, $FASTZK_SASL_PASSWORD for SASL); $ZOOKEEPER_TLS=1,
+$ZOOKEEPER_TLS_CA, $ZOOKEEPER_TLS_CERT, $ZOOKEEPER_TLS_KEY and
+$ZOOKEEPER_SASL_USER are the defaults of the options.
 """
 
 _MAIN_EPILOG = """\
@@ -89,7 +98,7 @@ def build_parser(lock_command: bool = True) -> Parser:
 
 def _command_index(argv: Sequence[str]) -> Optional[int]:
     """Index of the sub-command in ``argv`` (skipping global options)."""
-    with_value = {"--hosts", "--timeout", "--connect-timeout"}
+    with_value = VALUE_OPTIONS
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -134,6 +143,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         args.hosts = os.environ.get("ZOOKEEPER_HOSTS") or DEFAULT_HOSTS
     if args.connect_timeout is UNSET:
         args.connect_timeout = DEFAULT_CONNECT_TIMEOUT
+    security_defaults(args, os.environ)
     return args
 
 

@@ -118,6 +118,107 @@ def connection_options(parser: argparse.ArgumentParser,
         "-v", "--verbose", action="count", default=0 if top_level
         else argparse.SUPPRESS,
         help="log the client's activity on stderr (-vv: debug)")
+    _security_options(parser, top_level)
+
+
+def _security_options(parser: argparse.ArgumentParser,
+                      top_level: bool) -> None:
+    """Add the TLS and SASL options to ``parser`` (see
+    :func:`connection_options`)."""
+    value: Optional[str] = None if top_level else argparse.SUPPRESS
+    flag: Union[bool, str] = False if top_level else argparse.SUPPRESS
+    group = parser.add_argument_group(
+        "TLS and SASL",
+        "passwords are never given on the command line: they are read "
+        "from the environment")
+    group.add_argument(
+        "--tls", action="store_true", default=flag,
+        help="connect over TLS (implied by --ca, --cert and --key; "
+             "default: on when $%s is 1)" % ENV_TLS)
+    group.add_argument(
+        "--ca", default=value, metavar="FILE",
+        help="PEM file of the certificate authorities the servers' "
+             "certificates must chain to (default: $%s, else the system's)"
+             % ENV_CA)
+    group.add_argument(
+        "--cert", default=value, metavar="FILE",
+        help="PEM file of this client's certificate, with --key "
+             "(default: $%s)" % ENV_CERT)
+    group.add_argument(
+        "--key", default=value, metavar="FILE",
+        help="PEM file of this client's private key, with --cert "
+             "(default: $%s)" % ENV_KEY)
+    group.add_argument(
+        "--key-password-env", default=value, metavar="NAME",
+        help="the environment variable holding the password of an "
+             "encrypted --key (default: %s)" % ENV_KEY_PASSWORD)
+    group.add_argument(
+        "--no-verify", dest="verify_certs", action="store_false",
+        default=True if top_level else argparse.SUPPRESS,
+        help="do not verify the servers' certificates (insecure)")
+    group.add_argument(
+        "--check-hostname", action="store_true", default=flag,
+        help="check that a server's certificate names the host of --hosts")
+    group.add_argument(
+        "--sasl-user", default=value, metavar="USER",
+        help="authenticate with SASL DIGEST-MD5 as USER, the password in "
+             "$%s (default: $%s)" % (ENV_SASL_PASSWORD, ENV_SASL_USER))
+
+
+#: The options of :func:`connection_options` that take a value.
+VALUE_OPTIONS = frozenset((
+    "--hosts", "--timeout", "--connect-timeout", "--ca", "--cert", "--key",
+    "--key-password-env", "--sasl-user"))
+
+ENV_TLS = "ZOOKEEPER_TLS"
+ENV_CA = "ZOOKEEPER_TLS_CA"
+ENV_CERT = "ZOOKEEPER_TLS_CERT"
+ENV_KEY = "ZOOKEEPER_TLS_KEY"
+ENV_KEY_PASSWORD = "FASTZK_KEY_PASSWORD"
+ENV_SASL_USER = "ZOOKEEPER_SASL_USER"
+ENV_SASL_PASSWORD = "FASTZK_SASL_PASSWORD"
+
+
+def security_defaults(args: argparse.Namespace,
+                      environ: Mapping[str, str]) -> None:
+    """Fill the TLS and SASL options not given from ``environ``; any of
+    --ca, --cert and --key turns on --tls."""
+    for name, variable in (("ca", ENV_CA), ("cert", ENV_CERT),
+                           ("key", ENV_KEY), ("sasl_user", ENV_SASL_USER)):
+        if getattr(args, name) is None:
+            setattr(args, name, environ.get(variable) or None)
+    if args.key_password_env is None:
+        args.key_password_env = ENV_KEY_PASSWORD
+    if environ.get(ENV_TLS, "").strip().lower() in ("1", "true", "yes"):
+        args.tls = True
+    if args.ca or args.cert or args.key:
+        args.tls = True
+
+
+def client_options(args: argparse.Namespace,
+                   environ: Mapping[str, str]) -> Dict[str, Any]:
+    """The TLS and SASL arguments of :class:`fastzk.KazooClient` that
+    ``args`` asks for, passwords read from ``environ``; CliError (bad
+    usage) for a password that is not there."""
+    options: Dict[str, Any] = {}
+    if getattr(args, "tls", False):
+        if bool(args.key) != bool(args.cert):
+            raise CliError("--cert and --key go together (a client "
+                           "certificate and its private key)", EXIT_USAGE)
+        options.update(
+            use_ssl=True, ca=args.ca, certfile=args.cert,
+            keyfile=args.key, verify_certs=args.verify_certs,
+            check_hostname=args.check_hostname,
+            keyfile_password=environ.get(args.key_password_env))
+    if getattr(args, "sasl_user", None):
+        password = environ.get(ENV_SASL_PASSWORD)
+        if password is None:
+            raise CliError("--sasl-user needs the password in $%s"
+                           % ENV_SASL_PASSWORD, EXIT_USAGE)
+        options["sasl_options"] = {"mechanism": "DIGEST-MD5",
+                                   "username": args.sasl_user,
+                                   "password": password}
+    return options
 
 
 def seconds(text: str) -> Optional[float]:
@@ -220,14 +321,20 @@ def raise_signalled(signum: int, frame: Optional[FrameType]) -> NoReturn:
 
 def connect(args: argparse.Namespace) -> "KazooClient":
     """A started :class:`fastzk.KazooClient`, or CliError."""
+    from kazoo.exceptions import ConfigurationError
+
     from fastzk.client import KazooClient
 
+    options = client_options(args, os.environ)
     try:
-        client = KazooClient(hosts=args.hosts)
+        client = KazooClient(hosts=args.hosts, **options)
+    except ConfigurationError as exc:  # a TLS file, a key password, SASL
+        raise CliError("invalid TLS or SASL configuration: %s"
+                       % describe(exc))
     except (ValueError, TypeError) as exc:
         raise CliError("invalid --hosts %r: %s" % (args.hosts, exc),
                        EXIT_USAGE)
-    except Exception as exc:  # kazoo's ConfigurationError and friends
+    except Exception as exc:
         raise CliError("invalid --hosts %r: %s" % (args.hosts, describe(exc)),
                        EXIT_USAGE)
     hosts: str = args.hosts
@@ -260,6 +367,10 @@ def _start(client: "KazooClient", hosts: str,
                 break
         if connected.wait(wait):
             break
+        fatal: Optional[BaseException] = engine.fatal_error
+        if fatal is not None:
+            raise CliError("cannot connect to ZooKeeper at %s: %s"
+                           % (hosts, describe(fatal)))
         rounds: List[Dict[Address, object]] = (
             engine.failed_rounds()[-REFUSED_ROUNDS:])
         if len(rounds) == REFUSED_ROUNDS and all(

@@ -71,7 +71,9 @@ and the contenders whose session is on none of the servers that answered
 show "unknown": they may be connected to it.  It is a heuristic: a session
 connected to a server missing from --hosts looks dead, and wchp can be
 costly on a server with very many watches.  Persistent (non-ephemeral)
-contender nodes have no session and are not checked.
+contender nodes have no session and are not checked.  Over TLS the
+servers are not asked (four-letter words are plain TCP, which a secure
+client port does not speak) and the listing says so.
 """
 
 
@@ -207,6 +209,15 @@ def _server_view(hosts: Sequence[Tuple[str, int]]) -> _ServerView:
 _DISABLED = "four-letter words disabled"
 
 
+def _tls_view() -> _ServerView:
+    """The view over TLS: four-letter words are plain TCP, which a
+    server's secure client port does not answer, so nothing is asked."""
+    view = _ServerView()
+    view.unavailable = ("four-letter words not asked: they are plain TCP "
+                        "and --hosts is reached over TLS: cannot check")
+    return view
+
+
 def _ask_server(host: str, port: int
                 ) -> Tuple[Optional[Dict[str, str]], Optional[str]]:
     """``({word: answer}, None)`` for wchp and cons, or ``(None, why
@@ -296,7 +307,9 @@ def cmd_locks(args: argparse.Namespace) -> int:
         full_path: str = _prefix_root(client.chroot, args.path)
         hosts: List[Tuple[str, int]] = list(client.hosts)
         contenders = _contenders(client, args.path)
-        view = _server_view(hosts) if contenders else None
+        view = None
+        if contenders:
+            view = _tls_view() if args.tls else _server_view(hosts)
         if view is not None and view.unavailable is None:
             flagged = _suspects(contenders, view, full_path)
             if flagged and args.recheck > 0:
