@@ -15,7 +15,7 @@ from fastzk import KazooClient
 from fastzk.testing.certs import make_tls_files
 from fastzk.testing.zkserver import ServerSasl, ServerTls, ZooKeeperServer
 
-from tests.test_cli import LineReader, _env, assert_one_line_error, fastzk_cmd
+from test_cli import LineReader, _env, assert_one_line_error, fastzk_cmd
 
 USER = "alice"
 PASSWORD = "secret"
