@@ -170,7 +170,8 @@ def client_context(ca: Optional[str] = None, certfile: Optional[str] = None,
                    check_hostname: bool = False) -> ssl.SSLContext:
     """The client :class:`ssl.SSLContext` for kazoo's TLS parameters.
 
-    As kazoo 2.11 builds it: TLS 1.2 or newer (Python's floor), the system's
+    As kazoo 2.11 builds it, at TLS 1.2 or newer on every Python build
+    (some distributions' Pythons would allow older versions): the system's
     default CAs plus ``ca``, the server's certificate verified unless
     ``verify_certs`` is False, its host name only with ``check_hostname``,
     the client certificate loaded when both ``certfile`` and ``keyfile``
@@ -184,6 +185,7 @@ def client_context(ca: Optional[str] = None, certfile: Optional[str] = None,
         raise ConfigurationError(
             "verify_certs must be True when check_hostname is True")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     context.check_hostname = check_hostname
     context.verify_mode = ssl.CERT_REQUIRED if verify_certs else ssl.CERT_NONE
@@ -309,7 +311,10 @@ def explain_failure(exc: BaseException) -> Tuple[BaseException, bool]:
         if refused is not None:
             return (TlsAuthFailedError("TLS handshake failed: %s (%s)"
                                        % (refused, reason)), True)
-        if isinstance(exc, ssl.SSLEOFError) or reason in (
+        # The server closed the connection in the handshake: OpenSSL says
+        # so as an EOF or, on some builds, as a TLS close.
+        closed = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+        if isinstance(exc, closed) or reason in (
                 "WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING"):
             return (ConnectionAbortedError(
                 "TLS handshake failed: the server closed the connection "
