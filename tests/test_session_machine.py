@@ -34,36 +34,7 @@ from fastzk.protocol.session import (
     SessionMachine,
 )
 from fastzk import watches
-
-PASSWD = bytes(range(16))
-SESSION = 0x1234567890
-
-
-class Result(object):
-    """A request's completion, remembering what it was told."""
-
-    def __init__(self):
-        self.calls = []
-
-    def set(self, value=None):
-        self.calls.append(("value", value))
-
-    def set_exception(self, error):
-        self.calls.append(("error", error))
-
-    @property
-    def value(self):
-        assert len(self.calls) == 1, self.calls
-        kind, value = self.calls[0]
-        assert kind == "value", value
-        return value
-
-    @property
-    def error(self):
-        assert len(self.calls) == 1, self.calls
-        kind, error = self.calls[0]
-        assert kind == "error", error
-        return error
+from _sessionlib import PASSWD, SESSION, Result, connect_response, header
 
 
 def identity():
@@ -86,19 +57,8 @@ def ustring(text):
     return struct.pack(">i", len(data)) + data
 
 
-def header(xid, zxid=0, err=0):
-    return struct.pack(">iqi", xid, zxid, err)
-
-
 def stat_bytes(version=0):
     return struct.pack(">qqqqiiiqiiq", 1, 2, 3, 4, version, 0, 0, 0, 5, 0, 6)
-
-
-def connect_response(timeout_ms=30000, session_id=SESSION, passwd=PASSWD,
-                     read_only=False):
-    return (struct.pack(">iiq", 0, timeout_ms, session_id)
-            + struct.pack(">i", len(passwd)) + passwd
-            + (b"\x01" if read_only else b"\x00"))
 
 
 def children_reply(xid, zxid, names):

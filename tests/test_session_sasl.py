@@ -15,6 +15,7 @@ from kazoo.exceptions import (
     SessionClosedRequireSaslError,
 )
 
+from _sessionlib import Result, connect_response, header
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
@@ -33,32 +34,11 @@ CHALLENGE = (b'realm="zk-sasl-md5",nonce="OsspPNRFQ7xGgkdvEpg8QRm+otnc8Ronig36m/
 RSPAUTH = b"rspauth=f460c22053d03bea1f6a6c028f58130a"
 ALICE = {"mechanism": "DIGEST-MD5", "username": "alice",
          "password": "alice-secret"}
-PASSWD = bytes(range(16))
-SESSION = 0x1234567890
-
-
-class Result(object):
-    def __init__(self):
-        self.calls = []
-
-    def set(self, value=None):
-        self.calls.append(("value", value))
-
-    def set_exception(self, error):
-        self.calls.append(("error", error))
-
-
-def connect_response(timeout=10000, session=SESSION):
-    return struct.pack(">iiqi", 0, timeout, session, len(PASSWD)) + PASSWD + b"\0"
 
 
 def sasl_reply(xid, token, err=0, zxid=0):
     body = struct.pack(">i", -1) if token is None else struct.pack(">i", len(token)) + token
     return struct.pack(">iqi", xid, zxid, err) + body
-
-
-def error_reply(xid, err):
-    return struct.pack(">iqi", xid, 0, err)
 
 
 def sent_request(frame):
@@ -88,7 +68,7 @@ def machine(identity, monkeypatch):
     m = SessionMachine(identity, 10000)
     m.sasl_options = normalize_sasl_options(ALICE)
     m.connect_request()
-    m.receive_connect_response(connect_response(), 0.0)
+    m.receive_connect_response(connect_response(timeout_ms=10000), 0.0)
     return m
 
 
@@ -127,7 +107,7 @@ def test_every_connection_runs_a_fresh_exchange(machine):
     run_recorded_exchange(machine)
     machine.connection_lost()
     machine.connect_request()
-    machine.receive_connect_response(connect_response(), 5.0)
+    machine.receive_connect_response(connect_response(timeout_ms=10000), 5.0)
     run_recorded_exchange(machine)
 
 
@@ -151,7 +131,7 @@ def test_refusal_reply_raises_kazoo_error(machine, err, exc_type, words):
     machine.start_sasl("127.0.0.1")
     machine.receive_sasl_reply(sasl_reply(1, CHALLENGE), 1.0)
     with pytest.raises(exc_type) as info:
-        machine.receive_sasl_reply(error_reply(2, err), 2.0)
+        machine.receive_sasl_reply(header(2, err=err), 2.0)
     assert words in str(info.value) and "'alice'" in str(info.value)
     assert not machine.sasl_pending
 
@@ -200,14 +180,14 @@ def test_require_sasl_reply_breaks_the_connection(identity, xid):
     # session without SASL with -124, then closes the connection.
     m = SessionMachine(identity, 10000)
     m.connect_request()
-    m.receive_connect_response(connect_response(), 0.0)
+    m.receive_connect_response(connect_response(timeout_ms=10000), 0.0)
     result = Result()
     req = Request(zk.EXISTS, lambda x: codec.encode_path_watch(x, zk.EXISTS, "/a", False),
                   R_STAT, result, "/a")
     m.encode(req)
     m.pending.append(req)
     with pytest.raises(ConnectionBroken) as info:
-        m.receive(error_reply(xid, zk.SESSION_CLOSED_REQUIRE_SASL_AUTH), 1.0)
+        m.receive(header(xid, err=zk.SESSION_CLOSED_REQUIRE_SASL_AUTH), 1.0)
     error = info.value.args[0]
     assert isinstance(error, SessionClosedRequireSaslError)
     assert "no sasl_options" in str(error)
@@ -221,11 +201,11 @@ def test_require_sasl_reply_breaks_the_connection(identity, xid):
 def test_other_errors_are_not_require_sasl(identity):
     m = SessionMachine(identity, 10000)
     m.connect_request()
-    m.receive_connect_response(connect_response(), 0.0)
+    m.receive_connect_response(connect_response(timeout_ms=10000), 0.0)
     result = Result()
     req = Request(zk.GET_DATA, lambda x: codec.encode_path_watch(x, zk.GET_DATA, "/a", False),
                   R_STAT, result, "/a")
     m.encode(req)
     m.pending.append(req)
-    m.receive(error_reply(1, NoNodeError.code), 1.0)
+    m.receive(header(1, err=NoNodeError.code), 1.0)
     assert isinstance(result.calls[0][1], NoNodeError)
