@@ -765,7 +765,6 @@ class Engine(object):
         return hosts
 
     def _connect_round(self, retry):
-        client = self.client
         errors = {}
         self._round_errors = errors
         hosts = self._hosts(errors)

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from types import TracebackType
-from typing import Any, Callable, Iterable, List, Optional, Set, Tuple, Type
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Type
 
 from kazoo.exceptions import (
     CancelledError,

@@ -31,12 +31,10 @@ from typing import (
     Any,
     Callable,
     Deque,
-    Dict,
     List,
     Mapping,
     Optional,
     Protocol,
-    Tuple,
 )
 
 from kazoo.exceptions import (

@@ -27,7 +27,6 @@ import threading
 import time
 from types import TracebackType
 from typing import (
-    Any,
     Callable,
     Deque,
     Dict,
