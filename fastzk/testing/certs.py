@@ -25,10 +25,15 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Union
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError as exc:  # an optional dependency of the test helpers
+    raise ImportError(
+        "fastzk.testing.certs needs the 'cryptography' package: "
+        "pip install 'fastzk[test]'") from exc
 
 __all__ = [
     "CertificateAuthority",
