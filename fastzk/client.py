@@ -216,7 +216,7 @@ class KazooClient(kazoo.client.KazooClient):
     state: str
 
     # Lock recipes bound their synchronous calls by a deadline with this
-    # (see Engine.bounded); kazoo's client has no such thing.
+    # (see fastzk.drivers.waiter.bounded); kazoo's client has no such thing.
     _bounded = staticmethod(Engine.bounded)
 
     def __init__(self, hosts: Union[str, List[str]] = "127.0.0.1:2181",
