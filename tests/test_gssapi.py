@@ -28,6 +28,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.security import make_acl
 
 from fastzk import KazooClient
+from fastzk.testing import kdc
 from fastzk.testing.kdc import KerberosRealm
 from fastzk.testing.proxy import TcpProxy
 from fastzk.testing.zkserver import ServerKerberos, ZooKeeperServer
@@ -270,3 +271,24 @@ def test_gssapi_without_the_package_names_the_extra(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "pip install 'fastzk[gssapi]'" in done.stdout, done.stdout
     assert ConfigurationError  # the exception the child caught
+
+
+# -- the realm itself -----------------------------------------------------------
+
+def test_a_realm_without_the_kerberos_tools_fails_loudly(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(kdc, "_SEARCH_PATH", ())
+    realm = KerberosRealm(base_dir=str(tmp_path / "realm"))
+    with pytest.raises(RuntimeError, match=r"krb5kdc not found.*make kerberos"):
+        realm.start()
+    assert not realm.running
+
+
+def test_a_realm_stops_its_kdc(tmp_path):
+    with KerberosRealm("STOP.TEST", base_dir=str(tmp_path / "realm")) as realm:
+        proc = realm._proc
+        assert proc is not None and realm.running
+        realm.add_principal("carol")
+        assert os.path.getsize(realm.keytab("carol")) > 0
+    assert proc.poll() is not None
+    assert not realm.running
