@@ -2,10 +2,12 @@
 
 The module starts its own Kerberos realm (:mod:`fastzk.testing.kdc`, MIT
 Kerberos' ``krb5kdc``) with the principals ``zookeeper/localhost``,
-``alice`` and ``bob``, and a ZooKeeper server that logs in from the
-service keytab (:class:`~fastzk.testing.zkserver.ServerKerberos`).  A
-client finds its credentials through the environment, as a user's
-process would: ``KRB5_CONFIG`` names the realm, ``KRB5_CLIENT_KTNAME`` a
+``zookeeper/127.0.0.1``, ``alice`` and ``bob``, and ZooKeeper servers
+that log in from a service keytab
+(:class:`~fastzk.testing.zkserver.ServerKerberos`): one that allows
+anonymous sessions, one that requires SASL, and one whose keytab holds a
+key the KDC has since changed.  A client finds its credentials through
+the environment, as a user's process would: ``KRB5_CONFIG`` names the realm, ``KRB5_CLIENT_KTNAME`` a
 client keytab from which MIT Kerberos gets the initial ticket, or
 ``KRB5CCNAME`` a credential cache filled by ``kinit -k -t``.  Clients
 connect to ``localhost``: the server principal a client asks a ticket
@@ -23,7 +25,12 @@ import time
 import uuid
 
 import pytest
-from kazoo.exceptions import AuthFailedError, ConfigurationError, NoAuthError
+from kazoo.exceptions import (
+    AuthFailedError,
+    ConfigurationError,
+    NoAuthError,
+    SessionClosedRequireSaslError,
+)
 from kazoo.protocol.states import KazooState
 from kazoo.security import make_acl
 
@@ -37,6 +44,9 @@ REALM = "FASTZK.TEST"
 ALICE = "alice@" + REALM
 BOB = "bob@" + REALM
 SERVICE_PRINCIPAL = "zookeeper/localhost@" + REALM
+# The principal of a server reached as 127.0.0.1, whose key changes in the
+# KDC after the server read its keytab.
+STALE_PRINCIPAL = "zookeeper/127.0.0.1@" + REALM
 START_TIMEOUT = 20.0
 # A refused authentication ends start() at once, far below its timeout.
 QUICK = 3.0
@@ -57,6 +67,7 @@ def realm(tmp_path_factory):
         realm.add_service("zookeeper", "localhost")
         realm.add_principal("alice")
         realm.add_principal("bob")
+        realm.add_service("zookeeper", "127.0.0.1")
     except Exception as exc:
         realm.cleanup()
         pytest.fail("could not start the Kerberos realm: %s" % exc, pytrace=False)
@@ -64,18 +75,40 @@ def realm(tmp_path_factory):
     realm.cleanup()
 
 
-@pytest.fixture(scope="module")
-def kerberos_server(realm, tmp_path_factory):
+def kerberos_zookeeper(realm, directory, principal=SERVICE_PRINCIPAL, **kwargs):
     server = ZooKeeperServer(
-        str(tmp_path_factory.mktemp("zk-kerberos")),
-        sasl=ServerKerberos(realm.keytab(SERVICE_PRINCIPAL), SERVICE_PRINCIPAL,
-                            realm.krb5_conf))
+        str(directory),
+        sasl=ServerKerberos(realm.keytab(principal), principal, realm.krb5_conf, **kwargs))
     try:
         server.start(timeout=90)
     except Exception as exc:
         server.cleanup()
-        pytest.fail("could not start the Kerberos ZooKeeper server: %s" % exc,
-                    pytrace=False)
+        pytest.fail("could not start a Kerberos ZooKeeper server: %s" % exc, pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="module")
+def kerberos_server(realm, tmp_path_factory):
+    server = kerberos_zookeeper(realm, tmp_path_factory.mktemp("zk-kerberos"))
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def required_server(realm, tmp_path_factory):
+    """A server that closes every session without SASL authentication."""
+    server = kerberos_zookeeper(realm, tmp_path_factory.mktemp("zk-required"),
+                                required=True)
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def stale_server(realm, tmp_path_factory):
+    """A server whose keytab holds an outdated key of its principal."""
+    server = kerberos_zookeeper(realm, tmp_path_factory.mktemp("zk-stale"),
+                                STALE_PRINCIPAL)
+    realm.change_key(STALE_PRINCIPAL)
     yield server
     server.cleanup()
 
@@ -249,6 +282,29 @@ def test_unknown_server_principal_fails_start_at_once(kerberos_server, as_user,
     message = str(exc)
     assert "GSSAPI" in message and "nosuchservice/localhost" in message, message
     assert thread_errors == []
+
+
+def test_a_server_with_a_stale_keytab_refuses_at_once(stale_server, as_user, clients,
+                                                     thread_errors):
+    as_user(ALICE)
+    client = clients("127.0.0.1:%d" % stale_server.port, sasl_options=gssapi_options())
+    exc, took = refused_start(client)
+    assert took < QUICK, took
+    message = str(exc)
+    assert "SASL GSSAPI authentication failed" in message and ALICE in message, message
+    assert thread_errors == []
+
+
+def test_a_server_requiring_sasl(required_server, as_user, clients, node):
+    as_user(ALICE)
+    alice = clients(localhost(required_server.port), sasl_options=gssapi_options())
+    alice.start(timeout=START_TIMEOUT)
+    alice.create(node, b"alice's", acl=alice_only())
+    assert alice.get(node)[0] == b"alice's"
+    anonymous = clients(localhost(required_server.port))
+    anonymous.start(timeout=START_TIMEOUT)  # the server waits for a request
+    with pytest.raises(SessionClosedRequireSaslError, match="requires SASL"):
+        anonymous.get(node)
 
 
 def test_gssapi_without_the_package_names_the_extra(tmp_path):

@@ -270,6 +270,16 @@ class KerberosRealm:
         keytab's path."""
         return self.add_principal("%s/%s" % (service, host))
 
+    def change_key(self, principal: str) -> None:
+        """Give ``principal`` a new random key in the KDC only, leaving its
+        keytab with the old one: tickets issued from now on no longer
+        decrypt with the keytab (what a server whose keytab went stale
+        sees)."""
+        self._require_started()
+        full = self._qualify(principal)
+        self.keytab(full)
+        self._kadmin("cpw -randkey %s" % full, "changing the key of %s" % full)
+
     def keytab(self, principal: str) -> str:
         """The keytab of a principal added by :meth:`add_principal`."""
         full = self._qualify(principal)
