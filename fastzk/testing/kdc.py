@@ -33,6 +33,8 @@ import time
 from types import TracebackType
 from typing import Dict, List, Optional, Type, TypeVar
 
+from fastzk.testing.zkinstall import free_port
+
 __all__ = [
     "DEFAULT_REALM",
     "KERBEROS_NOT_INSTALLED",
@@ -76,21 +78,73 @@ def find_kerberos() -> Dict[str, str]:
 
 def _free_port() -> int:
     """A loopback port free for both TCP and UDP now (the KDC serves both
-    on one port)."""
+    on one port), outside the kernel's ephemeral range when possible as
+    :func:`~fastzk.testing.zkinstall.free_port` picks them."""
     for _ in range(200):
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        port = free_port()
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
             udp.bind(("127.0.0.1", port))
             return port
         except OSError:
             continue
         finally:
-            tcp.close()
             udp.close()
     raise RuntimeError("could not find a loopback port free for TCP and UDP")
+
+
+def _kdc_conf(realm: str, directory: str, port: int, log: str) -> str:
+    """The KDC's profile: the database in ``directory``, UDP and TCP on
+    ``port`` of the loopback address only."""
+    return (
+        "[kdcdefaults]\n"
+        " kdc_listen = 127.0.0.1:{port}\n"
+        " kdc_tcp_listen = 127.0.0.1:{port}\n"
+        "[realms]\n"
+        " {realm} = {{\n"
+        "  database_name = {d}/principal\n"
+        "  key_stash_file = {d}/stash\n"
+        "  acl_file = {d}/kadm5.acl\n"
+        "  kdc_listen = 127.0.0.1:{port}\n"
+        "  kdc_tcp_listen = 127.0.0.1:{port}\n"
+        "  max_life = 10h\n"
+        "  max_renewable_life = 1d\n"
+        "  supported_enctypes = {supported}\n"
+        " }}\n"
+        "[logging]\n"
+        " kdc = FILE:{log}\n"
+    ).format(port=port, realm=realm, d=directory, log=log,
+             supported=" ".join(e + ":normal" for e in _ENCTYPES.split()))
+
+
+def _krb5_conf(realm: str, port: int) -> str:
+    """The clients' (and the Java server's) ``krb5.conf`` of the realm."""
+    # Names are taken as written: no DNS look-up of realms or KDCs and no
+    # canonicalization of host names, so zookeeper/localhost is the
+    # principal whatever the resolver says about localhost.
+    return (
+        "[libdefaults]\n"
+        " default_realm = {realm}\n"
+        " dns_lookup_realm = false\n"
+        " dns_lookup_kdc = false\n"
+        " dns_canonicalize_hostname = false\n"
+        " rdns = false\n"
+        " ignore_acceptor_hostname = false\n"
+        " default_tkt_enctypes = {enctypes}\n"
+        " default_tgs_enctypes = {enctypes}\n"
+        " permitted_enctypes = {enctypes}\n"
+        " ticket_lifetime = 10h\n"
+        " forwardable = false\n"
+        " udp_preference_limit = 1\n"
+        "[realms]\n"
+        " {realm} = {{\n"
+        "  kdc = 127.0.0.1:{port}\n"
+        " }}\n"
+        "[domain_realm]\n"
+        " localhost = {realm}\n"
+        " .localhost = {realm}\n"
+        " 127.0.0.1 = {realm}\n"
+    ).format(port=port, realm=realm, enctypes=_ENCTYPES)
 
 
 class KerberosRealm:
@@ -141,56 +195,10 @@ class KerberosRealm:
         return os.path.join(self.base_dir, name)
 
     def _write_config(self, port: int) -> None:
-        realm, d = self.realm, self.base_dir
-        kdc_conf = (
-            "[kdcdefaults]\n"
-            " kdc_listen = 127.0.0.1:{port}\n"
-            " kdc_tcp_listen = 127.0.0.1:{port}\n"
-            "[realms]\n"
-            " {realm} = {{\n"
-            "  database_name = {d}/principal\n"
-            "  key_stash_file = {d}/stash\n"
-            "  acl_file = {d}/kadm5.acl\n"
-            "  kdc_listen = 127.0.0.1:{port}\n"
-            "  kdc_tcp_listen = 127.0.0.1:{port}\n"
-            "  max_life = 10h\n"
-            "  max_renewable_life = 1d\n"
-            "  supported_enctypes = {supported}\n"
-            " }}\n"
-            "[logging]\n"
-            " kdc = FILE:{log}\n"
-        ).format(port=port, realm=realm, d=d, log=self.log_path,
-                 supported=" ".join(e + ":normal" for e in _ENCTYPES.split()))
-        # Names are taken as written: no DNS look-up of realms or KDCs and
-        # no canonicalization of host names, so zookeeper/localhost is the
-        # principal whatever the resolver says about localhost.
-        krb5_conf = (
-            "[libdefaults]\n"
-            " default_realm = {realm}\n"
-            " dns_lookup_realm = false\n"
-            " dns_lookup_kdc = false\n"
-            " dns_canonicalize_hostname = false\n"
-            " rdns = false\n"
-            " ignore_acceptor_hostname = false\n"
-            " default_tkt_enctypes = {enctypes}\n"
-            " default_tgs_enctypes = {enctypes}\n"
-            " permitted_enctypes = {enctypes}\n"
-            " ticket_lifetime = 10h\n"
-            " forwardable = false\n"
-            " udp_preference_limit = 1\n"
-            "[realms]\n"
-            " {realm} = {{\n"
-            "  kdc = 127.0.0.1:{port}\n"
-            " }}\n"
-            "[domain_realm]\n"
-            " localhost = {realm}\n"
-            " .localhost = {realm}\n"
-            " 127.0.0.1 = {realm}\n"
-        ).format(port=port, realm=realm, enctypes=_ENCTYPES)
         with open(self.kdc_conf, "w") as f:
-            f.write(kdc_conf)
+            f.write(_kdc_conf(self.realm, self.base_dir, port, self.log_path))
         with open(self.krb5_conf, "w") as f:
-            f.write(krb5_conf)
+            f.write(_krb5_conf(self.realm, port))
         with open(self._path("kadm5.acl"), "w") as f:
             f.write("")
 
