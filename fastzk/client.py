@@ -50,7 +50,8 @@ from kazoo.protocol.states import (
 from fastzk._core import codec
 from fastzk.dispatch import Dispatcher
 from fastzk.drivers.tls import TlsTransport, client_context
-from fastzk.engine import Engine, Waiter
+from fastzk.drivers.waiter import Waiter
+from fastzk.engine import Engine
 from fastzk.fastpath import FastPath
 from fastzk.protocol import sasl as _sasl
 from fastzk.protocol import session as _session

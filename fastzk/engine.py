@@ -38,17 +38,8 @@ from kazoo.retry import ForceRetryError, RetryFailedError
 
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
-from fastzk.protocol.session import (  # noqa: F401 (R_*: the client's names)
-    R_CHILDREN,
-    R_CHILDREN_STAT,
+from fastzk.protocol.session import (
     R_CLOSE,
-    R_DATA_STAT,
-    R_KAZOO,
-    R_MULTI,
-    R_STAT,
-    R_STRING,
-    R_STRING_STAT,
-    R_VOID,
     ConnectionBroken as _Broken,
     Request,
     SessionClosed as _SessionClosed,
