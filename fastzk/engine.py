@@ -17,9 +17,12 @@ User code never runs here: replies complete result objects, and watch
 events and state changes are handed to the client's dispatcher.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
+from typing import Any, Dict, List, Optional, Tuple
 
 from kazoo.exceptions import (
     AuthFailedError,
@@ -29,6 +32,7 @@ from kazoo.exceptions import (
 )
 from kazoo.protocol.serialization import Transaction
 from kazoo.protocol.states import KeeperState
+from kazoo.retry import KazooRetry
 
 from fastzk._core import codec
 from fastzk.protocol.session import R_CLOSE, Request, SessionMachine
@@ -36,7 +40,7 @@ from fastzk import spin as _spin
 from fastzk.drivers.channel import Channel
 from fastzk.drivers.hosts import HostRounds
 from fastzk.drivers.session_thread import SessionThread
-from fastzk.drivers.transport import PlainTransport
+from fastzk.drivers.transport import PlainTransport, Transport
 from fastzk.drivers.waiter import Waiter, bounded
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,8 @@ class Engine(object):
     #: ``bounded(deadline)``: see :func:`fastzk.drivers.waiter.bounded`.
     bounded = staticmethod(bounded)
 
-    def __init__(self, client, retry_sleeper, logger=None):
+    def __init__(self, client: Any, retry_sleeper: KazooRetry,
+                 logger: Optional[logging.Logger] = None) -> None:
         self.client = client
         self.handler = client.handler
         self.retry_sleeper = retry_sleeper
@@ -82,7 +87,7 @@ class Engine(object):
         self.watches = machine.watches
         self.children_view = machine.children_view
         #: Opens the connections (plain TCP).
-        self.transport = PlainTransport()
+        self.transport: Transport = PlainTransport()
         # How long a synchronous caller busy-polls the socket before
         # sleeping in poll() (see fastzk.spin).  Only the compiled core
         # polls without holding the GIL, so only it spins.
@@ -102,14 +107,14 @@ class Engine(object):
         self._pending = channel.pending
         #: The session thread's loop.
         self.session = SessionThread(self)
-        self._thread = None
+        self._thread: Optional[threading.Thread] = None
         # kazoo's ConnectionHandler wakes its thread through this socket;
         # kazoo code that checks it for None must see "open" while started.
-        self._write_sock = None
+        self._write_sock: Any = None
 
     # -- kazoo ConnectionHandler contract ----------------------------------
 
-    def start(self):
+    def start(self) -> None:
         """Start the session thread (it connects in the background)."""
         if self._thread is not None:
             raise Exception("Unable to start, connection routine already active.")
@@ -123,7 +128,7 @@ class Engine(object):
         )
         self._thread.start()
 
-    def stop(self, timeout=None):
+    def stop(self, timeout: Optional[float] = None) -> bool:
         """Wait for the session thread to end; True when it has."""
         self.connection_stopped.wait(timeout)
         thread = self._thread
@@ -133,14 +138,15 @@ class Engine(object):
             self._thread = None
         return self.connection_stopped.is_set()
 
-    def close(self):
+    def close(self) -> None:
         """Release resources; the engine can be started again."""
         if not self.connection_stopped.is_set():
             raise Exception("Cannot close connection until it is stopped")
         self.connection_closed.set()
         self._write_sock = None
 
-    def wait_connected(self, live, timeout):
+    def wait_connected(self, live: threading.Event,
+                       timeout: Optional[float]) -> bool:
         """Wait until the client is connected (``live``, kazoo's event, is
         set), the session thread has given up, or ``timeout`` seconds
         (None: no limit) have passed.  True when connected.
@@ -166,21 +172,21 @@ class Engine(object):
     # -- public helpers used by the client ----------------------------------
 
     @property
-    def _socket(self):
+    def _socket(self) -> Any:
         # The connected socket, or None (kazoo's tests look at it).
         return self.channel.socket
 
     @property
-    def negotiated_timeout(self):
+    def negotiated_timeout(self) -> Optional[int]:
         """The session timeout the server granted, in milliseconds."""
         return self.machine.negotiated_timeout
 
     @property
-    def connected_host(self):
+    def connected_host(self) -> Optional[Tuple[str, int]]:
         """``(host, port)`` of the server this client is connected to."""
         return self.session.connected_host
 
-    def failed_rounds(self):
+    def failed_rounds(self) -> List[Dict[Tuple[str, int], BaseException]]:
         """Why the latest rounds of connection attempts failed.
 
         :returns: one dict per round through the host list in which no
@@ -195,7 +201,7 @@ class Engine(object):
         return self.hosts.failed_rounds()
 
     @property
-    def fatal_error(self):
+    def fatal_error(self) -> Optional[BaseException]:
         """The exception that ended the session thread for good since
         :meth:`start`, or None: an authentication the server refused
         (SASL), or a failure that retrying cannot mend on every server
@@ -204,12 +210,12 @@ class Engine(object):
         return self.session.fatal_error
 
     @property
-    def connecting_to(self):
+    def connecting_to(self) -> Optional[Tuple[str, int]]:
         """``(host, port)`` of the server a connection attempt is under way
         to, or None."""
         return self.hosts.attempting
 
-    def connect_errors(self):
+    def connect_errors(self) -> Dict[Tuple[str, int], BaseException]:
         """The error of the latest failed connection attempt on each
         server since the last connection, the round under way included.
 
@@ -218,13 +224,13 @@ class Engine(object):
         """
         return self.hosts.connect_errors()
 
-    def drop_connection(self):
+    def drop_connection(self) -> None:
         """Cut the current connection (kazoo's test hook _CONNECTION_DROP)."""
         sock = self.channel.socket
         if sock is not None:
             self._broken(sock, ConnectionDropped("Connection dropped: Testing"))
 
-    def expire_session(self):
+    def expire_session(self) -> None:
         """End the session on the server (kazoo's test hook _SESSION_EXPIRED).
 
         Sends closeSession on this connection, so the server really ends the
@@ -236,7 +242,7 @@ class Engine(object):
         req = Request(codec.CLOSE, codec.encode_close, R_CLOSE, waiter)
         self.submit(req)
 
-    def close_session(self, timeout):
+    def close_session(self, timeout: float) -> None:
         """Send closeSession and wait up to ``timeout`` for the reply."""
         waiter = Waiter()
         self.session.close_waiter = waiter
@@ -252,14 +258,14 @@ class Engine(object):
 
     # -- the session's states --------------------------------------------------
 
-    def _refuses(self):
+    def _refuses(self) -> Optional[BaseException]:
         """The error a request fails with at once, or None (the common
         case, checked first)."""
         if self.client._state in _REFUSING_STATES:
             return self._refusal()
         return None
 
-    def _refusal(self):
+    def _refusal(self) -> Optional[BaseException]:
         """The error for a request the session's state refuses, or None.
 
         kazoo's rules: AUTH_FAILED, CLOSED and EXPIRED_SESSION refuse;
@@ -268,25 +274,28 @@ class Engine(object):
         state = self.client._state
         if state == KeeperState.AUTH_FAILED:
             failure = self.session.fatal_error
-            return type(failure)(*failure.args) if failure else AuthFailedError()
-        if state == KeeperState.CLOSED or self.client._stopped.is_set():
-            return ConnectionClosedError("Connection has been closed")
-        if state == KeeperState.EXPIRED_SESSION:
-            return SessionExpiredError()
-        return None
+            error: BaseException = (type(failure)(*failure.args) if failure
+                                    else AuthFailedError())
+        elif state == KeeperState.CLOSED or self.client._stopped.is_set():
+            error = ConnectionClosedError("Connection has been closed")
+        elif state == KeeperState.EXPIRED_SESSION:
+            error = SessionExpiredError()
+        else:
+            return None
+        return error
 
-    def _auth_failed(self):
+    def _auth_failed(self) -> None:
         self.client._session_callback(KeeperState.AUTH_FAILED)
 
-    def _unchroot(self, value):
+    def _unchroot(self, value: Any) -> Any:
         return Transaction.unchroot(self.client, value)
 
-    def _broken(self, sock, error):
+    def _broken(self, sock: Any, error: BaseException) -> None:
         self.session.broken(sock, error)
 
 class _OpenMarker(object):
     """Stands in for kazoo's wake-up socket while the engine is started."""
 
     @staticmethod
-    def send(data):
+    def send(data: bytes) -> int:
         return len(data)
