@@ -18,7 +18,7 @@ nothing is skipped.
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
 
@@ -157,3 +157,60 @@ def four_letter_word_over_tls(address: str, context: ssl.SSLContext,
             if not data:
                 return b"".join(chunks)
             chunks.append(data)
+
+
+def tls_kwargs(files: TlsFiles, **overrides: Any) -> Dict[str, Any]:
+    """kazoo's ``use_ssl`` keyword arguments for the test certificates
+    (CA, client certificate and key), changed by ``overrides``; one set to
+    None is left out."""
+    kwargs: Dict[str, Any] = dict(
+        use_ssl=True, ca=files.ca, certfile=files.client_cert,
+        keyfile=files.client_key)
+    kwargs.update(overrides)
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+#: Every bad certificate a client can meet, by name: the keys of
+#: :func:`bad_certificate_cases`, in the order the tests run them.
+BAD_CERTIFICATES = [
+    "wrong CA",
+    "expired server certificate",
+    "not yet valid server certificate",
+    "hostname mismatch",
+    "no client certificate, TLS 1.2",
+    "no client certificate, TLS 1.3",
+    "client certificate of another CA",
+]
+
+
+def bad_certificate_cases(
+    files: TlsFiles, servers: SecureServers,
+) -> Dict[str, Tuple[str, Dict[str, Any], str]]:
+    """The cases of :data:`BAD_CERTIFICATES`: name -> (hosts, kazoo's
+    ``use_ssl`` keyword arguments, what the failed TLS handshake says)."""
+    good = tls_kwargs(files)
+    no_cert = tls_kwargs(files, certfile=None, keyfile=None)
+    return {
+        "wrong CA": (servers.need.secure_address,
+                     dict(good, ca=files.other_ca),
+                     "self-signed certificate"),
+        "expired server certificate": (
+            servers.expired.secure_address, good,
+            "certificate has expired"),
+        "not yet valid server certificate": (
+            servers.not_yet_valid.secure_address, good,
+            "certificate is not yet valid"),
+        "hostname mismatch": (
+            servers.wrong_host.secure_address,
+            dict(good, check_hostname=True),
+            "IP address mismatch"),
+        "no client certificate, TLS 1.2": (
+            servers.need.secure_address, no_cert, "client certificate"),
+        "no client certificate, TLS 1.3": (
+            servers.tls13.secure_address, no_cert, "client certificate"),
+        "client certificate of another CA": (
+            servers.need.secure_address,
+            dict(good, certfile=files.other_client_cert,
+                 keyfile=files.other_client_key),
+            "client certificate"),
+    }

@@ -26,14 +26,17 @@ from kazoo.security import make_acl
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _secure import (  # noqa: E402, F401 (fixtures)
+    BAD_CERTIFICATES,
     SASL_PASSWORD,
     SASL_USER,
+    bad_certificate_cases,
     client_context,
     four_letter_word_over_tls,
     secure_servers,
     tls_connect,
     tls_ensemble,
     tls_files,
+    tls_kwargs,
 )
 from fastzk.testing.certs import CertificateAuthority  # noqa: E402
 from fastzk.testing.zkserver import ServerSasl, ServerTls  # noqa: E402
@@ -44,13 +47,6 @@ START_TIMEOUT = 20.0
 FAILING_START_TIMEOUT = 1.0
 ALICE = {"mechanism": "DIGEST-MD5", "username": SASL_USER,
          "password": SASL_PASSWORD}
-
-
-def _tls_kwargs(files, **overrides):
-    kwargs = dict(use_ssl=True, ca=files.ca, certfile=files.client_cert,
-                  keyfile=files.client_key)
-    kwargs.update(overrides)
-    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def _started(hosts, **kwargs):
@@ -136,7 +132,7 @@ def test_certificate_authority_issues_chains_that_verify(tmp_path):
 def test_tls_need_with_client_cert_create_and_get(secure_servers, tls_files,
                                                   node):
     client = _started(secure_servers.need.secure_address,
-                      **_tls_kwargs(tls_files, check_hostname=True))
+                      **tls_kwargs(tls_files, check_hostname=True))
     try:
         client.create(node, b"over tls")
         assert client.get(node)[0] == b"over tls"
@@ -148,7 +144,7 @@ def test_tls_need_with_client_cert_create_and_get(secure_servers, tls_files,
 def test_plain_port_serves_beside_the_secure_one(secure_servers, tls_files,
                                                  node):
     server = secure_servers.need
-    secure = _started(server.secure_address, **_tls_kwargs(tls_files))
+    secure = _started(server.secure_address, **tls_kwargs(tls_files))
     plain = _started(server.address)
     try:
         secure.create(node, b"both ports")
@@ -163,7 +159,7 @@ def test_client_certificate_is_an_x509_identity(secure_servers, tls_files,
                                                 node):
     server = secure_servers.need
     acl = [make_acl("x509", tls_files.client_subject, all=True)]
-    secure = _started(server.secure_address, **_tls_kwargs(tls_files))
+    secure = _started(server.secure_address, **tls_kwargs(tls_files))
     plain = _started(server.address)
     try:
         secure.create(node, b"cert only", acl=acl)
@@ -178,7 +174,7 @@ def test_client_certificate_is_an_x509_identity(secure_servers, tls_files,
 def test_client_auth_none_needs_no_client_certificate(secure_servers,
                                                       tls_files, node):
     client = _started(secure_servers.open.secure_address,
-                      **_tls_kwargs(tls_files, certfile=None, keyfile=None,
+                      **tls_kwargs(tls_files, certfile=None, keyfile=None,
                                     check_hostname=True))
     try:
         client.create(node, b"no cert")
@@ -194,7 +190,7 @@ def test_client_auth_want_takes_a_certificate_or_none(secure_servers,
     # host name, which kazoo does not check by default.
     kwargs = {} if with_cert else {"certfile": None, "keyfile": None}
     client = _started(secure_servers.wrong_host.secure_address,
-                      **_tls_kwargs(tls_files, **kwargs))
+                      **tls_kwargs(tls_files, **kwargs))
     try:
         assert client.exists("/") is not None
     finally:
@@ -203,7 +199,7 @@ def test_client_auth_want_takes_a_certificate_or_none(secure_servers,
 
 def test_tls13_server(secure_servers, tls_files, node):
     client = _started(secure_servers.tls13.secure_address,
-                      sasl_options=dict(ALICE), **_tls_kwargs(tls_files))
+                      sasl_options=dict(ALICE), **tls_kwargs(tls_files))
     try:
         client.create(node, b"tls 1.3")
         assert client.get(node)[0] == b"tls 1.3"
@@ -239,11 +235,11 @@ def test_four_letter_words_answer_over_tls(secure_servers, tls_files):
 # ---------------------------------------------------------------------------
 
 def test_tls_ensemble_every_member_over_tls(tls_ensemble, tls_files, node):
-    writer = _started(tls_ensemble.secure_hosts, **_tls_kwargs(tls_files))
+    writer = _started(tls_ensemble.secure_hosts, **tls_kwargs(tls_files))
     try:
         writer.create(node, b"replicated")
         for member in tls_ensemble.servers:
-            reader = _started(member.secure_address, **_tls_kwargs(tls_files))
+            reader = _started(member.secure_address, **tls_kwargs(tls_files))
             try:
                 reader.sync(node)
                 assert reader.get(node)[0] == b"replicated"
@@ -254,7 +250,7 @@ def test_tls_ensemble_every_member_over_tls(tls_ensemble, tls_files, node):
 
 
 def test_tls_ensemble_failover(tls_ensemble, tls_files, node):
-    client = _started(tls_ensemble.secure_hosts, **_tls_kwargs(tls_files))
+    client = _started(tls_ensemble.secure_hosts, **tls_kwargs(tls_files))
     try:
         client.create(node, b"before failover")
         port = client._connection._socket.getpeername()[1]
@@ -303,7 +299,7 @@ def test_sasl_acl_readable_by_alice_only(secure_servers, node):
 def test_sasl_over_tls(secure_servers, tls_files, node):
     server = secure_servers.need
     alice = _started(server.secure_address, sasl_options=dict(ALICE),
-                     **_tls_kwargs(tls_files))
+                     **tls_kwargs(tls_files))
     try:
         alice.create(node, b"", acl=[make_acl("sasl", SASL_USER, all=True)])
         assert alice.get(node)[0] == b""
@@ -344,7 +340,7 @@ def test_sasl_failure_connects_then_fails(secure_servers, options):
 def test_sasl_required_closes_sessions_without_sasl(secure_servers,
                                                     tls_files):
     client = KazooClient(secure_servers.tls13.secure_address,
-                         **_tls_kwargs(tls_files))
+                         **tls_kwargs(tls_files))
     try:
         client.start(timeout=START_TIMEOUT)
         with pytest.raises(SessionClosedRequireSaslError):
@@ -426,41 +422,21 @@ def test_tls_on_the_plain_port_fails(secure_servers, tls_files):
 
 
 def _kazoo_failing_cases(files, servers):
-    good = _tls_kwargs(files)
-    no_cert = _tls_kwargs(files, certfile=None, keyfile=None)
-    return {
-        "wrong CA": (servers.need.secure_address,
-                     dict(good, ca=files.other_ca)),
-        "expired server certificate": (servers.expired.secure_address, good),
-        "not yet valid server certificate": (
-            servers.not_yet_valid.secure_address, good),
-        "hostname mismatch": (servers.wrong_host.secure_address,
-                              dict(good, check_hostname=True)),
-        "no client certificate, TLS 1.2": (servers.need.secure_address,
-                                           no_cert),
-        "no client certificate, TLS 1.3": (servers.tls13.secure_address,
-                                           no_cert),
-        "client certificate of another CA": (
-            servers.need.secure_address,
-            dict(good, certfile=files.other_client_cert,
-                 keyfile=files.other_client_key)),
+    good = tls_kwargs(files)
+    cases = {name: (hosts, kwargs) for name, (hosts, kwargs, _) in
+             bad_certificate_cases(files, servers).items()}
+    cases.update({
         "encrypted key, wrong password": (
             servers.need.secure_address,
             dict(good, keyfile=files.client_key_encrypted,
                  keyfile_password="wrong")),
         "TLS client on the plain port": (servers.need.address, good),
         "plain client on the TLS port": (servers.need.secure_address, {}),
-    }
+    })
+    return cases
 
 
-KAZOO_FAILURES = [
-    "wrong CA",
-    "expired server certificate",
-    "not yet valid server certificate",
-    "hostname mismatch",
-    "no client certificate, TLS 1.2",
-    "no client certificate, TLS 1.3",
-    "client certificate of another CA",
+KAZOO_FAILURES = BAD_CERTIFICATES + [
     "encrypted key, wrong password",
     "TLS client on the plain port",
     "plain client on the TLS port",

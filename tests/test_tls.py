@@ -23,9 +23,12 @@ from kazoo.protocol.states import KazooState
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _secure import (  # noqa: E402, F401 (fixtures)
+    BAD_CERTIFICATES,
+    bad_certificate_cases,
     secure_servers,
     tls_ensemble,
     tls_files,
+    tls_kwargs,
 )
 from fastzk import KazooClient  # noqa: E402
 from fastzk._core import codec  # noqa: E402
@@ -41,13 +44,6 @@ START_TIMEOUT = 20.0
 # A failure retrying cannot cure must end start() well before this.
 FAILING_START_TIMEOUT = 8.0
 PROMPT = FAILING_START_TIMEOUT / 4
-
-
-def _tls_kwargs(files, **overrides):
-    kwargs = dict(use_ssl=True, ca=files.ca, certfile=files.client_cert,
-                  keyfile=files.client_key)
-    kwargs.update(overrides)
-    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def _started(hosts, **kwargs):
@@ -80,7 +76,7 @@ def node():
 @pytest.fixture
 def tls_client(secure_servers, tls_files):
     client = _started(secure_servers.need.secure_address,
-                      **_tls_kwargs(tls_files))
+                      **tls_kwargs(tls_files))
     yield client
     _close(client)
 
@@ -104,7 +100,7 @@ def test_tls13_with_hostname_check(secure_servers, tls_files, node):
     # The tls13 server requires SASL as well: requests other than the
     # session handshake are refused, so look at the connection only.
     client = _started(secure_servers.open.secure_address,
-                      **_tls_kwargs(tls_files, certfile=None, keyfile=None,
+                      **tls_kwargs(tls_files, certfile=None, keyfile=None,
                                     check_hostname=True))
     try:
         client.create(node, b"no client certificate")
@@ -125,9 +121,9 @@ def test_tls13_with_hostname_check(secure_servers, tls_files, node):
 
 def test_lock_over_tls(secure_servers, tls_files, node):
     holder = _started(secure_servers.need.secure_address,
-                      **_tls_kwargs(tls_files))
+                      **tls_kwargs(tls_files))
     contender = _started(secure_servers.need.secure_address,
-                         **_tls_kwargs(tls_files))
+                         **tls_kwargs(tls_files))
     try:
         held = holder.Lock(node, "holder")
         assert held.acquire()
@@ -186,7 +182,7 @@ def test_reconnect_through_the_proxy_keeps_session_and_watch(
         secure_servers, tls_files, node):
     server = secure_servers.need
     with TcpProxy(server.host, server.secure_port) as proxy:
-        client = _started(proxy.address, **_tls_kwargs(tls_files))
+        client = _started(proxy.address, **tls_kwargs(tls_files))
         try:
             client.create(node, b"before")
             session = client.client_id[0]
@@ -210,7 +206,7 @@ def test_expiry_over_tls(secure_servers, tls_files, node):
     server = secure_servers.need
     with TcpProxy(server.host, server.secure_port) as proxy:
         client = _started(proxy.address, timeout=4.0,
-                          **_tls_kwargs(tls_files))
+                          **tls_kwargs(tls_files))
         try:
             session = client.client_id[0]
             client.create(node, ephemeral=True)
@@ -227,7 +223,7 @@ def test_expiry_over_tls(secure_servers, tls_files, node):
 
 
 def test_failover_in_a_tls_ensemble(tls_ensemble, tls_files, node):
-    client = _started(tls_ensemble.secure_hosts, **_tls_kwargs(tls_files))
+    client = _started(tls_ensemble.secure_hosts, **tls_kwargs(tls_files))
     try:
         client.create(node, b"before failover")
         port = client._connection._socket.getpeername()[1]
@@ -305,59 +301,17 @@ def test_frame_reader_times_out_on_a_quiet_tls_socket(secure_servers,
 # Failures
 # ---------------------------------------------------------------------------
 
-def _failing_cases(files, servers):
-    good = _tls_kwargs(files)
-    no_cert = _tls_kwargs(files, certfile=None, keyfile=None)
-    return {
-        "wrong CA": (servers.need.secure_address,
-                     dict(good, ca=files.other_ca),
-                     TlsAuthFailedError, "self-signed certificate"),
-        "expired server certificate": (
-            servers.expired.secure_address, good, TlsAuthFailedError,
-            "certificate has expired"),
-        "not yet valid server certificate": (
-            servers.not_yet_valid.secure_address, good, TlsAuthFailedError,
-            "certificate is not yet valid"),
-        "hostname mismatch": (
-            servers.wrong_host.secure_address,
-            dict(good, check_hostname=True), TlsAuthFailedError,
-            "IP address mismatch"),
-        "no client certificate, TLS 1.2": (
-            servers.need.secure_address, no_cert, TlsAuthFailedError,
-            "client certificate"),
-        "no client certificate, TLS 1.3": (
-            servers.tls13.secure_address, no_cert, TlsAuthFailedError,
-            "client certificate"),
-        "client certificate of another CA": (
-            servers.need.secure_address,
-            dict(good, certfile=files.other_client_cert,
-                 keyfile=files.other_client_key), TlsAuthFailedError,
-            "client certificate"),
-    }
-
-
-FUTILE = [
-    "wrong CA",
-    "expired server certificate",
-    "not yet valid server certificate",
-    "hostname mismatch",
-    "no client certificate, TLS 1.2",
-    "no client certificate, TLS 1.3",
-    "client certificate of another CA",
-]
-
-
-@pytest.mark.parametrize("case", FUTILE)
+@pytest.mark.parametrize("case", BAD_CERTIFICATES)
 def test_certificate_failures_end_start_at_once(secure_servers, tls_files,
                                                 case, caplog):
-    hosts, kwargs, error, reason = _failing_cases(
+    hosts, kwargs, reason = bad_certificate_cases(
         tls_files, secure_servers)[case]
     client = KazooClient(hosts=hosts, **kwargs)
     states = []
     client.add_listener(states.append)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
-        with pytest.raises(error) as info:
+        with pytest.raises(TlsAuthFailedError) as info:
             client.start(timeout=FAILING_START_TIMEOUT)
     elapsed = time.monotonic() - started
     try:
@@ -377,7 +331,7 @@ def test_certificate_failures_end_start_at_once(secure_servers, tls_files,
 def test_tls_client_on_the_plain_port_says_so(secure_servers, tls_files,
                                               caplog):
     client = KazooClient(hosts=secure_servers.need.address,
-                         **_tls_kwargs(tls_files))
+                         **tls_kwargs(tls_files))
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
         with pytest.raises(KazooTimeoutError) as info:
@@ -408,7 +362,7 @@ def test_plain_client_on_the_tls_port_says_so(secure_servers):
 @pytest.mark.parametrize("password", ["wrong", None],
                          ids=["wrong password", "no password"])
 def test_encrypted_key_needs_its_password(tls_files, password):
-    kwargs = _tls_kwargs(tls_files, keyfile=tls_files.client_key_encrypted,
+    kwargs = tls_kwargs(tls_files, keyfile=tls_files.client_key_encrypted,
                          keyfile_password=password)
     with pytest.raises(ConfigurationError) as info:
         KazooClient(hosts="127.0.0.1:1", **kwargs)
@@ -421,7 +375,7 @@ def test_encrypted_key_needs_its_password(tls_files, password):
 
 def test_encrypted_key_with_its_password(secure_servers, tls_files, node):
     client = _started(secure_servers.need.secure_address,
-                      **_tls_kwargs(
+                      **tls_kwargs(
                           tls_files, keyfile=tls_files.client_key_encrypted,
                           keyfile_password=tls_files.client_key_password))
     try:
@@ -439,7 +393,7 @@ def test_bad_tls_configuration_is_refused_at_construction(tls_files):
 
 def test_verify_certs_false_accepts_any_server(secure_servers, tls_files):
     client = _started(secure_servers.expired.secure_address,
-                      **_tls_kwargs(tls_files, ca=None, verify_certs=False))
+                      **tls_kwargs(tls_files, ca=None, verify_certs=False))
     try:
         assert client.exists("/") is not None
     finally:

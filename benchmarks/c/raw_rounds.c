@@ -38,10 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "rounds.h"
 
 #define OP_GET_CHILDREN 8
 #define OP_PING 11
@@ -77,21 +77,6 @@ static void die_errno(const char *what)
 {
     fprintf(stderr, "raw_rounds: %s: %s\n", what, strerror(errno));
     exit(1);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
-        + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static unsigned char *put32(unsigned char *p, int32_t v)
@@ -396,9 +381,9 @@ int main(int argc, char **argv)
         else
             children = pipelined_rounds(path, path_len, n, window);
         last_io = now();
-        printf("count=%ld wall_s=%.9f cpu_s=%.9f children=%d\n", n,
-               last_io - start, cpu_seconds() - cpu, children);
-        fflush(stdout);
+        print_figures(n, last_io - start, cpu_seconds() - cpu);
+        printf(" children=%d", children);
+        end_figures();
     }
     close_session();
     close(sock);

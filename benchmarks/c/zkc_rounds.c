@@ -17,25 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 #include <zookeeper/zookeeper.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
-        + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
+#include "rounds.h"
 
 static int children(zhandle_t *zh, const char *path)
 {
@@ -100,9 +85,8 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        printf("count=%ld wall_s=%.9f cpu_s=%.9f\n", n, now() - start,
-               cpu_seconds() - cpu);
-        fflush(stdout);
+        print_figures(n, now() - start, cpu_seconds() - cpu);
+        end_figures();
     }
     zookeeper_close(zh);
     return 0;
