@@ -204,14 +204,41 @@ def _fd_count():
     return len(os.listdir("/proc/self/fd"))
 
 
-def _fd_targets():
-    """What each open descriptor is (for the message of a leak)."""
+def _tcp_sockets():
+    """``{inode: "local -> remote state"}`` of this machine's TCP sockets."""
     found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            field = row.split()
+            local, remote, state, inode = field[1], field[2], field[3], field[9]
+            found[inode] = "port %d -> port %d (state %s)" % (
+                int(local.rsplit(":", 1)[1], 16),
+                int(remote.rsplit(":", 1)[1], 16), state)
+    return found
+
+
+def _fd_targets():
+    """What each open descriptor is (for the message of a leak): its
+    link, and for a TCP socket its ports."""
+    found = {}
+    tcp = None
     for fd in os.listdir("/proc/self/fd"):
         try:
-            found[fd] = os.readlink("/proc/self/fd/" + fd)
+            target = os.readlink("/proc/self/fd/" + fd)
         except OSError:
-            pass
+            continue
+        if target.startswith("socket:["):
+            if tcp is None:
+                tcp = _tcp_sockets()
+            ports = tcp.get(target[len("socket:["):-1])
+            if ports:
+                target += " " + ports
+        found[fd] = target
     return found
 
 
