@@ -45,6 +45,21 @@ zookeeper:
 		echo "zookeeper present: $(ZOOKEEPER_JAR)"; \
 	fi
 
+# MIT Kerberos for the GSSAPI tests (fastzk.testing.kdc runs a throwaway
+# KDC): krb5kdc and kdb5_util, kadmin.local, kinit; libkrb5-dev and gcc
+# build the gssapi package from source.  `deps` (so `test`) needs it.
+KERBEROS_PACKAGES := krb5-kdc krb5-admin-server krb5-user libkrb5-dev gcc
+.PHONY: kerberos
+kerberos:
+	@if [ ! -x /usr/sbin/krb5kdc ] || [ ! -x /usr/sbin/kadmin.local ] || \
+	    ! command -v kinit >/dev/null || ! command -v krb5-config >/dev/null; then \
+		echo "installing Debian's MIT Kerberos: $(KERBEROS_PACKAGES)"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y $(KERBEROS_PACKAGES); \
+	else \
+		echo "MIT Kerberos present: /usr/sbin/krb5kdc"; \
+	fi
+
 # ZooKeeper's own C client: the benchmark's reference for synchronous reads.
 zookeeper-c:
 	@if [ ! -f $(ZOOKEEPER_C_HEADER) ]; then \
@@ -54,13 +69,13 @@ zookeeper-c:
 		echo "ZooKeeper C client present: $(ZOOKEEPER_C_HEADER)"; \
 	fi
 
-deps: venv
+deps: venv kerberos
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install kazoo==2.11.0 pytest pytest-timeout hypothesis pytest-benchmark cython mypy==2.4.1
 	# kazoo's own suite (run against fastzk below) needs these.
 	$(PIP) install "pyOpenSSL<24.3" pyjks objgraph
-	# The TLS and SASL tests: their certificates, and kazoo's SASL.
-	$(PIP) install cryptography pure-sasl
+	# The TLS and SASL tests: their certificates, kazoo's SASL, and GSSAPI.
+	$(PIP) install cryptography pure-sasl gssapi
 
 build:
 	$(PYTHON) setup.py build_ext --inplace

@@ -50,7 +50,8 @@ from kazoo.protocol.states import (
 from fastzk._core import codec
 from fastzk.dispatch import Dispatcher
 from fastzk.drivers.tls import TlsTransport, client_context
-from fastzk.engine import Engine, Waiter
+from fastzk.drivers.waiter import Waiter
+from fastzk.engine import Engine
 from fastzk.fastpath import FastPath
 from fastzk.protocol import sasl as _sasl
 from fastzk.protocol import session as _session
@@ -216,7 +217,7 @@ class KazooClient(kazoo.client.KazooClient):
     state: str
 
     # Lock recipes bound their synchronous calls by a deadline with this
-    # (see Engine.bounded); kazoo's client has no such thing.
+    # (see fastzk.drivers.waiter.bounded); kazoo's client has no such thing.
     _bounded = staticmethod(Engine.bounded)
 
     def __init__(self, hosts: Union[str, List[str]] = "127.0.0.1:2181",

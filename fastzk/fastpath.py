@@ -43,7 +43,8 @@ class FastPath(object):
         self._deleter_lock = threading.Lock()
         #: ``bounded(deadline)``: a context manager bounding the calling
         #: thread's synchronous calls by ``deadline`` (a
-        #: :func:`time.monotonic` value); see ``Engine.bounded``.
+        #: :func:`time.monotonic` value); see
+        #: :func:`fastzk.drivers.waiter.bounded`.
         self.bounded = client._bounded
         #: ``create_and_list(path, value, ephemeral)``: create a sequential
         #: node and read its parent's children in one round trip; returns

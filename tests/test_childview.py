@@ -59,7 +59,9 @@ class RequestCounter(object):
             self.count += 1
             return original(req, *args, **kwargs)
 
-        engine.submit = submit
+        # Asynchronous calls reach the channel through engine.submit,
+        # synchronous ones through the channel's own submit.
+        engine.submit = engine.channel.submit = submit
 
 
 @pytest.fixture

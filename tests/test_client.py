@@ -453,15 +453,15 @@ def test_bounded_call_gives_up_at_its_deadline_and_the_session_goes_on(
 
 
 def test_bounded_nests_to_the_earlier_deadline(zk):
-    from fastzk.engine import Engine, _bounds
+    from fastzk.drivers.waiter import bounded, current_deadline
     now = time.monotonic()
-    with Engine.bounded(now + 5):
-        with Engine.bounded(now + 10):
-            assert _bounds.deadline == now + 5
-        with Engine.bounded(now + 1):
-            assert _bounds.deadline == now + 1
-        assert _bounds.deadline == now + 5
-    assert _bounds.deadline is None
+    with bounded(now + 5):
+        with bounded(now + 10):
+            assert current_deadline() == now + 5
+        with bounded(now + 1):
+            assert current_deadline() == now + 1
+        assert current_deadline() == now + 5
+    assert current_deadline() is None
     with zk._bounded(now + 30):
         assert zk.exists("/") is not None
 

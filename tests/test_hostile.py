@@ -1023,10 +1023,10 @@ def test_requests_queued_while_disconnected_fail_if_sending_them_fails(
     """The same, with the send itself failing (the RST of a connection cut
     in that instant arrived first).  A proxy cannot time that exactly, so
     the client's send fails here once, on purpose."""
-    import fastzk.engine
+    import fastzk.drivers.channel as channel
 
     reader, outcome = queue_a_read(hostile, proxy)
-    real_send_all = fastzk.engine.send_all
+    real_send_all = channel.send_all
     failures = []
 
     def send_all(sock, data):
@@ -1035,7 +1035,7 @@ def test_requests_queued_while_disconnected_fail_if_sending_them_fails(
             raise ConnectionResetError(104, "Connection reset by peer")
         return real_send_all(sock, data)
 
-    monkeypatch.setattr(fastzk.engine, "send_all", send_all)
+    monkeypatch.setattr(channel, "send_all", send_all)
     proxy.reject(False)
     reader.join(2 * SESSION_TIMEOUT)
     assert failures, "the queued request was not sent"

@@ -391,7 +391,9 @@ class _Traffic(object):
             self.awaited.append(req.opcode)
             return call(req)
 
-        engine.submit = counting_submit
+        # Asynchronous calls reach the channel through engine.submit,
+        # synchronous ones through the channel's own submit.
+        engine.submit = engine.channel.submit = counting_submit
         engine.call = counting_call
 
 

@@ -19,7 +19,7 @@ from _sessionlib import Result, connect_response, header
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
-from fastzk.protocol import session as session_module
+from fastzk.protocol import opening as opening_module
 from fastzk.protocol.sasl import DigestMD5, normalize_sasl_options
 from fastzk.protocol.session import (
     R_STAT,
@@ -64,7 +64,7 @@ def machine(identity, monkeypatch):
     def recorded_mechanism(options, host):
         return DigestMD5(options["username"], options["password"], cnonce=CNONCE)
 
-    monkeypatch.setattr(session_module, "mechanism_for", recorded_mechanism)
+    monkeypatch.setattr(opening_module, "mechanism_for", recorded_mechanism)
     m = SessionMachine(identity, 10000)
     m.sasl_options = normalize_sasl_options(ALICE)
     m.connect_request()
@@ -167,7 +167,7 @@ def test_mechanism_that_cannot_start_is_an_auth_failure(identity, monkeypatch):
     def no_mechanism(options, host):
         raise ConfigurationError("GSSAPI needs the 'gssapi' package")
 
-    monkeypatch.setattr(session_module, "mechanism_for", no_mechanism)
+    monkeypatch.setattr(opening_module, "mechanism_for", no_mechanism)
     m = SessionMachine(identity, 10000)
     m.sasl_options = {"mechanism": "GSSAPI"}
     with pytest.raises(AuthFailedError, match="SASL GSSAPI authentication failed"):

@@ -371,7 +371,7 @@ def _start(client: "KazooClient", hosts: str,
         if fatal is not None:
             raise CliError("cannot connect to ZooKeeper at %s: %s"
                            % (hosts, describe(fatal)))
-        rounds: List[Dict[Address, object]] = (
+        rounds: List[Dict[Address, BaseException]] = (
             engine.failed_rounds()[-REFUSED_ROUNDS:])
         if len(rounds) == REFUSED_ROUNDS and all(
                 _refused_outright(errors, client.hosts) for errors in rounds):
@@ -381,7 +381,7 @@ def _start(client: "KazooClient", hosts: str,
     if not client.connected:
         attempting: Optional[Address] = engine.connecting_to
         client.stop()
-        errors: Dict[Address, object] = engine.connect_errors()
+        errors: Dict[Address, object] = dict(engine.connect_errors())
         if attempting is not None:
             errors.setdefault(attempting, _NO_ANSWER_YET)
         within = "" if timeout is None else " within %g s" % timeout

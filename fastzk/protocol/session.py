@@ -4,10 +4,11 @@
 sockets, threads or clocks: a driver feeds it the frames it reads, sends
 the bytes it is handed, and tells it the time.  It owns
 
-- the handshake: the ConnectRequest to send, the interpretation of the
-  ConnectResponse (a new, resumed or expired session, the negotiated
-  timeout), the SASL exchange, auth replay and the SetWatches/SetWatches2
-  batches that restore the watches on a new connection;
+- the handshake (its base class,
+  :class:`~fastzk.protocol.opening.SessionOpening`): the ConnectRequest to
+  send, the interpretation of the ConnectResponse, the SASL exchange, auth
+  replay and the SetWatches/SetWatches2 batches that restore the watches
+  on a new connection;
 - xid assignment and the FIFO of requests in flight: ZooKeeper answers a
   session's requests in order, so each reply must match the head of the
   FIFO (anything else is a :class:`~fastzk.errors.ProtocolError`);
@@ -27,32 +28,40 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import (
-    Any,
-    Callable,
-    Deque,
-    List,
-    Mapping,
-    Optional,
-    Protocol,
-)
+from typing import Any, Callable, Deque, List, Optional, Protocol
 
 from kazoo.exceptions import (
     EXCEPTIONS,
     AuthFailedError,
-    ConfigurationError,
     ConnectionDropped,
     ConnectionLoss,
     NoNodeError,
     SessionClosedRequireSaslError,
-    SessionExpiredError,
 )
 
 from fastzk._core import codec
 from fastzk.childview import ChildrenView
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
-from fastzk.protocol.sasl import SaslExchange, mechanism_for
+from fastzk.protocol.opening import (
+    MAX_XID,
+    AbandonedSession,
+    Identity,
+    SessionOpening,
+)
+from fastzk.protocol.request import (
+    R_CHILDREN,
+    R_CHILDREN_STAT,
+    R_CLOSE,
+    R_DATA_STAT,
+    R_KAZOO,
+    R_MULTI,
+    R_STAT,
+    R_STRING,
+    R_STRING_STAT,
+    R_VOID,
+    Request,
+)
 from fastzk import watches as _watches
 
 log = logging.getLogger("fastzk.engine")
@@ -67,18 +76,6 @@ __all__ = [
     "R_VOID", "R_STAT", "R_DATA_STAT", "R_CHILDREN", "R_CHILDREN_STAT",
     "R_STRING", "R_STRING_STAT", "R_MULTI", "R_KAZOO", "R_CLOSE",
 ]
-
-# How replies are decoded (Request.kind).
-R_VOID = 0  # delete, setWatches, addWatch, removeWatches, check
-R_STAT = 1  # setData, exists
-R_DATA_STAT = 2  # getData
-R_CHILDREN = 3  # getChildren
-R_CHILDREN_STAT = 4  # getChildren2
-R_STRING = 5  # create, sync
-R_STRING_STAT = 6  # create2
-R_MULTI = 7
-R_KAZOO = 8  # a kazoo request object decodes its own reply
-R_CLOSE = 9
 
 _NONODE = NoNodeError.code
 # The registry kind of the watch each read leaves (exists on a missing node
@@ -96,9 +93,6 @@ _ENDS_CHILDREN_VIEW = (zk.EVENT_NODE_CHILDREN_CHANGED, zk.EVENT_NODE_DELETED)
 _NOTHING_TO_FIRE = frozenset((zk.EVENT_NONE, zk.EVENT_DATA_WATCH_REMOVED,
                               zk.EVENT_CHILD_WATCH_REMOVED,
                               zk.EVENT_PERSISTENT_WATCH_REMOVED))
-_MAX_XID = 2147483647
-# The xid of the closeSession sent to end a session the client gave up.
-_FAREWELL_XID = 1
 
 
 class ConnectionBroken(Exception):
@@ -110,87 +104,15 @@ class SessionClosed(Exception):
     """The server confirmed closeSession."""
 
 
-class AbandonedSession(ConnectionDropped):  # type: ignore[misc]
-    """The server re-attached a session the client already declared lost.
-
-    ``farewell`` is the closeSession frame that ends it on the server (so
-    its ephemeral nodes go now); the driver sends it, then drops the
-    connection and opens a fresh session."""
-
-    def __init__(self, message: str, farewell: bytes) -> None:
-        super().__init__(message)
-        self.farewell = farewell
-
-
-class Identity(Protocol):
-    """Where the machine keeps the session's identity between connections
-    (kazoo's client attributes of the same names)."""
-
-    last_zxid: int
-    _session_id: Optional[int]
-    _session_passwd: Any
-    _protocol_version: Any
-
-
-class Completion(Protocol):
-    """The result object of one request."""
-
-    def set(self, value: Any = None) -> None: ...
-
-    def set_exception(self, error: BaseException) -> None: ...
-
-
 class _Stopped(Protocol):
     def is_set(self) -> bool: ...
-
-
-class Request(object):
-    """One request: what to send, how to read its reply, whom to tell.
-
-    :param opcode: the ZooKeeper opcode.
-    :param frame: a function of the xid returning the encoded frame.
-    :param kind: how the reply decodes (one of the ``R_*`` values).
-    :param result: completed with the decoded reply or its exception.
-    :param path: the node path, for watches.
-    :param watcher: the watch function the request leaves, if any.
-    """
-
-    __slots__ = (
-        "xid",
-        "opcode",
-        "frame",
-        "kind",
-        "path",
-        "watcher",
-        "result",
-        "kazoo_request",
-        "watch_kind",
-        "view_token",
-    )
-
-    def __init__(self, opcode: int, frame: Callable[[int], bytes], kind: int,
-                 result: Any, path: Optional[str] = None,
-                 watcher: Any = None) -> None:
-        self.xid = 0
-        self.opcode = opcode
-        self.frame = frame
-        self.kind = kind
-        self.result = result
-        self.path = path
-        self.watcher = watcher
-        self.kazoo_request: Any = None
-        # For addWatch and removeWatches: the registry kind(s) to add or
-        # drop when the server confirms.
-        self.watch_kind: Any = None
-        # For a watched getChildren feeding the ChildrenView: its token.
-        self.view_token: Any = None
 
 
 def _never_stopped() -> bool:
     return False
 
 
-class SessionMachine(object):
+class SessionMachine(SessionOpening):
     """The protocol state of one client session, across its connections.
 
     :param identity: where the session id, password, protocol version and
@@ -211,9 +133,7 @@ class SessionMachine(object):
                  on_auth_failed: Optional[Callable[[], None]] = None,
                  unchroot: Optional[Callable[[Any], Any]] = None,
                  stopped: Optional[_Stopped] = None) -> None:
-        self.identity = identity
-        self.session_timeout_ms = session_timeout_ms
-        self.read_only = read_only
+        super().__init__(identity, session_timeout_ms, read_only)
         self._dispatch_watch = dispatch_watch or _ignore_watch
         self._on_auth_failed = on_auth_failed or _ignore
         self._unchroot = unchroot
@@ -221,184 +141,6 @@ class SessionMachine(object):
         self.watches = _watches.WatchRegistry()
         self.children_view = ChildrenView()
         self.pending: Deque[Request] = deque()
-        self.xid = 0
-        self.negotiated_timeout: Optional[int] = None
-        self.read_timeout = 10.0
-        self.ping_interval = 3.0
-        self.last_send = 0.0
-        self.last_recv = 0.0
-        self.connected_read_only = False
-        # The session the client declared lost while no server was
-        # reachable (see declare_lost).
-        self.abandoned_session: Optional[int] = None
-        self._sent_session = 0
-        #: kazoo's ``sasl_options``, normalized
-        #: (:func:`~fastzk.protocol.sasl.normalize_sasl_options`), or None
-        #: for no SASL authentication.
-        self.sasl_options: Optional[Mapping[str, Any]] = None
-        self._sasl: Optional[SaslExchange] = None
-
-    # -- the handshake -----------------------------------------------------
-
-    def connect_request(self) -> bytes:
-        """The ConnectRequest that opens a connection (resuming the
-        session, if there is one)."""
-        identity = self.identity
-        self._sent_session = identity._session_id or 0
-        return codec.encode_connect(identity.last_zxid, self.session_timeout_ms,
-                                    self._sent_session, identity._session_passwd,
-                                    bool(self.read_only))
-
-    def receive_connect_response(self, frame: bytes, now: float) -> bool:
-        """Take the server's ConnectResponse; True when it is read-only.
-
-        :raises SessionExpiredError: the server has no such session.
-        :raises ConnectionDropped: the abandoned session expired on the
-                                   server too (a fresh one follows).
-        :raises AbandonedSession: the server re-attached a session the
-                                  client declared lost.
-        :raises ProtocolError: the frame is not a ConnectResponse.
-        """
-        proto, negotiated, session_id, passwd, read_only = (
-            codec.decode_connect_response(frame))
-        identity = self.identity
-        sent = self._sent_session
-        if negotiated <= 0:
-            if sent and sent == self.abandoned_session:
-                # Already reported lost by the client; the server agrees.
-                self.abandoned_session = None
-                raise ConnectionDropped("the abandoned session expired")
-            raise SessionExpiredError("Session has expired")
-        if session_id == self.abandoned_session or (
-                sent and identity._session_id != sent):
-            self.abandoned_session = None
-            raise AbandonedSession("re-attached to a session declared lost; "
-                                   "closed it", codec.encode_close(_FAREWELL_XID))
-        identity._session_id = session_id
-        identity._session_passwd = passwd
-        identity._protocol_version = proto
-        self.negotiated_timeout = negotiated
-        # The Java client's rule: 2/3 of the session timeout without a
-        # frame ends the connection; ping after a third of that idle.
-        self.read_timeout = negotiated * 2.0 / 3.0 / 1000.0
-        self.ping_interval = self.read_timeout / 3.0
-        self.connected_read_only = bool(read_only)
-        self.xid = 0
-        self.last_send = self.last_recv = now
-        return bool(read_only)
-
-    # -- SASL --------------------------------------------------------------
-
-    @property
-    def sasl_pending(self) -> bool:
-        """True while a SASL exchange is under way on this connection:
-        nothing else may be sent until it ends."""
-        return self._sasl is not None
-
-    def start_sasl(self, host: str) -> Optional[bytes]:
-        """Begin the SASL authentication of a new connection to ``host``.
-
-        Called right after :meth:`receive_connect_response`, before any
-        AuthPacket, SetWatches or request: ZooKeeper takes the SASL
-        identity only from an exchange that comes first.  Every connection
-        needs its own exchange with a fresh mechanism.
-
-        :returns: the frame of the first SASL request, or None when the
-                  session does not use SASL.
-        :raises AuthFailedError: the mechanism cannot start (e.g. GSSAPI
-                                 without credentials).
-        """
-        self._sasl = None
-        options = self.sasl_options
-        if options is None:
-            return None
-        try:
-            mechanism = mechanism_for(options, host)
-        except (AuthFailedError, ConfigurationError) as exc:
-            raise AuthFailedError(self._sasl_failure(exc)) from exc
-        exchange = SaslExchange(mechanism, self._next_xid)
-        frame = exchange.first_request()
-        self._sasl = exchange
-        return frame
-
-    def receive_sasl_reply(self, frame: bytes, now: float) -> Optional[bytes]:
-        """Take the server's reply to the outstanding SASL request.
-
-        :returns: the frame of the next SASL request, or None when the
-                  server accepted the authentication (:attr:`sasl_pending`
-                  is then False and the handshake goes on).
-        :raises AuthFailedError: the server refused the authentication, or
-                                 its answer failed to authenticate it.
-        :raises SessionClosedRequireSaslError: the same, on a server that
-                                               requires SASL.
-        :raises ProtocolError: the frame is not the expected reply.
-        """
-        exchange = self._sasl
-        if exchange is None:
-            raise ProtocolError("a SASL reply with no SASL exchange under way")
-        self.last_recv = now
-        try:
-            answer = exchange.receive(frame)
-        except (AuthFailedError, SessionClosedRequireSaslError) as exc:
-            self._sasl = None
-            raise type(exc)(self._sasl_failure(exc)) from exc
-        except BaseException:
-            self._sasl = None
-            raise
-        if exchange.zxid > 0:
-            self.identity.last_zxid = exchange.zxid
-        if answer is None:
-            self._sasl = None
-        return answer
-
-    def _sasl_failure(self, exc: BaseException) -> str:
-        """The message of a failed SASL authentication: what failed, with
-        the mechanism and the user."""
-        options = self.sasl_options or {}
-        mechanism = options.get("mechanism", "SASL")
-        who = options.get("username") or options.get("principal")
-        reason = str(exc)
-        if reason.startswith("SASL "):
-            message = reason
-        else:
-            message = "SASL %s authentication failed: %s" % (mechanism, reason)
-        if who:
-            message += " (user %r)" % (who,)
-        return message
-
-    def _next_xid(self) -> int:
-        self.xid = xid = (self.xid % _MAX_XID) + 1
-        return xid
-
-    @staticmethod
-    def auth_frame(scheme: str, credential: Any) -> bytes:
-        """The AuthPacket frame for one ``(scheme, credential)``."""
-        return codec.encode_raw(codec.AUTH_XID, codec.AUTH,
-                                _auth_body(scheme, credential))
-
-    @staticmethod
-    def receive_auth_reply(frame: bytes) -> None:
-        """Take the reply to an AuthPacket of the handshake.
-
-        :raises AuthFailedError: the server refused the credential.
-        """
-        xid, zxid, err = codec.decode_reply_header(frame)
-        if err:
-            raise AuthFailedError()
-
-    def set_watches_frames(self) -> List[bytes]:
-        """The SetWatches/SetWatches2 frames that restore this session's
-        watches on a new connection (each under the server's 128 KiB
-        packet limit).
-
-        One-shot watches travel with SetWatches and relativeZxid = the last
-        zxid this client saw, so the server fires those whose node changed
-        meanwhile.  Persistent watches go in SetWatches2 (ZooKeeper 3.6+).
-        Their replies (xid -8) go through :meth:`receive`.
-        """
-        data, exist, child, persistent, recursive = self.watches.paths()
-        return codec.encode_set_watches(self.identity.last_zxid, data, exist,
-                                        child, persistent, recursive)
 
     # -- requests ----------------------------------------------------------
 
@@ -409,7 +151,7 @@ class SessionMachine(object):
         if opcode == zk.AUTH:
             req.xid = zk.AUTH_XID
             return req.frame(zk.AUTH_XID)
-        self.xid = xid = (self.xid % _MAX_XID) + 1
+        self.xid = xid = (self.xid % MAX_XID) + 1
         req.xid = xid
         if req.watcher is not None and opcode in _ONE_SHOT_KIND:
             kind = _ONE_SHOT_KIND[opcode]
@@ -426,17 +168,6 @@ class SessionMachine(object):
         self.pending.clear()
         self.children_view.reset()
         return lost
-
-    def declare_lost(self) -> None:
-        """The client gave the session up (no server for a whole session
-        timeout, or the server said it expired): a server that still
-        re-attaches it is told to close it."""
-        self.abandoned_session = self.identity._session_id
-        self.xid = 0
-
-    def reset_xids(self) -> None:
-        """Start a new session's xids from 1."""
-        self.xid = 0
 
     # -- deadlines ---------------------------------------------------------
 
@@ -629,10 +360,3 @@ def _ignore(*args: Any) -> None:
 
 def _ignore_watch(event_type: int, path: str, funcs: Any) -> None:
     pass
-
-
-def _auth_body(scheme: str, credential: Any) -> bytes:
-    # AuthPacket: int type (0), ustring scheme, buffer auth.
-    from kazoo.protocol.serialization import Auth
-
-    return bytes(Auth(0, scheme, credential).serialize())
