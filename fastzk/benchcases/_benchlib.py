@@ -2,8 +2,11 @@
 
 Everything here is side-by-side plumbing: making a kazoo or a fastzk client
 on the same server, reading the server's zxid, the process's RSS, building
-and wiping test trees quickly.  Configuration comes from the environment,
-set by ``fastzk bench`` (:mod:`fastzk.bench`) or by hand:
+and wiping test trees quickly; the clients (``_clients``), the C
+reference programs (``_chelpers``) and the writer process (``_writer``)
+live in modules of their own and are named here too.  Configuration comes
+from the environment, set by ``fastzk bench`` (:mod:`fastzk.bench`) or by
+hand:
 
 ``FASTZK_BENCH_HOSTS``
     connection string of the server to use (the conftest starts its own
@@ -28,19 +31,36 @@ set by ``fastzk bench`` (:mod:`fastzk.bench`) or by hand:
     checkout, found there by default).
 """
 
-import collections
 import contextlib
 import gc
 import os
 import time
 import uuid
 
+from fastzk.benchcases._chelpers import (  # noqa: F401 (the cases' names)
+    CClient,
+    Measured,
+    RawLoop,
+    RawReference,
+    build_c_client,
+    build_raw_loop,
+    c_source,
+    child_env,
+    measured_from,
+    parse_figures,
+    raw_source,
+    references,
+)
+from fastzk.benchcases._clients import (  # noqa: F401 (the cases' names)
+    close_client,
+    lock_class,
+    make_client,
+    tree_cache_class,
+)
+from fastzk.benchcases._writer import Writer  # noqa: F401 (the cases' names)
 from fastzk.testing.zkserver import four_letter_word
 
 IMPLS = ("kazoo", "fastzk")
-
-KAZOO_START_TIMEOUT = 30.0
-
 
 #: Why the TLS cases do not run against a server given with ``--hosts``
 #: (or ``FASTZK_BENCH_HOSTS``).
@@ -80,51 +100,6 @@ def env_int(name, full, short):
     if value:
         return int(float(value))
     return pick(full, short)
-
-
-def client_class(impl):
-    """The KazooClient class of ``impl`` ("kazoo" or "fastzk")."""
-    if impl == "kazoo":
-        from kazoo.client import KazooClient
-    elif impl == "fastzk":
-        from fastzk import KazooClient
-    else:
-        raise ValueError("unknown impl %r" % (impl,))
-    return KazooClient
-
-
-def make_client(impl, hosts, **kwargs):
-    """Start and return a client of ``impl`` connected to ``hosts``."""
-    kwargs.setdefault("timeout", 10.0)
-    client = client_class(impl)(hosts=hosts, **kwargs)
-    client.start(timeout=KAZOO_START_TIMEOUT)
-    return client
-
-
-def lock_class(impl):
-    """The Lock recipe of ``impl``: kazoo's, or fastzk's."""
-    if impl == "kazoo":
-        from kazoo.recipe.lock import Lock
-    else:
-        from fastzk.lock import Lock
-    return Lock
-
-
-def tree_cache_class(impl):
-    """The TreeCache recipe of ``impl``."""
-    if impl == "kazoo":
-        from kazoo.recipe.cache import TreeCache
-    else:
-        from fastzk.cache import TreeCache
-    return TreeCache
-
-
-def close_client(client):
-    try:
-        client.stop()
-    finally:
-        client.close()
-
 
 # -- the server --------------------------------------------------------------
 
@@ -311,9 +286,6 @@ def record(benchmark, case, impl, ops_per_round=None, **metrics):
 
 # -- rounds of the two clients, alternated ----------------------------------------
 
-#: What a round run in another process reports: the seconds it took and
-#: the CPU seconds that process used (None when unknown).
-Measured = collections.namedtuple("Measured", "seconds cpu_seconds")
 
 
 def timed_round(run):
@@ -455,354 +427,3 @@ def _median(values):
     if len(values) % 2:
         return values[middle]
     return (values[middle - 1] + values[middle]) / 2.0
-
-
-# -- ZooKeeper's C client, for reference -----------------------------------------
-
-def package_root():
-    """The directory holding the ``fastzk`` package these cases measure
-    (a source checkout's root, or ``site-packages``)."""
-    import fastzk
-
-    return os.path.dirname(os.path.dirname(os.path.abspath(fastzk.__file__)))
-
-
-def child_env():
-    """The environment of a helper process: it imports the same fastzk."""
-    env = dict(os.environ)
-    root = package_root()
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
-                                if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _checkout_source(variable, name):
-    path = os.environ.get(variable) or os.path.join(
-        package_root(), "benchmarks", "c", name)
-    return path if os.path.isfile(path) else None
-
-
-def c_source():
-    """The C client helper's source: ``FASTZK_BENCH_C_SOURCE``, else
-    ``benchmarks/c/zkc_rounds.c`` of the source checkout fastzk runs from;
-    None when neither exists (an installed package)."""
-    return _checkout_source("FASTZK_BENCH_C_SOURCE", "zkc_rounds.c")
-
-
-def raw_source():
-    """The raw wire loop's source: ``FASTZK_BENCH_RAW_SOURCE``, else
-    ``benchmarks/c/raw_rounds.c`` of the source checkout fastzk runs from;
-    None when neither exists (an installed package)."""
-    return _checkout_source("FASTZK_BENCH_RAW_SOURCE", "raw_rounds.c")
-
-
-def _compile(source, binary, flags=(), libs=()):
-    """Compile one C file; returns ``(binary, None)`` or ``(None, why)``."""
-    import shutil
-    import subprocess
-
-    if source is None:
-        return None, "source not installed (benchmarks/c of a fastzk checkout)"
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if compiler is None:
-        return None, "no C compiler"
-    proc = subprocess.run(
-        [compiler, "-O2"] + list(flags) + ["-o", binary, source] + list(libs),
-        capture_output=True, text=True)
-    if proc.returncode != 0:
-        return None, "build failed: %s" % proc.stderr.strip()[-300:]
-    return binary, None
-
-
-def build_c_client(workdir):
-    """Compile ``benchmarks/c/zkc_rounds.c`` (:func:`c_source`) against
-    libzookeeper_mt (Debian's ``libzookeeper-mt-dev``, installed by ``make
-    bench``).
-
-    :returns: ``(path, None)``, or ``(None, why)`` when it cannot be built.
-    """
-    source = c_source()
-    if source is not None and not os.path.exists(
-            "/usr/include/zookeeper/zookeeper.h"):
-        return None, "libzookeeper-mt-dev not installed"
-    return _compile(source, os.path.join(workdir, "zkc_rounds"),
-                    flags=["-DTHREADED"], libs=["-lzookeeper_mt"])
-
-
-_raw_builds: "dict[str | None, tuple[str | None, str | None]]" = {}
-
-
-def build_raw_loop(workdir=None):
-    """Compile ``benchmarks/c/raw_rounds.c`` (:func:`raw_source`; plain C,
-    no library), once per process: into ``workdir``, else a temporary
-    directory.
-
-    :returns: ``(path, None)``, or ``(None, why)`` when it cannot be built.
-    """
-    import tempfile
-
-    source = raw_source()
-    if source not in _raw_builds:
-        directory = workdir or tempfile.mkdtemp(prefix="fastzk-raw-")
-        _raw_builds[source] = _compile(
-            source, os.path.join(directory, "raw_rounds"))
-    return _raw_builds[source]
-
-
-def parse_figures(line):
-    """The figures of one line a C helper prints, ``key=value`` pairs
-    separated by spaces (``count=200 wall_s=0.0312 cpu_s=0.0021``), as a
-    dict of ints (decimal or ``0x`` hex) and floats.
-
-    :raises ValueError: on anything else, naming the line.
-    """
-    figures = {}
-    for item in line.split():
-        key, sep, text = item.partition("=")
-        if not sep or not key or not text:
-            raise ValueError("not key=value figures: %r" % (line,))
-        try:
-            figures[key] = int(text, 0)
-        except ValueError:
-            try:
-                figures[key] = float(text)
-            except ValueError:
-                raise ValueError("not a number in %r: %r"
-                                 % (line, item)) from None
-    if not figures:
-        raise ValueError("no figures in %r" % (line,))
-    return figures
-
-
-def measured_from(figures, count):
-    """:class:`Measured` from a helper's figures for a round of ``count``
-    requests.
-
-    :raises ValueError: when the helper reports another count, or lacks
-                        ``wall_s``.
-    """
-    if figures.get("count") != count:
-        raise ValueError("the helper made %r requests, not %d"
-                         % (figures.get("count"), count))
-    if "wall_s" not in figures:
-        raise ValueError("no wall_s in %r" % (figures,))
-    return Measured(float(figures["wall_s"]),
-                    None if "cpu_s" not in figures else float(figures["cpu_s"]))
-
-
-class _Helper(object):
-    """A C helper process (see ``benchmarks/c``) that answers one line of
-    figures per command line."""
-
-    what = "the helper"
-
-    def __init__(self, argv):
-        import subprocess
-
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-        #: The words of the helper's first line ("ready ...").
-        self.ready = self.proc.stdout.readline().split()
-
-    def command(self, line):
-        """Send one command; returns its figures (:func:`parse_figures`)."""
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        reply = self.proc.stdout.readline()
-        if not reply:
-            raise RuntimeError("%s failed (exit %s)"
-                               % (self.what, self.proc.wait()))
-        return parse_figures(reply)
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class CClient(_Helper):
-    """One session of ZooKeeper's C client in a helper process, making
-    timed rounds of synchronous reads on request (see
-    ``benchmarks/c/zkc_rounds.c``).
-
-    :param binary: from :func:`build_c_client`.
-    """
-
-    what = "the C client"
-
-    def __init__(self, binary, hosts):
-        super().__init__([binary, hosts])
-        if self.ready != ["ready"]:
-            self.close()
-            raise RuntimeError("the C client did not connect to %s" % hosts)
-
-    def round(self, op, path, n):
-        """Make ``n`` synchronous ``op`` ("children" or "get") calls on
-        ``path``; returns :class:`Measured`."""
-        return measured_from(self.command("%s %s %d" % (op, path, n)), n)
-
-
-class RawLoop(_Helper):
-    """The client-side limit: one session spoken over one socket with no
-    client logic, in a helper process (``benchmarks/c/raw_rounds.c``).
-
-    :param binary: from :func:`build_raw_loop`.
-    """
-
-    what = "the raw loop"
-
-    def __init__(self, binary, hosts):
-        super().__init__([binary, hosts])
-        if self.ready[:1] != ["ready"]:
-            self.close()
-            raise RuntimeError("the raw loop did not connect to %s" % hosts)
-        #: The handshake's figures: ``session_id``, ``timeout_ms``.
-        self.session = parse_figures(" ".join(self.ready[1:]))
-
-    def children(self, path, n):
-        """``n`` synchronous getChildren round trips; returns
-        :class:`Measured`."""
-        return measured_from(self.command("children %s %d" % (path, n)), n)
-
-    def pipelined(self, path, n, window):
-        """``n`` getChildren requests, ``window`` written then ``window``
-        replies read at a time; returns :class:`Measured`."""
-        return measured_from(
-            self.command("pipelined %s %d %d" % (path, n, window)), n)
-
-
-class RawReference(object):
-    """``reference(path, n, window=None)``: ``({"raw-loop": round}, None)``
-    for :class:`Alternating`'s ``others`` (a :class:`RawLoop` session
-    making ``n`` synchronous getChildren round trips on ``path`` per
-    round, or ``n`` pipelined ones in windows of ``window``), or ``({},
-    why)`` when the loop cannot be built.  :meth:`close` ends the sessions
-    it started."""
-
-    name = "raw-loop"
-
-    def __init__(self, hosts):
-        self.hosts = hosts
-        self._loops = []
-
-    def __call__(self, path, n, window=None):
-        binary, why = build_raw_loop()
-        if binary is None:
-            return {}, why
-        loop = RawLoop(binary, self.hosts)
-        self._loops.append(loop)
-        if window is None:
-            return {self.name: lambda: loop.children(path, n)}, None
-        return {self.name: lambda: loop.pipelined(path, n, window)}, None
-
-    def close(self):
-        for loop in self._loops:
-            loop.close()
-        del self._loops[:]
-
-
-def references(*results):
-    """Merge ``(others, why)`` results of :class:`RawReference` and the
-    ``c_reference`` fixture: ``(others, {"c_client_missing": why, ...})``
-    with a ``*_missing`` entry for each reference left out."""
-    others, missing = {}, {}
-    for key, (more, why) in results:
-        others.update(more)
-        if why:
-            missing[key] = why
-    return others, missing
-
-
-# -- a writer in another process ------------------------------------------------
-
-def _writer_main(conn, hosts):
-    """Body of :class:`Writer`'s process: run pipelined write batches on
-    request and report how long each took."""
-    from kazoo.exceptions import NoNodeError, NodeExistsError
-
-    client = make_client("fastzk", hosts)
-    conn.send("ready")
-    try:
-        while True:
-            msg = conn.recv()
-            if msg is None:
-                break
-            ops, window = msg
-            start = time.perf_counter()
-            pending = []
-            errors = 0
-            for op in ops:
-                kind, path = op[0], op[1]
-                if kind == "set":
-                    pending.append(client.set_async(path, op[2]))
-                elif kind == "create":
-                    pending.append(client.create_async(path, op[2]))
-                elif kind == "delete":
-                    pending.append(client.delete_async(path))
-                if len(pending) >= window:
-                    for r in pending:
-                        try:
-                            r.get()
-                        except (NoNodeError, NodeExistsError):
-                            errors += 1
-                    pending = []
-            for r in pending:
-                try:
-                    r.get()
-                except (NoNodeError, NodeExistsError):
-                    errors += 1
-            conn.send((time.perf_counter() - start, errors))
-    finally:
-        close_client(client)
-
-
-class Writer(object):
-    """A fastzk client in a separate process that applies batches of
-    writes (``("set", path, data)``, ``("create", path, data)``,
-    ``("delete", path)``) pipelined, so that the client under test has the
-    CPU (and the GIL) to itself."""
-
-    def __init__(self, hosts):
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_writer_main, args=(child, hosts),
-                                 daemon=True)
-        self._proc.start()
-        if not self._conn.poll(60) or self._conn.recv() != "ready":
-            self.close()
-            raise RuntimeError("writer process did not start")
-
-    def start(self, ops, window=1000):
-        """Send a batch; returns at once."""
-        self._conn.send((list(ops), window))
-
-    def wait(self, timeout=120):
-        """Wait for the batch; returns (seconds it took, NoNode/NodeExists
-        errors)."""
-        if not self._conn.poll(timeout):
-            raise RuntimeError("writer process did not finish its batch")
-        return self._conn.recv()
-
-    def run(self, ops, window=1000, timeout=120):
-        self.start(ops, window)
-        return self.wait(timeout)
-
-    def close(self):
-        try:
-            self._conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self._proc.join(10)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(5)
