@@ -35,6 +35,7 @@ from kazoo.exceptions import (
 from kazoo.protocol.states import KazooState
 
 from fastzk._core import codec
+from fastzk.drivers.tls import explain_failure
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
 from fastzk.protocol.session import (
@@ -463,11 +464,15 @@ class Connection(object):
             self.fatal_error = exc
             log.warning("AUTH_FAILED closing: %s", exc)
             return None
-        except ssl.SSLCertVerificationError as exc:
+        except ssl.SSLError as exc:
+            # A certificate that does not verify, or one the server
+            # refuses, fails the same way on every retry.
             self._close_wire(wire)
-            self.connect_errors[(host, port)] = exc
-            if not self._ever_connected():
-                self.fatal_error = exc
+            error, permanent = explain_failure(exc)
+            self.connect_errors[(host, port)] = error
+            log.warning("Connection to %s:%s failed: %s", host, port, error)
+            if permanent and not self._ever_connected():
+                self.fatal_error = error
             return None
         except (OSError, ConnectionDropped, ProtocolError,
                 asyncio.TimeoutError) as exc:
