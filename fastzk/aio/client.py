@@ -527,6 +527,18 @@ class AsyncClient(object):
 
         return Lock(self, path, identifier)
 
+    def DataWatch(self, path: str, func: Callable[..., Any]) -> Any:
+        """A :class:`fastzk.aio.watchers.DataWatch` on ``path``."""
+        from fastzk.aio.watchers import DataWatch
+
+        return DataWatch(self, path, func)
+
+    def ChildrenWatch(self, path: str, func: Callable[..., Any]) -> Any:
+        """A :class:`fastzk.aio.watchers.ChildrenWatch` on ``path``."""
+        from fastzk.aio.watchers import ChildrenWatch
+
+        return ChildrenWatch(self, path, func)
+
     def watch(self, path: str, recursive: bool = False,
               maxsize: int = 1024) -> Any:
         """A :class:`fastzk.aio.watch.WatchStream` of the events under
