@@ -221,3 +221,59 @@ def test_other_loop_or_thread_is_refused(zk_hosts):
 
 def test_package_export():
     assert fastzk.AsyncClient is AsyncClient
+
+
+@run
+async def test_server_version_and_command(zk_hosts):
+    zk = await client(zk_hosts)
+    try:
+        version = await zk.server_version()
+        assert version[:1] == (3,) and len(version) >= 2
+        assert await zk.command(b"ruok") == "imok"
+    finally:
+        await zk.stop()
+
+
+@run
+async def test_retry_gives_up_after_its_tries(zk_hosts):
+    from kazoo.exceptions import ConnectionLoss
+    from kazoo.retry import KazooRetry, RetryFailedError
+
+    zk = await client(zk_hosts, command_retry=KazooRetry(max_tries=3,
+                                                         delay=0.01))
+    try:
+        calls = []
+
+        async def flaky(n):
+            calls.append(n)
+            if len(calls) < 2:
+                raise ConnectionLoss()
+            return await zk.exists("/")
+
+        assert await zk.retry(flaky, 1) is not None
+        calls.clear()
+
+        async def broken():
+            calls.append(0)
+            raise ConnectionLoss()
+
+        with pytest.raises(RetryFailedError):
+            await zk.retry(broken)
+        assert len(calls) == 3
+    finally:
+        await zk.stop()
+
+
+@run
+async def test_add_auth_while_requests_are_in_flight(zk_hosts):
+    zk = await client(zk_hosts)
+    try:
+        acl = make_digest_acl("user", "pw", all=True)
+        gets = [zk.exists("/") for _ in range(200)]
+        results = await asyncio.gather(zk.add_auth("digest", "user:pw"),
+                                       *gets)
+        assert results[0] is True
+        await zk.create("/mine", b"", acl=[acl])
+        assert (await zk.get("/mine"))[0] == b""
+    finally:
+        await zk.stop()

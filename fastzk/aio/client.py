@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
+import re
 from os.path import split as _split_path
 from typing import (
     Any,
     AsyncIterator,
+    Awaitable,
     Callable,
     Dict,
     List,
@@ -25,7 +28,15 @@ from typing import (
     Union,
 )
 
-from kazoo.exceptions import ConfigurationError, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    ConfigurationError,
+    ConnectionClosedError,
+    ConnectionLoss,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+)
+from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.hosts import collect_hosts
 from kazoo.protocol import serialization as ks
@@ -70,8 +81,9 @@ class AsyncClient(object):
                     ``check_hostname`` as kazoo's).
     :param connection_retry: a :class:`kazoo.retry.KazooRetry`; its
                              ``max_delay`` bounds the reconnect back-off.
-    :param command_retry: accepted for kazoo compatibility; commands are
-                          not retried.
+    :param command_retry: a :class:`kazoo.retry.KazooRetry` pacing
+                          :meth:`retry` (commands are not retried by
+                          themselves, as in kazoo).
     """
 
     def __init__(self, hosts: Union[str, List[str]] = "127.0.0.1:2181",
@@ -310,8 +322,6 @@ class AsyncClient(object):
         req = build(FutureResult(future))
         connection = self._connection
         if connection is None:
-            from kazoo.exceptions import ConnectionClosedError
-
             future.set_exception(ConnectionClosedError(
                 "Connection has been closed"))
         else:
@@ -518,6 +528,76 @@ class AsyncClient(object):
         result: bool = await self._call(
             lambda r: _rq.remove_watches(full, watcher_type, r))
         return result
+
+    async def command(self, cmd: bytes = b"ruok") -> str:
+        """Send a four-letter management command to the connected server
+        (on a connection of its own); its textual answer.
+
+        :raises ConnectionLoss: no server is connected.
+        """
+        self._check_loop()
+        connection = self._connection
+        where = connection.connected_host if connection is not None else None
+        if where is None:
+            raise ConnectionLoss("No connection to server")
+        host, port = where
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            host, port, ssl=self._ssl,
+            server_hostname=host if self._ssl else None),
+            self._timeout_ms / 1000.0)
+        try:
+            writer.write(cmd)
+            answer = await asyncio.wait_for(reader.read(65536),
+                                            self._timeout_ms / 1000.0)
+        finally:
+            writer.close()
+        return answer.decode("utf-8", "replace")
+
+    async def server_version(self, retries: int = 3) -> Tuple[int, ...]:
+        """The version of the connected server, e.g. ``(3, 8, 4)``."""
+        for _ in range(retries + 1):
+            data = await self.command(b"envi")
+            for line in data.splitlines():
+                key, _sep, value = line.partition("=")
+                if key.strip() == "zookeeper.version":
+                    match = re.match(r"([\d.]+)", value.strip())
+                    if match:
+                        version = tuple(int(d) for d in
+                                        match.group(1).strip(".").split("."))
+                        if len(version) > 1:
+                            return version
+        raise KazooException("Unable to fetch useable server version")
+
+    async def retry(self, func: Callable[..., Awaitable[Any]], *args: Any,
+                    **kwargs: Any) -> Any:
+        """Await ``func(*args, **kwargs)`` until it completes without a
+        connection loss or timeout, paced by ``command_retry`` (a
+        :class:`kazoo.retry.KazooRetry`; by default up to 5 tries), as
+        kazoo's ``client.retry`` does.
+
+        :raises RetryFailedError: the tries or the deadline ran out.
+        """
+        policy = self.command_retry or KazooRetry(max_tries=5)
+        tries = 0
+        delay = float(policy.delay)
+        loop = self._check_loop()
+        stop_at = (None if policy.deadline is None
+                   else loop.time() + policy.deadline)
+        while True:
+            try:
+                return await func(*args, **kwargs)
+            except ConnectionClosedError:
+                raise
+            except policy.retry_exceptions:
+                tries += 1
+                if tries == policy.max_tries:
+                    raise RetryFailedError("Too many retry attempts")
+                pause = delay * random.uniform(1.0 - policy.max_jitter,
+                                               1.0 + policy.max_jitter)
+                if stop_at is not None and loop.time() + pause >= stop_at:
+                    raise RetryFailedError("Exceeded retry deadline")
+                await asyncio.sleep(pause)
+                delay = min(pause * policy.backoff, policy.max_delay)
 
     # -- recipes -----------------------------------------------------------
 
