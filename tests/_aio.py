@@ -1,9 +1,22 @@
-"""A tiny helper to run coroutine tests without pytest-asyncio."""
+"""A tiny helper to run coroutine tests without pytest-asyncio.
+
+``FASTZK_TEST_UVLOOP=1`` runs them on uvloop's event loop instead of
+asyncio's (uvloop must then be importable).
+"""
 
 import asyncio
 import functools
+import os
 
 from fastzk.aio import AsyncClient
+
+
+def _new_loop():
+    if os.environ.get("FASTZK_TEST_UVLOOP", "") not in ("", "0"):
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def run(coro_fn):
@@ -12,7 +25,17 @@ def run(coro_fn):
 
     @functools.wraps(coro_fn)
     def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(coro_fn(*args, **kwargs), 60))
+        loop = _new_loop()
+        try:
+            asyncio.set_event_loop(loop)
+            return loop.run_until_complete(
+                asyncio.wait_for(coro_fn(*args, **kwargs), 60))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
 
     return wrapper
 

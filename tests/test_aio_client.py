@@ -277,3 +277,17 @@ async def test_add_auth_while_requests_are_in_flight(zk_hosts):
         assert (await zk.get("/mine"))[0] == b""
     finally:
         await zk.stop()
+
+
+@run
+async def test_no_threads_of_its_own(zk_hosts):
+    before = threading.active_count()
+    zk = await client(zk_hosts)
+    try:
+        await asyncio.gather(*(zk.exists("/") for _ in range(100)))
+        lock = zk.Lock("/l")
+        assert await lock.acquire()
+        await lock.release()
+        assert threading.active_count() == before
+    finally:
+        await zk.stop()

@@ -79,8 +79,10 @@ class AsyncClient(object):
     :param use_ssl: connect with TLS (``certfile``, ``keyfile``,
                     ``keyfile_password``, ``ca``, ``verify_certs`` and
                     ``check_hostname`` as kazoo's).
-    :param connection_retry: a :class:`kazoo.retry.KazooRetry`; its
-                             ``max_delay`` bounds the reconnect back-off.
+    :param connection_retry: a :class:`kazoo.retry.KazooRetry` (or its
+                             arguments as a dict) pacing reconnects;
+                             ``max_tries`` rounds without a connection
+                             end the client, as in kazoo.
     :param command_retry: a :class:`kazoo.retry.KazooRetry` pacing
                           :meth:`retry` (commands are not retried by
                           themselves, as in kazoo).
@@ -255,13 +257,14 @@ class AsyncClient(object):
             return
         self._loop = loop
         retry = self.connection_retry
-        max_delay = float(getattr(retry, "max_delay", 60.0) or 60.0)
+        if isinstance(retry, dict):
+            retry = KazooRetry(**retry)
         self._connection = connection = Connection(
             loop, self.hosts, self._identity, self.machine, self._on_state,
             ssl_context=self._ssl, randomize_hosts=self.randomize_hosts,
             auth_data=list(self.auth_data), sasl_options=self._sasl_options,
             on_reconnected=self._reconnected, on_expired=self._expired,
-            max_delay=max_delay)
+            retry=retry)
         connection.start()
         if await connection.wait_connected(timeout):
             return
@@ -578,6 +581,8 @@ class AsyncClient(object):
         :raises RetryFailedError: the tries or the deadline ran out.
         """
         policy = self.command_retry or KazooRetry(max_tries=5)
+        if isinstance(policy, dict):
+            policy = KazooRetry(**policy)
         tries = 0
         delay = float(policy.delay)
         loop = self._check_loop()

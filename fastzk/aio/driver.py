@@ -22,7 +22,7 @@ import logging
 import random
 import ssl
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, cast
 
 from kazoo.exceptions import (
     AuthFailedError,
@@ -33,6 +33,7 @@ from kazoo.exceptions import (
     SessionExpiredError,
 )
 from kazoo.protocol.states import KazooState
+from kazoo.retry import KazooRetry
 
 from fastzk._core import codec
 from fastzk.drivers.tls import explain_failure
@@ -107,8 +108,9 @@ class _Wire(asyncio.Protocol):
             owner.loop.create_future())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without being
+        # its subclasses.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         frames = self.frames
@@ -192,7 +194,7 @@ class Connection(object):
                  sasl_options: Any = None,
                  on_reconnected: Optional[Callable[[], None]] = None,
                  on_expired: Optional[Callable[[], None]] = None,
-                 max_delay: float = 60.0) -> None:
+                 retry: Optional[KazooRetry] = None) -> None:
         self.loop = loop
         self.hosts = hosts
         self.identity = identity
@@ -204,7 +206,10 @@ class Connection(object):
         self.sasl_options = sasl_options
         self.on_reconnected = on_reconnected
         self.on_expired = on_expired
-        self.max_delay = max_delay
+        #: Paces reconnects (kazoo's connection_retry).
+        self.retry = retry if retry is not None else KazooRetry(
+            max_tries=-1, delay=0.1, backoff=2, max_jitter=0.4,
+            max_delay=60.0)
         self.state = KazooState.LOST
         #: ``(host, port)`` of the server connected to, or None.
         self.connected_host: Optional[Tuple[str, int]] = None
@@ -425,7 +430,9 @@ class Connection(object):
     # -- the connection task -----------------------------------------------
 
     async def _run(self) -> None:
-        delay = 0.05
+        retry = self.retry
+        delay = retry.delay
+        rounds = 0
         try:
             while not self._stopping:
                 for host, port in self._host_order():
@@ -436,14 +443,27 @@ class Connection(object):
                         if self.fatal_error is not None:
                             return
                         continue
-                    delay = 0.05
+                    delay = retry.delay
+                    rounds = 0
                     await self._serve(wire)
                     if self.stopping() or self.fatal_error is not None:
                         return
+                rounds += 1
+                if retry.max_tries >= 0 and rounds >= max(1, retry.max_tries):
+                    log.warning("Failed connecting to Zookeeper within the "
+                                "connection retry policy.")
+                    return
                 # A round without a connection: back off, with jitter so a
                 # fleet of clients does not hit the servers at one instant.
-                await asyncio.sleep(random.uniform(0.0, delay))
-                delay = min(delay * 2, self.max_delay)
+                # A session is lost once a whole session timeout passes
+                # without a server, so while one may still be resumed the
+                # pause stays under a third of that timeout.
+                cap = retry.max_delay
+                if self.identity._session_id is not None:
+                    cap = min(cap, self.machine.session_timeout_ms / 3000.0)
+                await asyncio.sleep(delay * random.uniform(
+                    1.0 - retry.max_jitter, 1.0 + retry.max_jitter))
+                delay = min(delay * retry.backoff, cap)
         finally:
             self._cancel_timers()
             self._wire = None
