@@ -44,3 +44,13 @@ __all__ = [
     "WriteLock",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # fastzk.AsyncClient, imported on first use (asyncio is not needed by
+    # the thread client).
+    if name == "AsyncClient":
+        from fastzk.aio import AsyncClient
+
+        return AsyncClient
+    raise AttributeError("module 'fastzk' has no attribute %r" % (name,))

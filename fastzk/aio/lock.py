@@ -1,0 +1,241 @@
+"""The lock recipe of the asyncio client.
+
+The nodes are kazoo's (``<path>/<uuid hex>__lock__<sequence>``, ephemeral
+sequential, data = the identifier), so kazoo, fastzk thread and asyncio
+lockers on one path exclude each other.  As fastzk's thread recipe:
+
+- a non-blocking attempt on a held lock reads the children and returns
+  False having written nothing;
+- the create and the read of the children that decides the lock are
+  pipelined in one round trip: the server runs a session's requests in
+  the order sent, so the list holds the new node and every earlier one;
+- a node this lock no longer needs is deleted by a cleanup task that
+  retries across reconnects until the server confirms it, and that a
+  cancellation cannot interrupt (it is shielded).  A create whose reply was
+  lost is found again by the lock's uuid prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    LockTimeout,
+    NoNodeError,
+    SessionExpiredError,
+)
+from kazoo.protocol.states import KazooState, ZnodeStat
+
+from fastzk.locknames import EXCLUSIVE, in_lock_order, predecessor
+
+if TYPE_CHECKING:
+    from fastzk.aio.client import AsyncClient
+
+__all__ = ["Lock"]
+
+_BLOCKED_BY = (EXCLUSIVE,)
+
+
+class Lock(object):
+    """An exclusive lock on ``path`` (kazoo's ``Lock`` nodes).
+
+    :param client: the :class:`~fastzk.aio.AsyncClient`.
+    :param path: the lock path.
+    :param identifier: stored as the contender node's data.
+
+    ``async with lock:`` acquires (blocking) and releases.
+    """
+
+    def __init__(self, client: "AsyncClient", path: str,
+                 identifier: str = "") -> None:
+        self.client = client
+        self.path = path.rstrip("/") or "/"
+        self.identifier = identifier
+        self.prefix = uuid.uuid4().hex + EXCLUSIVE
+        #: The contender node's name while one exists, or None.
+        self.node: Optional[str] = None
+        #: Whether this lock is held (False again once its session is lost).
+        self.is_acquired = False
+        #: Set when the session holding the lock was lost.
+        self.lost = asyncio.Event()
+        #: The czxid of the winning node: only grows between holders.
+        self.fencing_token: Optional[int] = None
+        self._create: Optional["asyncio.Task[Any]"] = None
+        self._cleanup: Optional["asyncio.Task[None]"] = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the lock is held and its session connected."""
+        return self.is_acquired and self.client.state == KazooState.CONNECTED
+
+    def _node_path(self, node: str) -> str:
+        return self.path.rstrip("/") + "/" + node
+
+    # -- acquire -----------------------------------------------------------
+
+    async def acquire(self, blocking: bool = True,
+                      timeout: Optional[float] = None) -> bool:
+        """Acquire the lock; whether it was acquired.
+
+        :param blocking: wait until it is free, or return at once.
+        :param timeout: with ``blocking``, raise
+                        :exc:`~kazoo.exceptions.LockTimeout` after this
+                        many seconds.
+        """
+        if self.is_acquired:
+            if not blocking:
+                return False
+            return await self._reentry(blocking)
+        if self._cleanup is not None:
+            await asyncio.shield(self._cleanup)
+        if not blocking:
+            try:
+                children: List[str] = await self.client.get_children(self.path)
+            except NoNodeError:
+                children = []
+            if in_lock_order(children, _BLOCKED_BY):
+                return False  # held: nothing written
+        try:
+            if timeout is None:
+                gotten = await self._contend(blocking)
+            else:
+                try:
+                    gotten = await asyncio.wait_for(self._contend(blocking),
+                                                    timeout)
+                except asyncio.TimeoutError:
+                    raise LockTimeout("Failed to acquire lock on %s after %s "
+                                      "seconds" % (self.path, timeout))
+        except BaseException:
+            await self._remove_node()
+            raise
+        if not gotten:
+            await self._remove_node()
+            return False
+        self.is_acquired = True
+        self.lost.clear()
+        self.client.add_listener(self._on_state)
+        return True
+
+    async def _reentry(self, blocking: bool) -> bool:
+        # Not re-entrant (kazoo's rule): wait for this holder's release.
+        while self.is_acquired:
+            await asyncio.sleep(0.05)
+        return await self.acquire(blocking)
+
+    async def _contend(self, blocking: bool) -> bool:
+        client = self.client
+        node_path = self._node_path(self.prefix)
+        data = self.identifier.encode("utf-8")
+        while True:
+            create = asyncio.ensure_future(client.create(
+                node_path, data, ephemeral=True, sequence=True,
+                include_data=True))
+            self._create = create
+            # Sent in the same pass of the loop, after the create: one
+            # round trip, and the list includes the new node.
+            listing = asyncio.ensure_future(client.get_children(self.path))
+            try:
+                created: Tuple[str, ZnodeStat] = await asyncio.shield(create)
+            except NoNodeError:
+                listing.cancel()
+                self._create = None
+                await client.ensure_path(self.path)
+                continue
+            finally:
+                if not listing.done():
+                    # Keep it from outliving a cancellation silently.
+                    listing.add_done_callback(_consume)
+            break
+        path, stat = created
+        self.node = path.rsplit("/", 1)[1]
+        self.fencing_token = stat.czxid
+        children: List[str] = await listing
+        while True:
+            try:
+                blocker = predecessor(self.node, children, _BLOCKED_BY)
+            except LookupError:
+                raise SessionExpiredError("the lock node %s is gone" % path)
+            if blocker is None:
+                return True
+            if not blocking:
+                return False
+            gone = asyncio.Event()
+            stat_b = await client.exists(self._node_path(blocker),
+                                         watch=lambda event: gone.set())
+            if stat_b is not None:
+                await gone.wait()
+            children = await client.get_children(self.path)
+
+    # -- release and cleanup ----------------------------------------------
+
+    async def release(self) -> bool:
+        """Release the lock (delete its node); whether it was held."""
+        held = self.is_acquired
+        self.is_acquired = False
+        self.client.remove_listener(self._on_state)
+        await self._remove_node()
+        return held
+
+    async def _remove_node(self) -> None:
+        """Delete this lock's node, if it made one: in a task a
+        cancellation of the caller does not stop."""
+        create, node = self._create, self.node
+        self._create = None
+        self.node = None
+        if create is None and node is None:
+            return
+        task = self._cleanup
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._delete(create, node))
+            self._cleanup = task
+        await asyncio.shield(task)
+
+    async def _delete(self, create: Optional["asyncio.Task[Any]"],
+                      node: Optional[str]) -> None:
+        client = self.client
+        if node is None and create is not None:
+            try:
+                node = (await create)[0].rsplit("/", 1)[1]
+            except BaseException:
+                node = None  # unknown: found by prefix below
+        delay = 0.05
+        while True:
+            try:
+                if node is None:
+                    children = await client.get_children(self.path)
+                    mine = [c for c in children if c.startswith(self.prefix)]
+                    if not mine:
+                        return
+                    node = mine[0]
+                await client.delete(self._node_path(node))
+                return
+            except NoNodeError:
+                if node is None:
+                    return
+                node = None  # look again by prefix: a retried create
+            except (SessionExpiredError, ConnectionClosedError):
+                return  # the ephemeral node ended with its session
+            except ConnectionLoss:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _on_state(self, state: str) -> None:
+        if state == KazooState.LOST and self.is_acquired:
+            self.is_acquired = False
+            self.lost.set()
+
+    async def __aenter__(self) -> "Lock":
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.release()
+
+
+def _consume(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()

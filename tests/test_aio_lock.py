@@ -1,0 +1,186 @@
+"""The asyncio Lock on a real ZooKeeper: exclusion, the free failed
+attempt, cancellation at every await, and interop with the thread client
+and kazoo on one lock path."""
+
+import asyncio
+
+import pytest
+from kazoo.exceptions import LockTimeout
+
+from _aio import client, run
+
+PATH = "/locks/item"
+
+
+async def _children(zk):
+    try:
+        return await zk.get_children(PATH)
+    except Exception:
+        return []
+
+
+async def _settled(zk, want=0, timeout=10):
+    """Wait until the lock path has ``want`` children; return them."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        children = await _children(zk)
+        if len(children) == want or loop.time() > end:
+            return children
+        await asyncio.sleep(0.02)
+
+
+@run
+async def test_acquire_release_and_exclusion(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        first = a.Lock(PATH, "a")
+        assert await first.acquire(blocking=False)
+        assert first.is_acquired and first.held
+        assert first.fencing_token is not None
+        (node,) = await a.get_children(PATH)
+        assert (await a.get(PATH + "/" + node))[0] == b"a"
+        second = b.Lock(PATH, "b")
+        assert not await second.acquire(blocking=False)
+        waiter = asyncio.ensure_future(second.acquire())
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        assert await first.release()
+        assert await asyncio.wait_for(waiter, 10)
+        assert second.fencing_token > first.fencing_token
+        with pytest.raises(LockTimeout):
+            await a.Lock(PATH).acquire(timeout=0.3)
+        await second.release()
+        assert await _settled(a) == []
+        async with a.Lock(PATH) as held:
+            assert held.is_acquired
+        assert not held.is_acquired
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_failed_attempt_on_held_lock_writes_nothing(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        holder = a.Lock(PATH)
+        assert await holder.acquire()
+        before = await b.exists(PATH)
+        for _ in range(20):
+            assert not await b.Lock(PATH).acquire(blocking=False)
+        after = await b.exists(PATH)
+        # cversion counts child creates and deletes: none happened.
+        assert after.cversion == before.cversion
+        assert after.pzxid == before.pzxid
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_cancellation_at_every_await_of_acquire(zk_hosts):
+    zk = await client(zk_hosts)
+    try:
+        await zk.ensure_path(PATH)
+        for steps in range(0, 30):
+            lock = zk.Lock(PATH)
+            task = asyncio.ensure_future(lock.acquire())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                got = False
+            if got:
+                await lock.release()
+            assert await _settled(zk) == [], steps
+    finally:
+        await zk.stop()
+
+
+@run
+async def test_cancellation_while_waiting_and_in_release(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        holder = a.Lock(PATH)
+        assert await holder.acquire()
+        for steps in range(0, 20):
+            waiter = b.Lock(PATH)
+            task = asyncio.ensure_future(waiter.acquire())
+            for _ in range(steps * 3):
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert len(await _settled(a, 1)) == 1, steps
+            assert holder.is_acquired
+        await holder.release()
+        for steps in range(0, 20):
+            lock = a.Lock(PATH)
+            assert await lock.acquire()
+            task = asyncio.ensure_future(lock.release())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            if lock.is_acquired:
+                # Cancelled before release began: still held, node there.
+                assert steps == 0 and len(await _children(a)) == 1
+                await lock.release()
+            assert await _settled(a) == [], steps
+            # Never two holders: the next one gets it only now.
+            other = b.Lock(PATH)
+            assert await other.acquire(blocking=False)
+            await other.release()
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_thread_async_and_kazoo_lockers_exclude_each_other(
+        zk_hosts, zk, kazoo_client):
+    az = await client(zk_hosts)
+    try:
+        kazoo_lock = kazoo_client.Lock(PATH, "kazoo")
+        thread_lock = zk.Lock(PATH, "thread")
+        async_lock = az.Lock(PATH, "async")
+        assert kazoo_lock.acquire(timeout=5)
+        assert not await async_lock.acquire(blocking=False)
+        assert not thread_lock.acquire(blocking=False)
+        kazoo_lock.release()
+        assert await async_lock.acquire(timeout=5)
+        assert not thread_lock.acquire(blocking=False)
+        assert not kazoo_lock.acquire(blocking=False)
+        await async_lock.release()
+        assert thread_lock.acquire(timeout=5)
+        assert not await async_lock.acquire(blocking=False)
+        assert not kazoo_lock.acquire(blocking=False)
+        thread_lock.release()
+        assert await _settled(az) == []
+    finally:
+        await az.stop()
+
+
+@run
+async def test_lock_lost_after_session_expiry(zk_hosts, zk_server):
+    from fastzk.testing.zkserver import expire_session
+
+    zk = await client(zk_hosts, timeout=4.0)
+    try:
+        lock = zk.Lock(PATH)
+        assert await lock.acquire()
+        session_id, passwd = zk.client_id
+        expire_session(zk_server.address, session_id, passwd)
+        await asyncio.wait_for(lock.lost.wait(), 15)
+        assert not lock.is_acquired
+    finally:
+        await zk.stop()
