@@ -53,6 +53,7 @@ from fastzk.drivers.tls import TlsTransport, client_context
 from fastzk.drivers.waiter import Waiter
 from fastzk.engine import Engine
 from fastzk.fastpath import FastPath
+from fastzk.protocol import builders as _rq
 from fastzk.protocol import sasl as _sasl
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
@@ -89,67 +90,18 @@ def _request_for(request: Any, result: Any) -> Request:
     spec = _PATH_WATCH.get(cls)
     if spec is not None:
         opcode, kind = spec
-        path = request.path
-        watcher = request.watcher
-        frame = partial(_encode_path_watch, opcode, path, watcher is not None)
-        return Request(opcode, frame, kind, result, path, watcher)
+        return _rq.read(opcode, kind, request.path, request.watcher, result)
     if cls is ks.Create or cls is ks.Create2:
-        opcode = codec.CREATE if cls is ks.Create else codec.CREATE2
-        kind = _session.R_STRING if cls is ks.Create else _session.R_STRING_STAT
-        frame = partial(_encode_create, opcode, request.path, request.data,
-                        request.acl, request.flags)
-        return Request(opcode, frame, kind, result)
+        return _rq.create(request.path, request.data, request.acl,
+                          request.flags, cls is ks.Create2, result)
     if cls is ks.Delete:
-        frame = partial(_encode_delete, request.path, request.version)
-        return Request(codec.DELETE, frame, _session.R_VOID, result)
+        return _rq.delete(request.path, request.version, result)
     if cls is ks.SetData:
-        frame = partial(_encode_set_data, request.path, request.data,
-                        request.version)
-        return Request(codec.SET_DATA, frame, _session.R_STAT, result)
+        return _rq.set_data(request.path, request.data, request.version,
+                            result)
     if cls is ks.Sync:
-        frame = partial(_encode_path, codec.SYNC, request.path)
-        return Request(codec.SYNC, frame, _session.R_STRING, result)
-    body = bytes(request.serialize())
-    opcode = request.type
-    frame = partial(_encode_raw, opcode, body)
-    req = Request(opcode, frame, _session.R_KAZOO, result)
-    req.kazoo_request = request
-    return req
-
-
-def _encode_path_watch(opcode: int, path: str, watch: bool, xid: int) -> bytes:
-    return codec.encode_path_watch(xid, opcode, path, watch)
-
-
-def _encode_create(opcode: int, path: str, data: Optional[bytes],
-                   acl: Optional[Sequence[_ACL]], flags: int,
-                   xid: int) -> bytes:
-    return codec.encode_create(xid, opcode, path, data, acl, flags)
-
-
-def _encode_delete(path: str, version: int, xid: int) -> bytes:
-    return codec.encode_delete(xid, path, version)
-
-
-def _encode_set_data(path: str, data: Optional[bytes], version: int,
-                     xid: int) -> bytes:
-    return codec.encode_set_data(xid, path, data, version)
-
-
-def _encode_path(opcode: int, path: str, xid: int) -> bytes:
-    return codec.encode_path(xid, opcode, path)
-
-
-def _encode_add_watch(path: str, mode: int, xid: int) -> bytes:
-    return codec.encode_add_watch(xid, path, mode)
-
-
-def _encode_remove_watches(path: str, watcher_type: int, xid: int) -> bytes:
-    return codec.encode_remove_watches(xid, path, watcher_type)
-
-
-def _encode_raw(opcode: int, body: bytes, xid: int) -> bytes:
-    return codec.encode_raw(xid, opcode, body)
+        return _rq.sync(request.path, result)
+    return _rq.kazoo_request(request, result)
 
 
 def _sasl_configuration(
@@ -474,13 +426,8 @@ class KazooClient(kazoo.client.KazooClient):
         mode = AddWatchMode(mode)
         full = self._full_path(path)
         result = self.handler.async_result()
-        req = Request(codec.ADD_WATCH,
-                      partial(_encode_add_watch, full, int(mode)),
-                      _session.R_VOID, result, full, watch)
-        req.watch_kind = (_watches.RECURSIVE
-                          if mode == AddWatchMode.PERSISTENT_RECURSIVE
-                          else _watches.PERSISTENT)
-        self._connection.submit(req)
+        self._connection.submit(_rq.add_watch(
+            full, watch, mode == AddWatchMode.PERSISTENT_RECURSIVE, result))
         return result
 
     def remove_all_watches(self, path: str,
@@ -510,11 +457,7 @@ class KazooClient(kazoo.client.KazooClient):
         watcher_type = WatcherType(watcher_type)
         full = self._full_path(path)
         result = self.handler.async_result()
-        req = Request(codec.REMOVE_WATCHES,
-                      partial(_encode_remove_watches, full, int(watcher_type)),
-                      _session.R_VOID, result, full)
-        req.watch_kind = _watches.KINDS_REMOVED_BY[watcher_type]
-        self._connection.submit(req)
+        self._connection.submit(_rq.remove_watches(full, watcher_type, result))
         return result
 
     # -- requests ----------------------------------------------------------------
@@ -615,10 +558,8 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'path' (string expected)")
         if watch and not callable(watch):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
-        full = self._full_path(path)
-        return Request(opcode, partial(_encode_path_watch, opcode, full,
-                                       watch is not None),
-                       kind, result, full, watch or None)
+        return _rq.read(opcode, kind, self._full_path(path), watch or None,
+                        result)
 
     def _children_request(self, path: str, watch: Optional[WatchFunc],
                           include_data: bool, result: Any) -> Request:
@@ -639,10 +580,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'value' (must be a byte string)")
         if not isinstance(version, int):
             raise TypeError("Invalid type for 'version' (int expected)")
-        full = self._full_path(path)
-        return Request(codec.SET_DATA,
-                       partial(_encode_set_data, full, value, version),
-                       _session.R_STAT, result)
+        return _rq.set_data(self._full_path(path), value, version, result)
 
     def _delete_request(self, path: str, version: int,
                         result: Any) -> Request:
@@ -650,9 +588,7 @@ class KazooClient(kazoo.client.KazooClient):
             raise TypeError("Invalid type for 'path' (string expected)")
         if not isinstance(version, int):
             raise TypeError("Invalid type for 'version' (int expected)")
-        full = self._full_path(path)
-        return Request(codec.DELETE, partial(_encode_delete, full, version),
-                       _session.R_VOID, result)
+        return _rq.delete(self._full_path(path), version, result)
 
     def _submit(self, request: Request) -> IAsyncResult:
         self._connection.submit(request)
@@ -710,9 +646,10 @@ class KazooClient(kazoo.client.KazooClient):
             time.sleep(0)
             return children
         token = view.token()
+        # Watched (by the view, not by a function) when the view takes it.
         request = Request(codec.GET_CHILDREN,
-                          partial(_encode_path_watch, codec.GET_CHILDREN, full,
-                                  token is not None),
+                          _rq.path_watch_frame(codec.GET_CHILDREN, full,
+                                               token is not None),
                           _session.R_CHILDREN, Waiter(), full)
         request.view_token = token
         children = self._connection.call(request)
@@ -739,14 +676,10 @@ class KazooClient(kazoo.client.KazooClient):
         full = _prefix_root(self.chroot, path, trailing=True)
         parent = full.rsplit("/", 1)[0] or "/"
         flags = 3 if ephemeral else 2  # sequential, maybe ephemeral
-        create = Request(codec.CREATE2,
-                         partial(_encode_create, codec.CREATE2, full, value,
-                                 self.default_acl or OPEN_ACL_UNSAFE, flags),
-                         _session.R_STRING_STAT, Waiter())
-        listing = Request(codec.GET_CHILDREN,
-                          partial(_encode_path_watch, codec.GET_CHILDREN,
-                                  parent, False),
-                          _session.R_CHILDREN, Waiter(), parent)
+        create = _rq.create(full, value, self.default_acl or OPEN_ACL_UNSAFE,
+                            flags, True, Waiter())
+        listing = _rq.read(codec.GET_CHILDREN, _session.R_CHILDREN, parent,
+                           None, Waiter())
         connection = self._connection
         # This thread reads both replies: no reader is woken for the first.
         connection.submit(create, False)
@@ -841,11 +774,9 @@ class KazooClient(kazoo.client.KazooClient):
         if acl is None:
             acl = OPEN_ACL_UNSAFE
         full = _prefix_root(self.chroot, path, trailing=sequence)
-        opcode = codec.CREATE2 if include_data else codec.CREATE
-        kind = _session.R_STRING_STAT if include_data else _session.R_STRING
-        frame = partial(_encode_create, opcode, full, value, acl, flags)
         try:
-            result = self._connection.call(Request(opcode, frame, kind, Waiter()))
+            result = self._connection.call(
+                _rq.create(full, value, acl, flags, include_data, Waiter()))
         except NoNodeError:
             if not makepath:
                 raise
@@ -854,7 +785,8 @@ class KazooClient(kazoo.client.KazooClient):
             else:
                 parent, _ = _split_path(path)
             self.ensure_path(parent, acl)
-            result = self._connection.call(Request(opcode, frame, kind, Waiter()))
+            result = self._connection.call(
+                _rq.create(full, value, acl, flags, include_data, Waiter()))
         if include_data:
             return self.unchroot(result[0]), result[1]
         created: str = self.unchroot(result)

@@ -48,7 +48,7 @@ from fastzk._core import codec
 from fastzk.aio.driver import Connection, FutureResult, Identity
 from fastzk.aio.transaction import AsyncTransaction
 from fastzk.drivers.tls import client_context
-from fastzk.protocol import requests as _rq
+from fastzk.protocol import builders as _rq
 from fastzk.protocol import sasl as _sasl
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request, SessionMachine

@@ -10,7 +10,7 @@ They know nothing of threads or event loops, so any driver of the
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from kazoo.protocol import serialization as ks
 
@@ -20,7 +20,7 @@ from fastzk.protocol.session import Request
 from fastzk import watches as _watches
 
 __all__ = [
-    "read", "children", "create", "delete", "set_data", "sync",
+    "path_watch_frame", "read", "children", "create", "delete", "set_data", "sync",
     "add_watch", "remove_watches", "kazoo_request",
 ]
 
@@ -57,6 +57,13 @@ def _encode_remove_watches(path: str, watcher_type: int, xid: int) -> bytes:
 
 def _encode_raw(opcode: int, body: bytes, xid: int) -> bytes:
     return codec.encode_raw(xid, opcode, body)
+
+
+def path_watch_frame(opcode: int, full: str, watch: bool
+                     ) -> Callable[[int], bytes]:
+    """The frame function of a read of ``full`` (``opcode``: getData,
+    exists, getChildren or getChildren2), with the watch flag set or not."""
+    return partial(_encode_path_watch, opcode, full, watch)
 
 
 def read(opcode: int, kind: int, full: str, watcher: Any,
