@@ -528,3 +528,17 @@ def test_a_cut_during_a_pipelined_burst_fails_the_unanswered_requests(
     assert outcomes["ok"] + outcomes["loss"] == 2000
     wait_for(lambda: proxied.connected, what="reconnect")
     assert proxied.get("/burst")[0] == b""
+
+
+def test_add_auth_among_pipelined_requests(zk):
+    # The server answers an AuthPacket as soon as it reads it, possibly
+    # before the replies to the reads sent ahead of it.
+    zk.ensure_path("/auth-among")
+    for _ in range(3):
+        reads = [zk.get_async("/auth-among") for _ in range(300)]
+        auth = zk.add_auth_async("digest", "user:pw")
+        later = [zk.get_async("/auth-among") for _ in range(300)]
+        assert auth.get(timeout=10) is True
+        for result in reads + later:
+            assert result.get(timeout=10)[0] == b""
+    assert zk.connected

@@ -26,6 +26,7 @@ from fastzk.protocol.session import (
     R_CHILDREN,
     R_CLOSE,
     R_DATA_STAT,
+    R_KAZOO,
     R_STAT,
     AbandonedSession,
     ConnectionBroken,
@@ -383,6 +384,34 @@ def test_failed_auth_reply_on_a_live_connection():
     assert isinstance(info.value.args[0], AuthFailedError)
     assert isinstance(req.result.error, AuthFailedError)
     assert told == [True]
+
+
+def test_an_auth_reply_may_pass_replies_to_earlier_requests():
+    # The server answers an AuthPacket when it reads it, ahead of the
+    # requests still in its pipeline.
+    m = connected(machine())
+    read = get_data("/d")
+    submit(m, read)
+    auth = Request(zk.AUTH, lambda xid: m.auth_frame("digest", "u:p"),
+                   R_KAZOO, Result())
+    submit(m, auth)
+    later = get_data("/e")
+    submit(m, later)
+    m.receive(header(zk.AUTH_XID, 0), 101.0)
+    assert auth.result.value is True
+    assert read.result.calls == [] and later.result.calls == []
+    m.receive(data_reply(read.xid, 7, b"d"), 101.0)
+    m.receive(data_reply(later.xid, 8, b"e"), 101.0)
+    assert read.result.value[0] == b"d" and later.result.value[0] == b"e"
+    assert not m.pending
+
+
+def test_an_auth_reply_with_no_authpacket_in_flight_breaks_the_connection():
+    m = connected(machine())
+    submit(m, get_data("/d"))
+    with pytest.raises(ConnectionBroken) as info:
+        m.receive(header(zk.AUTH_XID, 0), 101.0)
+    assert isinstance(info.value.args[0], ProtocolError)
 
 
 # -- reconnecting ----------------------------------------------------------------

@@ -219,7 +219,6 @@ class Connection(object):
         self.fatal_error: Optional[BaseException] = None
         self._wire: Optional[_Wire] = None
         self._queue: Deque[Request] = deque()  # submitted while disconnected
-        self._auths: Deque[Request] = deque()  # AuthPackets in flight
         self._out: List[bytes] = []
         self._flush_scheduled = False
         self._tick_handle: Optional[asyncio.TimerHandle] = None
@@ -278,13 +277,7 @@ class Connection(object):
         except Exception as exc:
             req.result.set_exception(exc)
             return
-        if req.opcode == zk.AUTH:
-            # The server answers an AuthPacket as soon as it reads it, not
-            # in the order of the session's requests: its reply may pass
-            # replies to requests sent earlier, so it is matched apart.
-            self._auths.append(req)
-        else:
-            self.machine.pending.append(req)
+        self.machine.pending.append(req)
         self._write(frame)
 
     async def stop(self) -> None:
@@ -334,25 +327,10 @@ class Connection(object):
     # -- receiving ---------------------------------------------------------
 
     def _receive(self, wire: _Wire, frame: bytes) -> None:
-        if self._auths and codec.decode_reply_header(frame)[0] == zk.AUTH_XID:
-            self._receive_auth(wire, frame)
-            return
         try:
             self.machine.receive(frame, self.loop.time())
         except ConnectionBroken as exc:
             self._drop(wire, exc.args[0])
-
-    def _receive_auth(self, wire: _Wire, frame: bytes) -> None:
-        req = self._auths.popleft()
-        try:
-            self.machine.receive_auth_reply(frame)
-        except AuthFailedError as exc:
-            # The server closes the connection; retrying the same
-            # credentials cannot succeed (kazoo's AUTH_FAILED).
-            req.result.set_exception(exc)
-            self._drop(wire, exc)
-            return
-        req.result.set(True)
 
     def _drop(self, wire: _Wire, error: BaseException) -> None:
         """End the connection of ``wire`` because of ``error``."""
@@ -471,8 +449,6 @@ class Connection(object):
             self._connected.clear()
             closed = ConnectionClosedError("Connection has been closed")
             lost = self.machine.connection_lost()
-            lost.extend(self._auths)
-            self._auths.clear()
             for req in lost:
                 if req.opcode == codec.CLOSE:
                     req.result.set(True)
@@ -611,8 +587,6 @@ class Connection(object):
             self._tick_handle = None
         self._close_wire(wire)
         lost = self.machine.connection_lost()
-        lost.extend(self._auths)
-        self._auths.clear()
         if isinstance(error, _AUTH_FAILURES):
             self.fatal_error = error
         for req in lost:

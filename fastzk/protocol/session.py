@@ -223,7 +223,10 @@ class SessionMachine(SessionOpening):
                 log.warning("SetWatches failed with error %s", err)
             return
         try:
-            req = self.pending.popleft()
+            if xid == zk.AUTH_XID:
+                req = self._pending_auth()
+            else:
+                req = self.pending.popleft()
         except IndexError:
             raise ConnectionBroken(ProtocolError(
                 "reply xid %d with no request pending" % xid))
@@ -287,6 +290,24 @@ class SessionMachine(SessionOpening):
         if self.pending and self.pending[0].xid == xid:
             self.pending.popleft().result.set_exception(error)
         raise ConnectionBroken(error)
+
+    def _pending_auth(self) -> Request:
+        """Take the oldest AuthPacket in flight, wherever it is.
+
+        ZooKeeper answers an AuthPacket as soon as it reads it
+        (ZooKeeperServer.processPacket replies at once instead of passing
+        it down the request pipeline), so its reply may come before the
+        replies to requests sent earlier: it matches the first AuthPacket
+        of the FIFO, not necessarily its head.
+
+        :raises IndexError: no AuthPacket is in flight.
+        """
+        pending = self.pending
+        for req in pending:
+            if req.xid == zk.AUTH_XID:
+                pending.remove(req)
+                return req
+        raise IndexError("no AuthPacket in flight")
 
     def _receive_error(self, req: Request, xid: int, err: int) -> None:
         result = req.result
