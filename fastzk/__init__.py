@@ -8,6 +8,8 @@ Change one import and keep your kazoo code::
 extension was not built or ``FASTZK_NO_EXTENSIONS=1`` is set).
 """
 
+from typing import TYPE_CHECKING
+
 from kazoo.protocol.states import EventType, KazooState, KeeperState
 
 from fastzk._core import EXTENSIONS
@@ -17,6 +19,9 @@ from fastzk.watches import AddWatchMode, WatcherType
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 from fastzk.watchers import ChildrenWatch, DataWatch
 from fastzk.cache import NodeData, TreeCache, TreeEvent
+
+if TYPE_CHECKING:
+    from fastzk.aio import AsyncClient
 
 #: fastzk's client is kazoo's client class; ``Client`` is a shorter name.
 Client = KazooClient
