@@ -36,6 +36,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 
 from fastzk._core import codec
+from fastzk.drivers.hosts import HostRounds
 from fastzk.drivers.tls import explain_failure
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
@@ -213,8 +214,8 @@ class Connection(object):
         self.state = KazooState.LOST
         #: ``(host, port)`` of the server connected to, or None.
         self.connected_host: Optional[Tuple[str, int]] = None
-        #: The error of the latest failed attempt on each server.
-        self.connect_errors: Dict[Tuple[str, int], BaseException] = {}
+        #: The connection attempts: host order, why they failed.
+        self.rounds = HostRounds(log)
         #: The error that ended the connection task for good, or None.
         self.fatal_error: Optional[BaseException] = None
         self._wire: Optional[_Wire] = None
@@ -243,6 +244,7 @@ class Connection(object):
         """Start connecting (in a task of the loop)."""
         self._stopping = False
         self.fatal_error = None
+        self.rounds.reset()
         self._connected.clear()
         self._ended.clear()
         self._task = self.loop.create_task(self._run())
@@ -405,6 +407,12 @@ class Connection(object):
             self.state = state
             self.on_state(state)
 
+    @property
+    def connect_errors(self) -> Dict[Tuple[str, int], BaseException]:
+        """The error of the latest failed attempt on each server since the
+        last connection."""
+        return self.rounds.connect_errors()
+
     # -- the connection task -----------------------------------------------
 
     async def _run(self) -> None:
@@ -413,7 +421,11 @@ class Connection(object):
         rounds = 0
         try:
             while not self._stopping:
-                for host, port in self._host_order():
+                errors = self.rounds.new_round()
+                # Names are resolved by the loop when connecting.
+                order = self.rounds.begin([(h, h, p) for h, p in self.hosts],
+                                          self.randomize_hosts)
+                for host, _, port in order:
                     if self.stopping():
                         break
                     wire = await self._attempt(host, port)
@@ -426,6 +438,12 @@ class Connection(object):
                     await self._serve(wire)
                     if self.stopping() or self.fatal_error is not None:
                         return
+                failure = self.rounds.end(errors)
+                if failure is not None:
+                    # Every server failed for a reason retrying cannot
+                    # change (a certificate), and none was ever reached.
+                    self.fatal_error = failure
+                    return
                 rounds += 1
                 if retry.max_tries >= 0 and rounds >= max(1, retry.max_tries):
                     log.warning("Failed connecting to Zookeeper within the "
@@ -458,12 +476,6 @@ class Connection(object):
             self._set_state(KazooState.LOST)
             self._ended.set()
 
-    def _host_order(self) -> List[Tuple[str, int]]:
-        hosts = list(self.hosts)
-        if self.randomize_hosts:
-            random.shuffle(hosts)
-        return hosts
-
     async def _attempt(self, host: str, port: int) -> Optional[_Wire]:
         """Connect to one server and complete the handshake; the wire, or
         None when it failed (:attr:`fatal_error` says when for good)."""
@@ -489,11 +501,7 @@ class Connection(object):
             # A certificate that does not verify, or one the server
             # refuses, fails the same way on every retry.
             self._close_wire(wire)
-            error, permanent = explain_failure(exc)
-            self.connect_errors[(host, port)] = error
-            log.warning("Connection to %s:%s failed: %s", host, port, error)
-            if permanent and not self._ever_connected():
-                self.fatal_error = error
+            self.rounds.failed(host, port, *explain_failure(exc))
             return None
         except (OSError, ConnectionDropped, ProtocolError,
                 asyncio.TimeoutError) as exc:
@@ -501,16 +509,12 @@ class Connection(object):
             if isinstance(exc, asyncio.TimeoutError):
                 exc = ConnectionDropped("timed out connecting to %s:%s"
                                         % (host, port))
-            self.connect_errors[(host, port)] = exc
-            log.debug("Connection to %s:%s failed: %s", host, port, exc)
+            self.rounds.failed(host, port, exc, False)
             return None
         except BaseException:
             self._close_wire(wire)
             raise
         return wire
-
-    def _ever_connected(self) -> bool:
-        return self.identity._session_id is not None
 
     @staticmethod
     def _port_of(wire: _Wire) -> int:
@@ -554,7 +558,7 @@ class Connection(object):
         wire.handshake = None
         self._wire = wire
         self.connected_host = (host, self._port_of(wire))
-        self.connect_errors = {}
+        self.rounds.connected()
         now = self.loop.time()
         machine.last_send = machine.last_recv = now
         for frame_sw in machine.set_watches_frames():
