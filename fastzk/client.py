@@ -758,19 +758,8 @@ class KazooClient(kazoo.client.KazooClient):
         Same contract as :meth:`kazoo.client.KazooClient.create`.
         """
         acl = acl or self.default_acl
-        if not isinstance(path, str):
-            raise TypeError("Invalid type for 'path' (string expected)")
-        if acl and (isinstance(acl, ACL) or not isinstance(acl, (tuple, list))):
-            raise TypeError("Invalid type for 'acl' (acl must be a tuple/list"
-                            " of ACL's")
-        if value is not None and not isinstance(value, bytes):
-            raise TypeError("Invalid type for 'value' (must be a byte string)")
-        for name, flag in (("ephemeral", ephemeral), ("sequence", sequence),
-                           ("makepath", makepath),
-                           ("include_data", include_data)):
-            if not isinstance(flag, bool):
-                raise TypeError("Invalid type for '%s' (bool expected)" % name)
-        flags = (1 if ephemeral else 0) | (2 if sequence else 0)
+        flags = _rq.create_flags(path, value, acl, ephemeral, sequence,
+                                 makepath, include_data)
         if acl is None:
             acl = OPEN_ACL_UNSAFE
         full = _prefix_root(self.chroot, path, trailing=sequence)

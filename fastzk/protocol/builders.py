@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
 from kazoo.protocol import serialization as ks
+from kazoo.security import ACL
 
 from fastzk._core import codec
 from fastzk.protocol import session as _session
@@ -20,8 +21,9 @@ from fastzk.protocol.session import Request
 from fastzk import watches as _watches
 
 __all__ = [
-    "path_watch_frame", "read", "children", "create", "delete", "set_data", "sync",
-    "add_watch", "remove_watches", "kazoo_request",
+    "path_watch_frame", "read", "children", "create_flags", "create",
+    "delete", "set_data", "sync", "add_watch", "remove_watches",
+    "kazoo_request",
 ]
 
 
@@ -83,6 +85,24 @@ def children(full: str, watcher: Any, include_data: bool,
                     watcher, result)
     return read(codec.GET_CHILDREN, _session.R_CHILDREN, full, watcher,
                 result)
+
+
+def create_flags(path: Any, value: Any, acl: Any, ephemeral: Any,
+                 sequence: Any, makepath: Any, include_data: Any) -> int:
+    """Check the arguments of a ``create`` call as kazoo does (its
+    ``TypeError`` messages) and return the node's CreateMode flags."""
+    if not isinstance(path, str):
+        raise TypeError("Invalid type for 'path' (string expected)")
+    if acl and (isinstance(acl, ACL) or not isinstance(acl, (tuple, list))):
+        raise TypeError("Invalid type for 'acl' (acl must be a tuple/list"
+                        " of ACL's")
+    if value is not None and not isinstance(value, bytes):
+        raise TypeError("Invalid type for 'value' (must be a byte string)")
+    for name, flag in (("ephemeral", ephemeral), ("sequence", sequence),
+                       ("makepath", makepath), ("include_data", include_data)):
+        if not isinstance(flag, bool):
+            raise TypeError("Invalid type for '%s' (bool expected)" % name)
+    return (1 if ephemeral else 0) | (2 if sequence else 0)
 
 
 def create(full: str, value: Optional[bytes], acl: Sequence[Any], flags: int,
