@@ -28,7 +28,6 @@ from typing import (
 )
 
 import kazoo.client
-from kazoo.client import CLOSED_STATES
 from os.path import split as _split_path
 
 from kazoo.exceptions import ConfigurationError, NoNodeError
@@ -57,6 +56,7 @@ from fastzk.protocol import builders as _rq
 from fastzk.protocol import sasl as _sasl
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
+from fastzk.protocol.states import kazoo_state_after
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 from fastzk.watchers import ChildrenWatch, DataWatch
 from fastzk import watches as _watches
@@ -309,32 +309,32 @@ class KazooClient(kazoo.client.KazooClient):
             self._change_session_state(state)
 
     def _change_session_state(self, state: str) -> None:
-        # kazoo's state machine, with one difference: a lost connection
-        # keeps the watches, because the engine restores them on the next
-        # connection instead of firing and dropping them.
-        if state == self._state:
+        # kazoo's state machine (fastzk.protocol.states), with one
+        # difference: a lost connection keeps the watches, because the
+        # engine restores them on the next connection instead of firing
+        # and dropping them.
+        previous = self._state
+        if state == previous:
             return
         if state == KeeperState.EXPIRED_SESSION:
             for callback in self._expiry_callbacks:
                 self._dispatch(callback)
-        closed_state = self._state in CLOSED_STATES
         self._state = state
-        if closed_state and state == KeeperState.CONNECTING:
-            return
-        if state in (KeeperState.CONNECTED, KeeperState.CONNECTED_RO):
+        seen = kazoo_state_after(previous, state)
+        if seen == KazooState.CONNECTED:
             self.logger.info("Zookeeper connection established, state: %s",
                              state)
             self._live.set()
-            self._make_state_change(KazooState.CONNECTED)
-        elif state in CLOSED_STATES:
+        elif seen == KazooState.LOST:
             self.logger.info("Zookeeper session closed, state: %s", state)
             self._live.clear()
-            self._make_state_change(KazooState.LOST)
-            self._reset()
-        else:
+        elif seen == KazooState.SUSPENDED:
             self.logger.info("Zookeeper connection lost")
             self._live.clear()
-            self._make_state_change(KazooState.SUSPENDED)
+        if seen is not None:
+            self._make_state_change(seen)
+        if seen == KazooState.LOST:
+            self._reset()
 
     def _make_state_change(self, state: str) -> None:
         if self.state == state:

@@ -83,7 +83,8 @@ class Engine(object):
             dispatch_watch=client._dispatch_watch,
             on_auth_failed=self._auth_failed,
             unchroot=self._unchroot,
-            stopped=client._stopped)
+            stopped=client._stopped,
+            on_state=client._session_callback)
         self.watches = machine.watches
         self.children_view = machine.children_view
         #: Opens the connections (plain TCP).
@@ -285,7 +286,7 @@ class Engine(object):
         return error
 
     def _auth_failed(self) -> None:
-        self.client._session_callback(KeeperState.AUTH_FAILED)
+        self.machine.states.auth_failed()
 
     def _unchroot(self, value: Any) -> Any:
         return Transaction.unchroot(self.client, value)

@@ -211,7 +211,8 @@ class Connection(object):
         self.retry = retry if retry is not None else KazooRetry(
             max_tries=-1, delay=0.1, backoff=2, max_jitter=0.4,
             max_delay=60.0)
-        self.state = KazooState.LOST
+        self._reported = KazooState.LOST
+        machine.states.notify = self._state_changed
         #: ``(host, port)`` of the server connected to, or None.
         self.connected_host: Optional[Tuple[str, int]] = None
         #: The connection attempts: host order, why they failed.
@@ -392,7 +393,7 @@ class Connection(object):
         self.identity.reset()
         self.machine.reset_xids()
         self._fail_queue(SessionExpiredError())
-        self._set_state(KazooState.LOST)
+        self.machine.states.expired()
         if self.on_expired is not None:
             self.on_expired()
 
@@ -402,10 +403,16 @@ class Connection(object):
         for req in queued:
             req.result.set_exception(type(error)(*error.args))
 
-    def _set_state(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            self.on_state(state)
+    @property
+    def state(self) -> str:
+        """The session's :class:`~kazoo.protocol.states.KazooState`."""
+        return self.machine.states.kazoo_state
+
+    def _state_changed(self, keeper_state: str) -> None:
+        seen = self.machine.states.kazoo_state
+        if seen != self._reported:
+            self._reported = seen
+            self.on_state(seen)
 
     @property
     def connect_errors(self) -> Dict[Tuple[str, int], BaseException]:
@@ -473,7 +480,7 @@ class Connection(object):
                 else:
                     req.result.set_exception(closed)
             self._fail_queue(closed)
-            self._set_state(KazooState.LOST)
+            self.machine.states.closed()
             self._ended.set()
 
     async def _attempt(self, host: str, port: int) -> Optional[_Wire]:
@@ -496,6 +503,7 @@ class Connection(object):
             self._close_wire(wire)
             self.fatal_error = exc
             log.warning("AUTH_FAILED closing: %s", exc)
+            self.machine.states.auth_failed()
             return None
         except ssl.SSLError as exc:
             # A certificate that does not verify, or one the server
@@ -577,7 +585,7 @@ class Connection(object):
         self._connected.set()
         if read_only:
             log.info("Connected to a read-only server %s", host)
-        self._set_state(KazooState.CONNECTED)
+        machine.states.connected(bool(read_only))
         if self.on_reconnected is not None:
             self.on_reconnected()
 
@@ -600,11 +608,14 @@ class Connection(object):
                 req.result.set_exception(error)
             else:
                 req.result.set_exception(ConnectionLoss())
+        if isinstance(error, _AUTH_FAILURES):
+            self.machine.states.auth_failed()
+            return
         if self._stopping or isinstance(error, SessionClosed):
             self._stopping = True
             return
         log.info("Connection dropped: %s", error)
-        self._set_state(KazooState.SUSPENDED)
+        self.machine.states.connecting()
         self._start_expiry_clock()
         # Reconnect after a short random delay.
         await asyncio.sleep(random.uniform(0.0, 0.1))

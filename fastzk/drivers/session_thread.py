@@ -5,8 +5,8 @@ it connects to the hosts in turn (after a short random delay on
 reconnect), opens each connection (:mod:`fastzk.drivers.handshake`), then
 pings when nothing was sent for a third of the read timeout and reads
 events and replies while no caller does.  When a connection ends it fails
-what was in flight, reports the session's state to the client (kazoo's
-``KeeperState`` values through ``_session_callback``) and reconnects, or
+what was in flight, moves the session's state (``machine.states``, which
+tells the client through its ``_session_callback``) and reconnects, or
 opens a new session after an expiry, or stops.  While disconnected it runs
 the client-side expiry clock.
 """
@@ -149,7 +149,7 @@ class SessionThread(object):
         does."""
         self.fatal_error = error
         self.logger.warning("AUTH_FAILED closing: %s", error)
-        self.client._session_callback(KeeperState.AUTH_FAILED)
+        self.machine.states.auth_failed()
         self._fail_queue(type(error)(*error.args))
         return _STOP
 
@@ -160,10 +160,11 @@ class SessionThread(object):
         with self.channel.send_lock:
             self._suspension += 1  # no client-side expiry pending any more
         self.machine.reset_xids()
-        client._session_callback(KeeperState.EXPIRED_SESSION)
+        states = self.machine.states
+        states.expired()
         self._fail_queue(SessionExpiredError())
         if not client._stopped.is_set() and client._reconnect_on_expiry:
-            client._session_callback(KeeperState.CONNECTING)
+            states.connecting()
             return None
         return _STOP
 
@@ -212,10 +213,11 @@ class SessionThread(object):
         self.logger.warning(
             "No server reached for a whole session timeout: session 0x%x "
             "considered expired", self.machine.abandoned_session or 0)
-        client._session_callback(KeeperState.EXPIRED_SESSION)
+        states = self.machine.states
+        states.expired()
         self._fail_queue(SessionExpiredError())
         if client._reconnect_on_expiry:
-            client._session_callback(KeeperState.CONNECTING)
+            states.connecting()
 
     # -- the session thread ---------------------------------------------------
 
@@ -236,7 +238,7 @@ class SessionThread(object):
         finally:
             self._fail_queue(ConnectionClosedError("Connection has been closed"))
             self.engine.connection_stopped.set()
-            client._session_callback(KeeperState.CLOSED)
+            self.machine.states.closed()
 
     def _connect_round(self, retry: KazooRetry) -> Optional[object]:
         rounds = self.hosts
@@ -264,8 +266,8 @@ class SessionThread(object):
         """Connect to one server and serve the session until the connection
         ends.  Returns _STOP when the client is done."""
         client = self.client
-        if client._state != KeeperState.CONNECTING:
-            client._session_callback(KeeperState.CONNECTING)
+        states = self.machine.states
+        states.connecting()
         self._lost_state = None
         self._lost_error = None
         self.drop_requested = None
@@ -301,7 +303,7 @@ class SessionThread(object):
             return self._expired()
         if client._stopped.is_set():
             return _STOP
-        client._session_callback(KeeperState.CONNECTING)
+        states.connecting()
         self._start_expiry_clock()
         # Reconnect after a short random delay so a fleet of clients does
         # not hit the next server at the same instant.
@@ -341,10 +343,7 @@ class SessionThread(object):
         self._read_only = bool(read_only)
         self._next_rw_probe = time.monotonic() + 0.5
         self._rw_probe_delay = 0.5
-        if read_only:
-            client._session_callback(KeeperState.CONNECTED_RO)
-        else:
-            client._session_callback(KeeperState.CONNECTED)
+        machine.states.connected(bool(read_only))
         # SetWatches2 restored the persistent watches, but the server sends
         # no catch-up events for them: tell their watchers to re-read.
         persistent = self.watches.persistent_items()

@@ -17,7 +17,10 @@ the bytes it is handed, and tells it the time.  It owns
 - the watch registry and the routing of watch events;
 - the deadlines: when a ping is due, when the server has been silent for
   the read timeout, and when a disconnected client must consider its
-  session lost (a whole session timeout after the server was last heard).
+  session lost (a whole session timeout after the server was last heard);
+- the session's states (:attr:`SessionMachine.states`, see
+  :mod:`fastzk.protocol.states`), which the drivers move as connections
+  open and end.
 
 A reply or event that breaks the connection raises
 :class:`ConnectionBroken`, carrying the error the requests in flight fail
@@ -49,6 +52,7 @@ from fastzk.protocol.opening import (
     Identity,
     SessionOpening,
 )
+from fastzk.protocol.states import SessionStates
 from fastzk.protocol.request import (
     R_CHILDREN,
     R_CHILDREN_STAT,
@@ -125,6 +129,7 @@ class SessionMachine(SessionOpening):
     :param unchroot: applied to a decoded multi reply of a kazoo request.
     :param stopped: an object whose ``is_set()`` says the client stopped
                     (no watch is registered then).
+    :param on_state: called with each new KeeperState of the session.
     """
 
     def __init__(self, identity: Identity, session_timeout_ms: int,
@@ -132,8 +137,11 @@ class SessionMachine(SessionOpening):
                  dispatch_watch: Optional[Callable[[int, str, Any], None]] = None,
                  on_auth_failed: Optional[Callable[[], None]] = None,
                  unchroot: Optional[Callable[[Any], Any]] = None,
-                 stopped: Optional[_Stopped] = None) -> None:
+                 stopped: Optional[_Stopped] = None,
+                 on_state: Optional[Callable[[str], None]] = None) -> None:
         super().__init__(identity, session_timeout_ms, read_only)
+        #: Where the session is (CONNECTING, CONNECTED, EXPIRED_SESSION...).
+        self.states = SessionStates(on_state or _ignore)
         self._dispatch_watch = dispatch_watch or _ignore_watch
         self._on_auth_failed = on_auth_failed or _ignore
         self._unchroot = unchroot
