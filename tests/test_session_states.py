@@ -64,6 +64,18 @@ def test_a_lost_session_stays_lost_while_connecting_again():
             == KazooState.SUSPENDED)
 
 
+def test_an_unknown_state_is_a_suspension_as_in_kazoo():
+    for previous in ALL:
+        states = SessionStates(lambda state: None)
+        states._enter(previous)
+        reported = states.kazoo_state
+        states._enter(-250)
+        assert states.kazoo_state == KazooState.SUSPENDED
+        expected = _kazoo_reports([previous, -250])
+        assert expected[-1] == KazooState.SUSPENDED
+        assert len(expected) == (1 if reported == KazooState.LOST else 2)
+
+
 def test_each_state_is_notified_once():
     notified = []
     states = SessionStates(notified.append)

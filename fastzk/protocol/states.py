@@ -55,7 +55,7 @@ def kazoo_state_after(previous: str, new: str) -> Optional[str]:
         return _CONNECTED
     if new in LOST_STATES:
         return _LOST
-    if previous in LOST_STATES:
+    if previous in LOST_STATES and new == KeeperState.CONNECTING:
         return None
     return _SUSPENDED
 
