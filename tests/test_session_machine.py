@@ -101,9 +101,9 @@ def exists(path, watcher=None):
 
 
 def submit(m, req):
-    """What a driver does: encode, then put the request in flight."""
-    frame = m.encode(req)
-    m.pending.append(req)
+    """What a driver does: put the request in flight, send its frame."""
+    frame = m.send(req)
+    assert frame is not None
     return frame
 
 
@@ -235,6 +235,20 @@ def test_xids_count_from_one_on_each_session():
     assert [struct.unpack_from(">i", f, 4)[0] for f in frames] == [1, 2, 3]
     connected(m)
     assert m.encode(get_children("/")) and m.xid == 1
+
+
+def test_a_request_that_cannot_be_encoded_fails_and_is_not_in_flight():
+    m = connected(machine())
+    first = get_children("/a")
+    bad = Request(zk.GET_CHILDREN, lambda xid: codec.encode_path_watch(
+        xid, zk.GET_CHILDREN, 42, False), R_CHILDREN, Result(), "/b", None)
+    assert m.send(first) is not None
+    assert m.send(bad) is None
+    kind, error = bad.result.calls[0]
+    assert kind == "error" and isinstance(error, (TypeError, ValueError))
+    assert list(m.pending) == [first]
+    m.receive(children_reply(first.xid, 10, ["x"]), 101.0)
+    assert first.result.value == ["x"] and not m.pending
 
 
 def test_replies_interleaved_with_watch_events():

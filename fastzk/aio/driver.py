@@ -275,13 +275,9 @@ class Connection(object):
             else:
                 self._queue.append(req)
             return
-        try:
-            frame = self.machine.encode(req)
-        except Exception as exc:
-            req.result.set_exception(exc)
-            return
-        self.machine.pending.append(req)
-        self._write(frame)
+        frame = self.machine.send(req)
+        if frame is not None:
+            self._write(frame)
 
     async def stop(self) -> None:
         """Close the session (closeSession) and end the connection task."""

@@ -133,14 +133,11 @@ class Channel(object):
                 else:
                     self.queue.append(req)
                 return
-            try:
-                frame = self.machine.encode(req)
-            except Exception as exc:
-                req.result.set_exception(exc)
+            frame = self.machine.send(req)
+            if frame is None:
                 return
-            pending = self.pending
             data: Optional[bytes] = frame
-            if pending:
+            if len(self.pending) > 1:
                 # Replies are outstanding, so a reader is or will be at the
                 # socket: it sends this frame with whatever else queues up
                 # meanwhile, in one write, when it next reads (Nagle's
@@ -155,7 +152,6 @@ class Channel(object):
                 if len(out) >= _OUTBOX_BATCH:
                     data = b"".join(out)
                     out.clear()
-            pending.append(req)
             failure = None
             if data is not None:
                 try:
@@ -414,13 +410,9 @@ class Channel(object):
             self.queue.clear()
             out = []
             for req in queued:
-                try:
-                    frame = self.machine.encode(req)
-                except Exception as exc:
-                    req.result.set_exception(exc)
-                    continue
-                self.pending.append(req)
-                out.append(frame)
+                frame = self.machine.send(req)
+                if frame is not None:
+                    out.append(frame)
             if out:
                 try:
                     send_all(sock, b"".join(out))

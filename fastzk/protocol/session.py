@@ -153,8 +153,8 @@ class SessionMachine(SessionOpening):
     # -- requests ----------------------------------------------------------
 
     def encode(self, req: Request) -> bytes:
-        """Give ``req`` its xid and return its frame (the caller appends it
-        to :attr:`pending` once it is on its way)."""
+        """Give ``req`` its xid and return its frame (:meth:`send` also
+        puts it in flight)."""
         opcode = req.opcode
         if opcode == zk.AUTH:
             req.xid = zk.AUTH_XID
@@ -168,6 +168,19 @@ class SessionMachine(SessionOpening):
                 # Registered on the client only (see WatchRegistry.covered).
                 return codec.encode_path_watch(xid, opcode, path, False)
         return req.frame(xid)
+
+    def send(self, req: Request) -> Optional[bytes]:
+        """Put ``req`` in flight: give it its xid and append it to
+        :attr:`pending`; returns the frame to send, or None when it cannot
+        be encoded (then the error completes ``req.result``).  The driver
+        sends the frames in the order this returns them."""
+        try:
+            frame = self.encode(req)
+        except Exception as exc:
+            req.result.set_exception(exc)
+            return None
+        self.pending.append(req)
+        return frame
 
     def connection_lost(self) -> List[Request]:
         """Forget the current connection; returns the requests that were
