@@ -36,6 +36,7 @@ from fastzk.protocol.session import (
     ConnectionBroken as _Broken,
     SessionClosed as _SessionClosed,
 )
+from fastzk.drivers.expiry_clock import ExpiryClock
 from fastzk.drivers.handshake import open_connection
 from fastzk.drivers.hosts import resolve
 from fastzk.drivers.transport import TransportStopped
@@ -92,10 +93,10 @@ class SessionThread(object):
         # in, and the error that ended it.
         self._lost_state: Optional[str] = None
         self._lost_error: Optional[BaseException] = None
-        # Bumped on every connection change; a client-side expiry timer acts
-        # only if it is still the epoch it was started in.
-        self._suspension = 0
-        self._expiry_timer: Optional[threading.Timer] = None
+        #: Gives the session up after a whole session timeout without a
+        #: server.
+        self.expiry_clock = ExpiryClock(self.machine, self.channel,
+                                        self._given_up)
         self._read_only = False
         self._next_rw_probe = 0.0
         self._rw_probe_delay = 0.5
@@ -157,8 +158,7 @@ class SessionThread(object):
         """The session is gone: tell the client, fail what waited for it,
         and go on with a new session unless the client said not to."""
         client = self.client
-        with self.channel.send_lock:
-            self._suspension += 1  # no client-side expiry pending any more
+        self.expiry_clock.stop()
         self.machine.reset_xids()
         states = self.machine.states
         states.expired()
@@ -168,46 +168,10 @@ class SessionThread(object):
             return None
         return _STOP
 
-    # -- client-side expiry (Curator's rule) ------------------------------------
-
-    def _start_expiry_clock(self) -> None:
-        """Declare the session lost once a whole session timeout has passed
-        since the server was last heard from, if no connection came back.
-
-        The server expires a session it has not heard from for the
-        negotiated timeout; a partitioned client otherwise learns of it only
-        when it reaches a server again, possibly hours later (the seed's
-        closed laptop).  Until then a lock holder must assume it lost the
-        lock, so the client says LOST at the moment the server may expire
-        it, like Curator does.
-        """
-        deadline = self.machine.expiry_deadline()
-        if deadline is None:
-            return
-        with self.channel.send_lock:
-            self._suspension += 1
-            epoch = self._suspension
-        delay = deadline - time.monotonic()
-        timer = threading.Timer(max(0.0, delay), self._expire_if_suspended,
-                                (epoch,))
-        timer.daemon = True
-        self._cancel_expiry_clock()
-        self._expiry_timer = timer
-        timer.start()
-
-    def _cancel_expiry_clock(self) -> None:
-        timer = self._expiry_timer
-        if timer is not None:
-            self._expiry_timer = None
-            timer.cancel()
-
-    def _expire_if_suspended(self, epoch: int) -> None:
+    def _given_up(self) -> None:
+        """The expiry clock gave the session up (see
+        :mod:`fastzk.drivers.expiry_clock`)."""
         client = self.client
-        with self.channel.send_lock:
-            if epoch != self._suspension or self.channel.socket is not None:
-                return
-            self._suspension += 1
-            self.machine.declare_lost()
         if client._stopped.is_set():
             return
         self.logger.warning(
@@ -304,7 +268,7 @@ class SessionThread(object):
         if client._stopped.is_set():
             return _STOP
         states.connecting()
-        self._start_expiry_clock()
+        self.expiry_clock.start()
         # Reconnect after a short random delay so a fleet of clients does
         # not hit the next server at the same instant.
         time.sleep(random.uniform(0.0, 0.1))
@@ -331,13 +295,11 @@ class SessionThread(object):
         self.connected_host = (host, port)
         self.hosts.connected()
         machine.last_send = machine.last_recv = time.monotonic()
-        self._cancel_expiry_clock()
-        with self.channel.send_lock:
-            self._suspension += 1
+        self.expiry_clock.stop()
         failed = self.channel.attach(sock, frames)
         if failed is not None:
             sock.close()
-            self._start_expiry_clock()  # the server was heard from just now
+            self.expiry_clock.start()  # the server was heard from just now
             raise ConnectionDropped("sending the requests queued while "
                                     "disconnected failed: %s" % (failed,))
         self._read_only = bool(read_only)
