@@ -1,6 +1,7 @@
 """The asyncio Lock on a real ZooKeeper: exclusion, the free failed
-attempt, cancellation at every await, and interop with the thread client
-and kazoo on one lock path."""
+attempt, cancellation at every await (each suspension point of acquire
+and release, see _cancel.py), and interop with the thread client and
+kazoo on one lock path."""
 
 import asyncio
 
@@ -8,6 +9,7 @@ import pytest
 from kazoo.exceptions import LockTimeout
 
 from _aio import client, run
+from _cancel import every_cancellation
 
 PATH = "/locks/item"
 
@@ -80,66 +82,92 @@ async def test_failed_attempt_on_held_lock_writes_nothing(zk_hosts):
         await b.stop()
 
 
+@pytest.mark.parametrize("blocking", [True, False])
 @run
-async def test_cancellation_at_every_await_of_acquire(zk_hosts):
+async def test_cancellation_at_every_await_of_acquire(zk_hosts, blocking):
     zk = await client(zk_hosts)
     try:
-        await zk.ensure_path(PATH)
-        for steps in range(0, 30):
-            lock = zk.Lock(PATH)
-            task = asyncio.ensure_future(lock.acquire())
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                got = await task
-            except asyncio.CancelledError:
-                got = False
-            if got:
+        locks = []
+
+        async def fresh_attempt():
+            # The blocking attempt starts with the lock path missing, so
+            # it also passes through the awaits that create it.
+            if blocking:
+                await zk.delete("/locks", recursive=True)
+            else:
+                await zk.ensure_path(PATH)
+            locks.append(zk.Lock(PATH))
+            return locks[-1].acquire(blocking=blocking)
+
+        async def check(k, outcome):
+            lock = locks[-1]
+            if outcome is True:
+                assert lock.is_acquired
                 await lock.release()
-            assert await _settled(zk) == [], steps
+            else:
+                assert isinstance(outcome, asyncio.CancelledError), (k, outcome)
+                assert not lock.is_acquired
+            assert await _settled(zk) == [], k
+
+        covered = await every_cancellation(fresh_attempt, check)
+        # Blocking: create (no node), ensure_path, create again;
+        # non-blocking: getChildren, then create.
+        assert covered > 2, covered
     finally:
         await zk.stop()
 
 
 @run
-async def test_cancellation_while_waiting_and_in_release(zk_hosts):
+async def test_cancellation_at_every_await_of_a_waiting_acquire(zk_hosts):
     a = await client(zk_hosts)
     b = await client(zk_hosts)
     try:
         holder = a.Lock(PATH)
         assert await holder.acquire()
-        for steps in range(0, 20):
-            waiter = b.Lock(PATH)
-            task = asyncio.ensure_future(waiter.acquire())
-            for _ in range(steps * 3):
-                await asyncio.sleep(0)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert len(await _settled(a, 1)) == 1, steps
+
+        async def check(k, outcome):
+            assert isinstance(outcome, (asyncio.CancelledError, LockTimeout)), (
+                k, outcome)
+            # Only the holder's node is left, and it still holds.
+            assert len(await _settled(a, 1)) == 1, k
             assert holder.is_acquired
+
+        async def waiting_attempt():
+            return b.Lock(PATH).acquire(timeout=0.3)
+
+        assert await every_cancellation(waiting_attempt, check) > 2
         await holder.release()
-        for steps in range(0, 20):
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_cancellation_at_every_await_of_release(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        locks = []
+
+        async def check(k, outcome):
+            lock = locks[-1]
+            assert outcome is True or isinstance(
+                outcome, asyncio.CancelledError), (k, outcome)
+            # Cancelled or not, the release goes through (shielded): the
+            # node goes, and the next contender gets the lock only now.
+            assert await _settled(a) == [], k
+            assert not lock.is_acquired
+            other = b.Lock(PATH)
+            assert await other.acquire(blocking=False), k
+            await other.release()
+
+        async def make_release():
             lock = a.Lock(PATH)
             assert await lock.acquire()
-            task = asyncio.ensure_future(lock.release())
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            if lock.is_acquired:
-                # Cancelled before release began: still held, node there.
-                assert steps == 0 and len(await _children(a)) == 1
-                await lock.release()
-            assert await _settled(a) == [], steps
-            # Never two holders: the next one gets it only now.
-            other = b.Lock(PATH)
-            assert await other.acquire(blocking=False)
-            await other.release()
+            locks.append(lock)
+            return lock.release()
+
+        assert await every_cancellation(make_release, check) > 1
     finally:
         await a.stop()
         await b.stop()
