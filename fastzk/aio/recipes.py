@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
+    from fastzk.aio.cache import TreeCache
     from fastzk.aio.client import AsyncClient
     from fastzk.aio.lock import Lock
     from fastzk.aio.rwlock import ReadLock, WriteLock
@@ -50,6 +51,13 @@ class Recipes(object):
         from fastzk.aio.semaphore import Semaphore
 
         return Semaphore(self._self(), path, identifier, max_leases)
+
+    def TreeCache(self, path: str) -> "TreeCache":
+        """A :class:`fastzk.aio.cache.TreeCache` of the subtree at
+        ``path`` (``await cache.start()``)."""
+        from fastzk.aio.cache import TreeCache
+
+        return TreeCache(self._self(), path)
 
     def DataWatch(self, path: str, func: Callable[..., Any]) -> "DataWatch":
         """A :class:`fastzk.aio.watchers.DataWatch` on ``path``."""
