@@ -212,3 +212,22 @@ async def test_lock_lost_after_session_expiry(zk_hosts, zk_server):
         assert not lock.is_acquired
     finally:
         await zk.stop()
+
+
+@run
+async def test_paths_normalised_as_kazoo(zk_hosts, kazoo_client):
+    zk = await client(zk_hosts)
+    try:
+        lock = zk.Lock("locks//item/")
+        assert lock.path == PATH
+        assert zk.ReadLock("/locks/item/").path == PATH
+        with pytest.raises(ValueError):
+            zk.WriteLock("/locks/../item")
+        with pytest.raises(TypeError):
+            zk.Semaphore(b"/locks/item")
+        assert await lock.acquire()
+        # kazoo normalises the same string to the same path.
+        assert not kazoo_client.Lock("locks//item/").acquire(blocking=False)
+        await lock.release()
+    finally:
+        await zk.stop()

@@ -46,6 +46,7 @@ from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
 from fastzk._core import codec
 from fastzk.aio.driver import Connection, FutureResult, Identity
+from fastzk.aio.recipes import Recipes
 from fastzk.aio.transaction import AsyncTransaction
 from fastzk.drivers.tls import client_context
 from fastzk.protocol import builders as _rq
@@ -60,7 +61,7 @@ __all__ = ["AsyncClient"]
 WatchFunc = Callable[[WatchedEvent], Any]
 
 
-class AsyncClient(object):
+class AsyncClient(Recipes):
     """An asyncio ZooKeeper client with kazoo's API.
 
     The arguments are :class:`kazoo.client.KazooClient`'s where they
@@ -592,34 +593,6 @@ class AsyncClient(object):
                     raise RetryFailedError("Exceeded retry deadline")
                 await asyncio.sleep(pause)
                 delay = min(pause * policy.backoff, policy.max_delay)
-
-    # -- recipes -----------------------------------------------------------
-
-    def Lock(self, path: str, identifier: str = "") -> Any:
-        """A :class:`fastzk.aio.lock.Lock` on ``path``."""
-        from fastzk.aio.lock import Lock
-
-        return Lock(self, path, identifier)
-
-    def DataWatch(self, path: str, func: Callable[..., Any]) -> Any:
-        """A :class:`fastzk.aio.watchers.DataWatch` on ``path``."""
-        from fastzk.aio.watchers import DataWatch
-
-        return DataWatch(self, path, func)
-
-    def ChildrenWatch(self, path: str, func: Callable[..., Any]) -> Any:
-        """A :class:`fastzk.aio.watchers.ChildrenWatch` on ``path``."""
-        from fastzk.aio.watchers import ChildrenWatch
-
-        return ChildrenWatch(self, path, func)
-
-    def watch(self, path: str, recursive: bool = False,
-              maxsize: int = 1024) -> Any:
-        """A :class:`fastzk.aio.watch.WatchStream` of the events under
-        ``path`` (``async with zk.watch(path) as events``)."""
-        from fastzk.aio.watch import WatchStream
-
-        return WatchStream(self, path, recursive, maxsize)
 
 
 def _call_watcher(func: WatchFunc, event: WatchedEvent) -> None:

@@ -18,8 +18,19 @@ lockers on one path exclude each other.  As fastzk's thread recipe:
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import uuid
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
 
 from kazoo.exceptions import (
     ConnectionClosedError,
@@ -31,31 +42,42 @@ from kazoo.exceptions import (
 from kazoo.protocol.states import KazooState, ZnodeStat
 
 from fastzk.locknames import EXCLUSIVE, in_lock_order, predecessor
+from fastzk.lockpaths import lock_path
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient
 
-__all__ = ["Lock"]
+__all__ = ["Lock", "LostCallback"]
 
-_BLOCKED_BY = (EXCLUSIVE,)
+#: A callback of :meth:`Lock.on_lost`: called with the lock; a coroutine
+#: it returns runs as a task.
+LostCallback = Callable[[Any], Union[None, Awaitable[Any]]]
 
 
 class Lock(object):
     """An exclusive lock on ``path`` (kazoo's ``Lock`` nodes).
 
     :param client: the :class:`~fastzk.aio.AsyncClient`.
-    :param path: the lock path.
+    :param path: the lock path, normalised as kazoo does (see
+                 :func:`fastzk.lockpaths.lock_path`).
     :param identifier: stored as the contender node's data.
+    :raises: TypeError if ``path`` is not a str, ValueError for a path
+             ZooKeeper refuses.
 
     ``async with lock:`` acquires (blocking) and releases.
     """
 
+    #: The marker of this lock's node names (fastzk.locknames).
+    _MARKER = EXCLUSIVE
+    #: The markers of the earlier contenders this lock waits for.
+    _BLOCKED_BY: Tuple[str, ...] = (EXCLUSIVE,)
+
     def __init__(self, client: "AsyncClient", path: str,
-                 identifier: str = "") -> None:
+                 identifier: Optional[str] = "") -> None:
         self.client = client
-        self.path = path.rstrip("/") or "/"
-        self.identifier = identifier
-        self.prefix = uuid.uuid4().hex + EXCLUSIVE
+        self.path = lock_path(path)
+        self.identifier = identifier or ""
+        self.prefix = uuid.uuid4().hex + self._MARKER
         #: The contender node's name while one exists, or None.
         self.node: Optional[str] = None
         #: Whether this lock is held (False again once its session is lost).
@@ -66,11 +88,21 @@ class Lock(object):
         self.fencing_token: Optional[int] = None
         self._create: Optional["asyncio.Task[Any]"] = None
         self._cleanup: Optional["asyncio.Task[None]"] = None
+        self._lost_callbacks: List[LostCallback] = []
 
     @property
     def held(self) -> bool:
         """Whether the lock is held and its session connected."""
         return self.is_acquired and self.client.state == KazooState.CONNECTED
+
+    def on_lost(self, callback: LostCallback) -> None:
+        """Call ``callback(lock)`` when a held lock is lost with its session
+        (as the thread client's :meth:`fastzk.Lock.on_lost`).
+
+        Callbacks run on the event loop and must not block; a coroutine
+        function's coroutine runs as a task.
+        """
+        self._lost_callbacks.append(callback)
 
     def _node_path(self, node: str) -> str:
         return self.path.rstrip("/") + "/" + node
@@ -97,7 +129,7 @@ class Lock(object):
                 children: List[str] = await self.client.get_children(self.path)
             except NoNodeError:
                 children = []
-            if in_lock_order(children, _BLOCKED_BY):
+            if in_lock_order(children, self._BLOCKED_BY):
                 return False  # held: nothing written
         try:
             if timeout is None:
@@ -156,7 +188,8 @@ class Lock(object):
         children: List[str] = await listing
         while True:
             try:
-                blocker = predecessor(self.node, children, _BLOCKED_BY)
+                blocker = predecessor(self.node, children,
+                                      self._BLOCKED_BY)
             except LookupError:
                 raise SessionExpiredError("the lock node %s is gone" % path)
             if blocker is None:
@@ -225,8 +258,14 @@ class Lock(object):
 
     def _on_state(self, state: str) -> None:
         if state == KazooState.LOST and self.is_acquired:
+            # The session's ephemeral node is gone with it (ZooKeeper
+            # deletes a session's ephemerals when it expires).
             self.is_acquired = False
+            self.node = None
+            self._create = None
+            self.client.remove_listener(self._on_state)
             self.lost.set()
+            run_lost_callbacks(self, self._lost_callbacks)
 
     async def __aenter__(self) -> "Lock":
         await self.acquire()
@@ -234,6 +273,19 @@ class Lock(object):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.release()
+
+
+def run_lost_callbacks(recipe: Any, callbacks: List[LostCallback]) -> None:
+    """Call each of ``callbacks`` with ``recipe``; a coroutine returned runs
+    as a task, an error is logged and does not stop the others."""
+    for callback in list(callbacks):
+        try:
+            result = callback(recipe)
+            if inspect.isawaitable(result):
+                asyncio.ensure_future(result)
+        except Exception:
+            logging.getLogger("fastzk.aio").exception(
+                "Error in a lost-lock callback")
 
 
 def _consume(future: "asyncio.Future[Any]") -> None:

@@ -1,0 +1,171 @@
+"""The asyncio TreeCache on a real ZooKeeper: the first load, the events
+of changes, convergence with the server, a session lost and found, and
+close."""
+
+import asyncio
+
+import pytest
+from kazoo.exceptions import KazooException
+from kazoo.recipe.cache import TreeEvent
+
+from _aio import client, run
+
+ROOT = "/tree"
+
+
+async def _server_view(zk, path=ROOT):
+    """{path: (data, child names)} of the subtree, read from the server."""
+    data, _ = await zk.get(path)
+    names = await zk.get_children(path)
+    view = {path: (data, frozenset(names))}
+    for name in names:
+        view.update(await _server_view(zk, path + "/" + name))
+    return view
+
+
+def _cache_view(cache, path=ROOT):
+    node = cache.get_data(path)
+    if node is None:
+        return {}
+    names = cache.get_children(path)
+    view = {path: (node.data, names)}
+    for name in names:
+        view.update(_cache_view(cache, path + "/" + name))
+    return view
+
+
+async def _converged(zk, cache, timeout=10):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        want = await _server_view(zk)
+        if _cache_view(cache) == want or loop.time() > end:
+            return want
+        await asyncio.sleep(0.05)
+
+
+async def _until(predicate, timeout=10):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate() and loop.time() < end:
+        await asyncio.sleep(0.02)
+    return predicate()
+
+
+@run
+async def test_first_load_then_events(zk_hosts):
+    zk = await client(zk_hosts)
+    cache = zk.TreeCache(ROOT)
+    try:
+        await zk.create(ROOT + "/a/b", b"ab", makepath=True)
+        await zk.create(ROOT + "/c", b"c")
+        events = []
+        cache.listen(events.append)
+        seen_async = []
+
+        @cache.listen
+        async def async_listener(event):
+            seen_async.append(event.event_type)
+
+        await cache.start()
+        with pytest.raises(KazooException):
+            await cache.start()
+        await asyncio.wait_for(cache.initialized.wait(), 10)
+        types = [e.event_type for e in events]
+        assert types[-1] == TreeEvent.INITIALIZED
+        added = sorted(e.event_data.path for e in events[:-1])
+        assert added == [ROOT, ROOT + "/a", ROOT + "/a/b", ROOT + "/c"]
+        assert set(types[:-1]) == {TreeEvent.NODE_ADDED}
+        assert cache.get_data(ROOT + "/a/b").data == b"ab"
+        assert cache.get_children(ROOT) == frozenset(["a", "c"])
+        assert cache.get_children(ROOT + "/missing") is None
+        with pytest.raises(ValueError):
+            cache.get_data("/elsewhere")
+        del events[:]
+        await zk.create(ROOT + "/a/new", b"n")
+        await zk.set(ROOT + "/c", b"c2")
+        await zk.delete(ROOT + "/a/b")
+        assert await _until(lambda: len(events) >= 3)
+        assert [(e.event_type, e.event_data.path) for e in events[:3]] == [
+            (TreeEvent.NODE_ADDED, ROOT + "/a/new"),
+            (TreeEvent.NODE_UPDATED, ROOT + "/c"),
+            (TreeEvent.NODE_REMOVED, ROOT + "/a/b")]
+        assert cache.get_data(ROOT + "/c").data == b"c2"
+        assert cache.get_children(ROOT + "/a") == frozenset(["new"])
+        assert await _until(lambda: len(seen_async) >= 7)
+        assert seen_async[4] == TreeEvent.INITIALIZED
+        await cache.close()
+        assert cache.get_data(ROOT) is None
+        del events[:]
+        await zk.create(ROOT + "/after-close")
+        await asyncio.sleep(0.3)
+        assert events == []
+        with pytest.raises(KazooException):
+            await cache.start()
+    finally:
+        await cache.close()
+        await zk.stop()
+
+
+@run
+async def test_converges_under_many_pipelined_changes(zk_hosts):
+    zk = await client(zk_hosts)
+    writer = await client(zk_hosts)
+    cache = zk.TreeCache(ROOT)
+    try:
+        await zk.ensure_path(ROOT)
+        await cache.start()
+        await asyncio.wait_for(cache.initialized.wait(), 10)
+        writes = []
+        for i in range(30):
+            writes.append(writer.create("%s/n%d" % (ROOT, i), b"%d" % i))
+        await asyncio.gather(*writes)
+        await asyncio.gather(*(writer.create("%s/n%d/k" % (ROOT, i))
+                               for i in range(0, 30, 3)))
+        await asyncio.gather(*(writer.set("%s/n%d" % (ROOT, i), b"x")
+                               for i in range(0, 30, 2)))
+        await asyncio.gather(*(writer.delete("%s/n%d" % (ROOT, i),
+                                             recursive=True)
+                               for i in range(0, 30, 5)))
+        want = await _converged(zk, cache)
+        assert _cache_view(cache) == want
+        assert len(want) == 1 + 24 + 8
+        await cache.close()
+    finally:
+        await cache.close()
+        await zk.stop()
+        await writer.stop()
+
+
+@run
+async def test_session_lost_then_resynced(zk_hosts, zk_server):
+    from fastzk.testing.zkserver import expire_session
+
+    zk = await client(zk_hosts, timeout=4.0)
+    writer = await client(zk_hosts)
+    cache = zk.TreeCache(ROOT)
+    try:
+        await zk.create(ROOT + "/old", b"o", makepath=True)
+        events = []
+        cache.listen(events.append)
+        await cache.start()
+        await asyncio.wait_for(cache.initialized.wait(), 10)
+        session_id, passwd = zk.client_id
+        expire_session(zk_server.address, session_id, passwd)
+        await writer.delete(ROOT + "/old")
+        await writer.create(ROOT + "/while-lost", b"w")
+        types = lambda: [e.event_type for e in events]  # noqa: E731
+        assert await _until(lambda: TreeEvent.CONNECTION_LOST in types(),
+                            15)
+        want = await _converged(zk, cache, 15)
+        assert _cache_view(cache) == want
+        assert set(want) == {ROOT, ROOT + "/while-lost"}
+        # The new session's watch reports changes again.
+        await writer.set(ROOT + "/while-lost", b"w2")
+        assert await _until(lambda: cache.get_data(
+            ROOT + "/while-lost").data == b"w2")
+        await cache.close()
+    finally:
+        await cache.close()
+        await zk.stop()
+        await writer.stop()

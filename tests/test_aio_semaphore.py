@@ -1,0 +1,205 @@
+"""The asyncio Semaphore on a real ZooKeeper: the lease count, the free
+failed attempt, cancellation at every await, the lost session, and
+interop with the thread client's and kazoo's Semaphore on one path."""
+
+import asyncio
+
+import pytest
+from kazoo.exceptions import LockTimeout
+
+from _aio import client, run
+
+PATH = "/sems/item"
+LOCK = PATH + "-__lock__"
+
+
+async def _children(zk, path=PATH):
+    try:
+        return await zk.get_children(path)
+    except Exception:
+        return []
+
+
+async def _settled(zk, want=0, path=PATH, timeout=10):
+    """Wait until ``path`` has ``want`` children; return them."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        children = await _children(zk, path)
+        if len(children) == want or loop.time() > end:
+            return children
+        await asyncio.sleep(0.02)
+
+
+@run
+async def test_leases_are_counted(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        first = a.Semaphore(PATH, "first", max_leases=2)
+        second = b.Semaphore(PATH, "second", max_leases=2)
+        assert await first.acquire(blocking=False)
+        assert await second.acquire()
+        assert first.held and second.held
+        assert await first.acquire()  # held already, as kazoo's
+        assert (await a.get(PATH))[0] == b"2"
+        assert sorted(await first.lease_holders()) == ["first", "second"]
+        third = a.Semaphore(PATH, "third", max_leases=2)
+        assert not await third.acquire(blocking=False)
+        with pytest.raises(LockTimeout) as raised:
+            await third.acquire(timeout=0.3)
+        assert PATH in str(raised.value)
+        waiter = asyncio.ensure_future(third.acquire())
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        assert await first.release()
+        assert not await first.release()
+        assert await asyncio.wait_for(waiter, 10)
+        assert sorted(await third.lease_holders()) == ["second", "third"]
+        with pytest.raises(ValueError):
+            await b.Semaphore(PATH, max_leases=3).acquire()
+        await second.release()
+        await third.release()
+        async with a.Semaphore(PATH, max_leases=2) as held:
+            assert held.is_acquired
+        assert not held.is_acquired
+        assert await _settled(a) == []
+        assert await _settled(a, path=LOCK) == []
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_failed_attempt_on_full_semaphore_writes_nothing(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        holder = a.Semaphore(PATH)
+        assert await holder.acquire()
+        before = [await b.exists(p) for p in (PATH, LOCK)]
+        for _ in range(10):
+            assert not await b.Semaphore(PATH).acquire(blocking=False)
+        with pytest.raises(ValueError):
+            await b.Semaphore(PATH, max_leases=5).acquire(blocking=False)
+        after = [await b.exists(p) for p in (PATH, LOCK)]
+        # cversion counts child creates and deletes: none happened.
+        assert [(s.cversion, s.pzxid) for s in after] == \
+            [(s.cversion, s.pzxid) for s in before]
+        await holder.release()
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_failed_attempt_while_lock_held_writes_nothing(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        holder = a.Semaphore(PATH)
+        assert await holder.acquire()
+        # A blocking contender holds the lease lock while it waits.
+        waiter = asyncio.ensure_future(a.Semaphore(PATH).acquire())
+        assert len(await _settled(a, 1, path=LOCK)) == 1
+        await holder.release()
+        assert await asyncio.wait_for(waiter, 10)
+        contender = asyncio.ensure_future(a.Semaphore(PATH).acquire())
+        assert len(await _settled(a, 1, path=LOCK)) == 1
+        before = await b.exists(LOCK)
+        for _ in range(10):
+            assert not await b.Semaphore(PATH).acquire(blocking=False)
+        after = await b.exists(LOCK)
+        assert (after.cversion, after.pzxid) == (before.cversion,
+                                                 before.pzxid)
+        contender.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await contender
+        assert await _settled(a, path=LOCK) == []
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_cancellation_at_every_await_leaves_no_node(zk_hosts):
+    a = await client(zk_hosts)
+    b = await client(zk_hosts)
+    try:
+        for steps in range(0, 40):
+            semaphore = a.Semaphore(PATH)
+            task = asyncio.ensure_future(semaphore.acquire())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                got = False
+            if got:
+                await semaphore.release()
+            assert await _settled(a) == [], steps
+            assert await _settled(a, path=LOCK) == [], steps
+        holder = b.Semaphore(PATH)
+        assert await holder.acquire()
+        for steps in range(0, 20):
+            task = asyncio.ensure_future(a.Semaphore(PATH).acquire())
+            for _ in range(steps * 3):
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert len(await _settled(a, 1)) == 1, steps
+            assert await _settled(a, path=LOCK) == [], steps
+        await holder.release()
+        assert await _settled(a) == []
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@run
+async def test_async_thread_and_kazoo_semaphores_share_leases(
+        zk_hosts, zk, kazoo_client):
+    az = await client(zk_hosts)
+    try:
+        kazoo_sem = kazoo_client.Semaphore(PATH, "kazoo", max_leases=2)
+        thread_sem = zk.Semaphore(PATH, "thread", max_leases=2)
+        async_sem = az.Semaphore(PATH, "async", max_leases=2)
+        assert kazoo_sem.acquire(timeout=5)
+        assert await async_sem.acquire(timeout=5)
+        assert not thread_sem.acquire(blocking=False)
+        assert sorted(kazoo_sem.lease_holders()) == ["async", "kazoo"]
+        kazoo_sem.release()
+        assert thread_sem.acquire(timeout=5)
+        assert not await az.Semaphore(PATH, max_leases=2).acquire(
+            blocking=False)
+        assert not kazoo_sem.acquire(blocking=False)
+        await async_sem.release()
+        thread_sem.release()
+        assert await _settled(az) == []
+    finally:
+        await az.stop()
+
+
+@run
+async def test_lost_and_on_lost_after_session_expiry(zk_hosts, zk_server):
+    from fastzk.testing.zkserver import expire_session
+
+    zk = await client(zk_hosts, timeout=4.0)
+    other = await client(zk_hosts)
+    try:
+        seen = []
+        semaphore = zk.Semaphore(PATH)
+        assert await semaphore.acquire()
+        semaphore.on_lost(seen.append)
+        session_id, passwd = zk.client_id
+        expire_session(zk_server.address, session_id, passwd)
+        await asyncio.wait_for(semaphore.lost.wait(), 15)
+        assert not semaphore.is_acquired and not semaphore.held
+        assert seen == [semaphore]
+        assert await other.Semaphore(PATH).acquire(timeout=10)
+        assert not await semaphore.release()
+    finally:
+        await zk.stop()
+        await other.stop()
