@@ -10,6 +10,7 @@ from kazoo.exceptions import LockTimeout
 
 from fastzk.locknames import EXCLUSIVE, SHARED, parse
 from _aio import client, run
+from _cancel import every_cancellation
 
 PATH = "/locks/rw"
 
@@ -114,34 +115,38 @@ async def test_cancellation_at_every_await_leaves_no_node(zk_hosts):
     try:
         await a.ensure_path(PATH)
         for make in (a.ReadLock, a.WriteLock):
-            for steps in range(0, 25):
-                lock = make(PATH)
-                task = asyncio.ensure_future(lock.acquire())
-                for _ in range(steps):
-                    await asyncio.sleep(0)
-                task.cancel()
-                try:
-                    got = await task
-                except asyncio.CancelledError:
-                    got = False
-                if got:
-                    await lock.release()
-                assert await _settled(a) == [], (make, steps)
+            locks = []
+
+            async def attempt():
+                locks.append(make(PATH))
+                return locks[-1].acquire()
+
+            async def check(k, outcome):
+                if outcome is True:
+                    await locks[-1].release()
+                else:
+                    assert isinstance(outcome, asyncio.CancelledError), (
+                        make, k, outcome)
+                assert await _settled(a) == [], (make, k)
+
+            assert await every_cancellation(attempt, check) > 1
         # Waiting behind a holder: a writer behind a reader, a reader
         # behind a writer.
         for holder_make, make in ((b.ReadLock, a.WriteLock),
                                   (b.WriteLock, a.ReadLock)):
             holder = holder_make(PATH)
             assert await holder.acquire()
-            for steps in range(0, 20):
-                task = asyncio.ensure_future(make(PATH).acquire())
-                for _ in range(steps * 3):
-                    await asyncio.sleep(0)
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
-                assert len(await _settled(a, 1)) == 1, (make, steps)
+
+            async def waiting():
+                return make(PATH).acquire(timeout=0.3)
+
+            async def check_waiting(k, outcome):
+                assert isinstance(outcome, (asyncio.CancelledError,
+                                            LockTimeout)), (make, k, outcome)
+                assert len(await _settled(a, 1)) == 1, (make, k)
                 assert holder.is_acquired
+
+            assert await every_cancellation(waiting, check_waiting) > 2
             await holder.release()
             assert await _settled(a) == []
     finally:

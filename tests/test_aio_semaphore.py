@@ -8,6 +8,7 @@ import pytest
 from kazoo.exceptions import LockTimeout
 
 from _aio import client, run
+from _cancel import every_cancellation
 
 PATH = "/sems/item"
 LOCK = PATH + "-__lock__"
@@ -126,31 +127,34 @@ async def test_cancellation_at_every_await_leaves_no_node(zk_hosts):
     a = await client(zk_hosts)
     b = await client(zk_hosts)
     try:
-        for steps in range(0, 40):
-            semaphore = a.Semaphore(PATH)
-            task = asyncio.ensure_future(semaphore.acquire())
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                got = await task
-            except asyncio.CancelledError:
-                got = False
-            if got:
-                await semaphore.release()
-            assert await _settled(a) == [], steps
-            assert await _settled(a, path=LOCK) == [], steps
+        semaphores = []
+
+        async def attempt():
+            semaphores.append(a.Semaphore(PATH))
+            return semaphores[-1].acquire()
+
+        async def check(k, outcome):
+            if outcome is True:
+                await semaphores[-1].release()
+            else:
+                assert isinstance(outcome, asyncio.CancelledError), (k, outcome)
+            assert await _settled(a) == [], k
+            assert await _settled(a, path=LOCK) == [], k
+
+        assert await every_cancellation(attempt, check) > 2
         holder = b.Semaphore(PATH)
         assert await holder.acquire()
-        for steps in range(0, 20):
-            task = asyncio.ensure_future(a.Semaphore(PATH).acquire())
-            for _ in range(steps * 3):
-                await asyncio.sleep(0)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert len(await _settled(a, 1)) == 1, steps
-            assert await _settled(a, path=LOCK) == [], steps
+
+        async def waiting():
+            return a.Semaphore(PATH).acquire(timeout=0.3)
+
+        async def check_waiting(k, outcome):
+            assert isinstance(outcome, (asyncio.CancelledError, LockTimeout)), (
+                k, outcome)
+            assert len(await _settled(a, 1)) == 1, k
+            assert await _settled(a, path=LOCK) == [], k
+
+        assert await every_cancellation(waiting, check_waiting) > 2
         await holder.release()
         assert await _settled(a) == []
     finally:
