@@ -40,7 +40,8 @@ async def test_acquire_release_and_exclusion(zk_hosts):
         first = a.Lock(PATH, "a")
         assert await first.acquire(blocking=False)
         assert first.is_acquired and first.held
-        assert first.fencing_token is not None
+        first_token = first.fencing_token
+        assert first_token is not None
         (node,) = await a.get_children(PATH)
         assert (await a.get(PATH + "/" + node))[0] == b"a"
         second = b.Lock(PATH, "b")
@@ -50,7 +51,13 @@ async def test_acquire_release_and_exclusion(zk_hosts):
         assert not waiter.done()
         assert await first.release()
         assert await asyncio.wait_for(waiter, 10)
-        assert second.fencing_token > first.fencing_token
+        assert second.fencing_token > first_token
+        assert first.fencing_token is None  # released
+        # The same object again: it waits for its own release, within
+        # the timeout (the lock is not re-entrant, as in kazoo).
+        with pytest.raises(LockTimeout):
+            await second.acquire(timeout=0.3)
+        assert second.is_acquired
         with pytest.raises(LockTimeout):
             await a.Lock(PATH).acquire(timeout=0.3)
         await second.release()

@@ -84,11 +84,17 @@ class Lock(object):
         self.is_acquired = False
         #: Set when the session holding the lock was lost.
         self.lost = asyncio.Event()
-        #: The czxid of the winning node: only grows between holders.
-        self.fencing_token: Optional[int] = None
+        self._token: Optional[int] = None
         self._create: Optional["asyncio.Task[Any]"] = None
         self._cleanup: Optional["asyncio.Task[None]"] = None
         self._lost_callbacks: List[LostCallback] = []
+
+    @property
+    def fencing_token(self) -> Optional[int]:
+        """The czxid of this holder's node while the lock is acquired, else
+        None.  It grows between successive holders of one lock path, so a
+        resource can refuse writes carrying a smaller token than it saw."""
+        return self._token if self.is_acquired else None
 
     @property
     def held(self) -> bool:
@@ -121,7 +127,7 @@ class Lock(object):
         if self.is_acquired:
             if not blocking:
                 return False
-            return await self._reentry(blocking)
+            return await self._reentry(timeout)
         if self._cleanup is not None:
             await asyncio.shield(self._cleanup)
         if not blocking:
@@ -152,11 +158,18 @@ class Lock(object):
         self.client.add_listener(self._on_state)
         return True
 
-    async def _reentry(self, blocking: bool) -> bool:
-        # Not re-entrant (kazoo's rule): wait for this holder's release.
+    async def _reentry(self, timeout: Optional[float]) -> bool:
+        # Not re-entrant (kazoo's rule): wait for this holder's release,
+        # then contend, all within the caller's timeout.
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while self.is_acquired:
+            if deadline is not None and loop.time() >= deadline:
+                raise LockTimeout("Failed to acquire lock on %s after %s "
+                                  "seconds" % (self.path, timeout))
             await asyncio.sleep(0.05)
-        return await self.acquire(blocking)
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        return await self.acquire(True, remaining)
 
     async def _contend(self, blocking: bool) -> bool:
         client = self.client
@@ -184,7 +197,7 @@ class Lock(object):
             break
         path, stat = created
         self.node = path.rsplit("/", 1)[1]
-        self.fencing_token = stat.czxid
+        self._token = stat.czxid
         children: List[str] = await listing
         while True:
             try:
