@@ -18,7 +18,7 @@ from fastzk import watches as _watches
 from fastzk.fastpath import FastPath
 from fastzk.watches import WatcherType, WatchFunc
 
-__all__ = ["release_watches", "wait_released"]
+__all__ = ["must_remove", "release_watches", "wait_released"]
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +43,20 @@ _DROPS: Dict[WatcherType, Tuple[int, ...]] = {
 }
 
 
-def release_watches(client: KazooClient, fast: Optional[FastPath],
-                    path: str, func: WatchFunc,
-                    watcher_type: WatcherType) -> Optional[IAsyncResult]:
-    """Remove from the server the watches ``func`` holds on ``path``.
+def must_remove(registry: "_watches.WatchRegistry", full: str,
+                func: WatchFunc, watcher_type: WatcherType) -> bool:
+    """Whether a removeWatches of ``watcher_type`` on ``full`` (a path
+    with the chroot) must go to the server now that ``func`` stops.
 
     ZooKeeper keeps one watch per kind, path and session, whatever the
     number of client-side functions behind it, and removeWatches drops them
     all (persistent ones included: see ``_DROPS``).  So the watches are
-    removed only when no other function of this client uses a watch the
-    request would drop; otherwise they stay for the others (and ``func`` is
-    ignored when they fire).  ``fast`` is ``client``'s
-    :func:`~fastzk.fastpath.fast_path_of`; a client without it (kazoo's) is
-    left alone.
-
-    :returns: the asynchronous result of the removeWatches request, or
-              None when none was sent.
+    removed only when ``func`` holds one and no other function of this
+    client uses a watch the request would drop; otherwise they stay for
+    the others (and ``func`` is ignored when they fire).  A persistent
+    watch of ``func``'s that stays is forgotten in ``registry``, so the
+    next reconnect stops restoring it.
     """
-    if fast is None:
-        return None
-    registry = fast.watches
-    full = _prefix_root(client.chroot, path)
     held = shared = False
     holds = _HOLDS[watcher_type]
     for kind in _DROPS[watcher_type]:
@@ -76,16 +69,35 @@ def release_watches(client: KazooClient, fast: Optional[FastPath],
             elif kind in holds:
                 held = True
     if not held:
-        return None
+        return False
     if shared:
         if watcher_type == WatcherType.ANY:
-            # Persistent watches are never fired away: forget ours locally so
-            # the next reconnect stops restoring it (the others' one-shot
-            # watches on the path keep the server-side entry meanwhile).
+            # Persistent watches are never fired away: forget ours locally
+            # (the others' one-shot watches on the path keep the
+            # server-side entry meanwhile).
             for kind in (_watches.PERSISTENT, _watches.RECURSIVE):
                 funcs = registry.by_path(kind).get(full)
                 if funcs and func in funcs:
                     registry.discard(kind, full, func)
+        return False
+    return True
+
+
+def release_watches(client: KazooClient, fast: Optional[FastPath],
+                    path: str, func: WatchFunc,
+                    watcher_type: WatcherType) -> Optional[IAsyncResult]:
+    """Remove from the server the watches ``func`` holds on ``path``, when
+    no other function of the client shares them (see :func:`must_remove`).
+    ``fast`` is ``client``'s :func:`~fastzk.fastpath.fast_path_of`; a
+    client without it (kazoo's) is left alone.
+
+    :returns: the asynchronous result of the removeWatches request, or
+              None when none was sent.
+    """
+    if fast is None:
+        return None
+    full = _prefix_root(client.chroot, path)
+    if not must_remove(fast.watches, full, func, watcher_type):
         return None
     try:
         return fast.remove_watches(path, watcher_type)

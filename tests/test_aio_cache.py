@@ -5,9 +5,10 @@ close."""
 import asyncio
 
 import pytest
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import KazooException, NoWatcherError
 from kazoo.recipe.cache import TreeEvent
 
+from fastzk import watches
 from _aio import client, run
 
 ROOT = "/tree"
@@ -169,3 +170,36 @@ async def test_session_lost_then_resynced(zk_hosts, zk_server):
         await cache.close()
         await zk.stop()
         await writer.stop()
+
+
+@run
+async def test_closing_a_cache_keeps_a_shared_watch(zk_hosts):
+    # ZooKeeper keeps one recursive watch per path and session: a watch
+    # stream and a cache on one root share it, and closing either must
+    # leave it to the other.
+    zk = await client(zk_hosts)
+    try:
+        await zk.ensure_path(ROOT)
+        cache = zk.TreeCache(ROOT)
+        await cache.start()
+        async with zk.watch(ROOT, recursive=True) as events:
+            await cache.close()
+            await zk.create(ROOT + "/after-close", b"")
+            event = await events.get(timeout=5)
+            assert event.path == ROOT + "/after-close"
+        cache = zk.TreeCache(ROOT)
+        await cache.start()
+        await asyncio.wait_for(cache.initialized.wait(), 10)
+        async with zk.watch(ROOT, recursive=True):
+            pass
+        await zk.create(ROOT + "/after-stream", b"x")
+        assert await _until(
+            lambda: cache.get_data(ROOT + "/after-stream") is not None)
+        await cache.close()
+        # The last user gone, the server-side watch goes too.
+        assert not zk.machine.watches.paths()[watches.RECURSIVE]
+        with pytest.raises(NoWatcherError):
+            await zk.remove_all_watches(ROOT, watches.WatcherType.ANY)
+    finally:
+        await zk.delete(ROOT, recursive=True)
+        await zk.stop()

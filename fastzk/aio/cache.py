@@ -49,7 +49,7 @@ from kazoo.recipe.cache import NodeData, TreeEvent
 
 from fastzk.aio.lock import _consume
 from fastzk.cachemirror import _CacheMirror, _join, _parent
-from fastzk.watches import AddWatchMode, WatcherType
+from fastzk.watches import AddWatchMode
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient
@@ -135,8 +135,8 @@ class TreeCache(_CacheMirror):
         self._queue_resync()
 
     async def close(self) -> None:
-        """Stop following the subtree, remove the root's watches from the
-        server (other watches of this client on the root path too) and
+        """Stop following the subtree, remove the cache's watch from the
+        server (unless another function of this client shares it) and
         forget the cached nodes.  A closed cache cannot be started
         again."""
         if self._state != self.STATE_STARTED:
@@ -154,8 +154,7 @@ class TreeCache(_CacheMirror):
         self._inflight.clear()
         if self._client.connected:
             try:
-                await self._client.remove_all_watches(self._root,
-                                                      WatcherType.ANY)
+                await self._client.release_watches(self._root, self._watcher)
             except (KazooException, ConnectionError):
                 pass  # gone with the session already
         self._nodes.clear()

@@ -35,6 +35,8 @@ from kazoo.exceptions import (
     KazooException,
     NodeExistsError,
     NoNodeError,
+    NoWatcherError,
+    SessionExpiredError,
 )
 from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.handlers.threading import KazooTimeoutError
@@ -54,6 +56,7 @@ from fastzk.protocol import sasl as _sasl
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request, SessionMachine
 from fastzk.watches import EVENT_TYPES, WatcherType
+from fastzk.watchrelease import must_remove
 
 __all__ = ["AsyncClient"]
 
@@ -521,6 +524,25 @@ class AsyncClient(Recipes):
         result: bool = await self._call(
             lambda r: _rq.remove_watches(full, watcher_type, r))
         return result
+
+    async def release_watches(self, path: str, func: WatchFunc,
+                              watcher_type: WatcherType = WatcherType.ANY
+                              ) -> None:
+        """Stop ``func``'s watches of ``watcher_type`` on ``path``: they
+        are removed from the server when no other function of this client
+        shares them (ZooKeeper keeps one watch per kind, path and session,
+        and removeWatches drops it for every function behind it); else
+        they stay for the others.  A watch already gone (fired, or with
+        the session) is not an error."""
+        full = self._full_path(path)
+        watcher_type = WatcherType(watcher_type)
+        if not must_remove(self.machine.watches, full, func, watcher_type):
+            return
+        try:
+            await self.remove_all_watches(path, watcher_type)
+        except (NoWatcherError, NoNodeError, ConnectionLoss,
+                ConnectionClosedError, SessionExpiredError):
+            pass
 
     async def command(self, cmd: bytes = b"ruok") -> str:
         """Send a four-letter management command to the connected server

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from fastzk.watches import AddWatchMode, WatcherType
+from fastzk.watches import AddWatchMode
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient
@@ -55,9 +55,9 @@ class WatchStream(object):
     async def __aexit__(self, *exc: Any) -> None:
         self._active = False
         try:
-            await self.client.remove_all_watches(self.path, WatcherType.ANY)
+            await self.client.release_watches(self.path, self._event)
         except Exception:
-            pass  # gone with the session, or the client stopped
+            pass  # the client stopped
 
     def __aiter__(self) -> "WatchStream":
         return self
