@@ -106,10 +106,11 @@ def session(zk, loop_kind):
 
 def alternated(benchmark, session, case, rounds, ops, rounds_of,
                around=None, metrics=None):
-    """Measure ``rounds_of[impl]`` of aiozk, the bare loop and fastzk,
+    """Measure ``rounds_of[impl]`` of aiozk, the bare loop ("bare",
+    recorded as ``aio-bare``) and fastzk,
     rounds alternated; record them as ``case`` on this loop.  A client
     missing from ``rounds_of`` is recorded as ``<impl>_missing``."""
-    others = {BARE: rounds_of[BARE]} if BARE in rounds_of else {}
+    others = {BARE: rounds_of["bare"]} if "bare" in rounds_of else {}
     missing = aio.aiozk_missing()
     first = rounds_of.get("aiozk") or (lambda: None)
     pair = lib.Alternating(first, warmup_rounds=1, others=others,
@@ -241,7 +242,7 @@ def test_aio_lock_failed_attempt(benchmark, zk, session, root):
     rounds_of = {impl: make_round(impl) for impl in impls}
     bare = session.client("bare")
     held = paths["fastzk"]
-    rounds_of[BARE] = session.round(lambda: bare.raw.children(held,
+    rounds_of["bare"] = session.round(lambda: bare.raw.children(held,
                                                               ATTEMPTS))
     alternated(benchmark, session, "lock_failed_attempt", lib.pick(5, 2),
                ATTEMPTS, rounds_of, around=writes.around)
