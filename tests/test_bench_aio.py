@@ -38,7 +38,8 @@ def aio_suite(prefix="aio."):
               "aio-bare": entry(11000.0, 15.0)}),
             ("watch_events",
              {"aiozk": entry(6000.0, 100.0),
-              "fastzk": entry(12000.0, 10.0, writer_rate=13000.0)}),
+              "fastzk": entry(12000.0, 10.0, writer_rate=13000.0),
+              "aio-bare": entry(12500.0, 4.0)}),
             ("sessions",
              {"aiozk": {"sessions": 1000, "connect_s": 0.6,
                         "rss_per_session_kib": 11.0, "threads": 1},
@@ -92,6 +93,15 @@ def test_a_failed_lock_attempt_is_judged_against_aiozks_cpu_and_writes():
     suite[("aio.lock_failed_attempt", "fastzk")]["cpu_us_per_op"] = 60.0
     assert rows_by_key(suite)["aio.lock_failed_attempt.cpu_us"].verdict() \
         == "better, target met"
+
+
+def test_the_watch_row_names_what_each_client_does():
+    row = rows_by_key(aio_suite())["aio.watch_events"]
+    assert (row.kazoo, row.fastzk, row.ratio) == (6000.0, 12000.0, 2.0)
+    assert row.note == (
+        "fastzk: zk.watch(path, recursive=True); aiozk: a DataWatcher per "
+        "node (no recursive watch), bare loop (one recursive watch) "
+        "12,500/s, fastzk 0.96x of it, writer ceiling ~13,000/s")
 
 
 def test_sessions_rows_judge_rss_per_session_and_threads():
@@ -183,6 +193,15 @@ def test_bare_loop_handshake_sequential_and_gathered(zk_server, zk_admin):
             assert len(session.last_children()) == 4
             with pytest.raises(RuntimeError, match="error -101"):
                 await session.children(path + "/nope", 1)  # NoNode
+            events = asyncio.Event()
+            seen = []
+            session.on_event = lambda: (seen.append(1), events.set())
+            await session.watch_recursive(path)
+            zk_admin.set("%s/c1" % path, b"x")
+            await asyncio.wait_for(events.wait(), 30)
+            zk_admin.set("%s/c2" % path, b"y")
+            await session.children(path, 1)  # the event precedes it
+            assert len(seen) == 2
         finally:
             session.close()
 
@@ -207,9 +226,12 @@ def test_the_asyncio_cases_run_end_to_end(tmp_path, zk_server):
     with open(str(out)) as f:
         result = json.load(f)
     rows = {row["key"]: row for row in result["rows"]}
+    measured = {(s["case"], s["impl"]) for s in result["suite"]
+                if s.get("rate") or s.get("rss_per_session_kib")}
     for key in ("aio.sequential_get_children", "aio.gathered_get_children",
                 "aio.lock_failed_attempt", "aio.watch_events"):
         assert rows[key]["fastzk"] > 0 and rows[key]["kazoo"] > 0, key
+        assert (key, "aio-bare") in measured, key
     for key in ("aio.sequential_get_children.rate_over_bare",
                 "aio.gathered_get_children.cpu_over_bare"):
         assert rows[key]["fastzk"] > 0, key
@@ -217,5 +239,6 @@ def test_the_asyncio_cases_run_end_to_end(tmp_path, zk_server):
     assert rows["aio.lock_failed_attempt.writes"]["kazoo"] > 0
     assert rows["aio.sessions.threads"]["fastzk"] == 1
     assert rows["aio.sessions.rss_kib"]["fastzk"] > 0
+    assert ("aio.sessions", "aio-bare") in measured
     assert "1,000" not in rows["aio.sessions.connect_s"]["label"]
     assert "asyncio, asyncio loop" in proc.stdout

@@ -123,6 +123,10 @@ def watch_row(suite: Suite, key: str) -> Row:
                _figure(suite, key, "fastzk", "rate"), "/s", key=key,
                note=_join("fastzk: zk.watch(path, recursive=True); aiozk: "
                           "a DataWatcher per node (no recursive watch)",
+                          "bare loop (one recursive watch) %s, fastzk %s of "
+                          "it" % (_rate(_figure(suite, key, BARE, "rate")),
+                                  _x(over_bare(suite, key, "fastzk",
+                                               "rate"))),
                           "writer ceiling ~%s" % _rate(ceiling)
                           if ceiling else "", _aiozk_note(suite, key)))
 

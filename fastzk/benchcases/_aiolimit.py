@@ -11,7 +11,8 @@ shows as the difference.  The asyncio counterpart of
 timeout, session id 0, no password, not read-only), then
 :meth:`BareSession.children` makes sequential getChildren round trips
 and :meth:`BareSession.gathered` writes many at once and waits for all
-their replies.  Frames are encoded with fastzk's codec (the bytes on the
+their replies; :meth:`BareSession.watch_recursive` leaves a persistent
+recursive watch and counts its notifications.  Frames are encoded with fastzk's codec (the bytes on the
 wire do not depend on who encodes them, and the codec is not client
 logic).
 """
@@ -30,6 +31,12 @@ _ERR = struct.Struct(">i")
 
 #: The xid of a ping reply (ZooKeeper's reserved xid -2).
 _PING_XID = -2
+
+#: The xid of a watch notification (ZooKeeper's reserved xid -1).
+_EVENT_XID = -1
+
+#: AddWatchMode PERSISTENT_RECURSIVE (ZooKeeper 3.6+).
+_RECURSIVE = 1
 
 
 class BareSession(asyncio.Protocol):
@@ -50,6 +57,8 @@ class BareSession(asyncio.Protocol):
         self._last = None
         self._error = None
         self.lost = None
+        #: Called with nothing for each watch notification received.
+        self.on_event = None
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -91,6 +100,10 @@ class BareSession(asyncio.Protocol):
         (xid,) = _XID.unpack_from(body, 0)
         if xid == _PING_XID:
             return
+        if xid == _EVENT_XID:
+            if self.on_event is not None:
+                self.on_event()
+            return
         (err,) = _ERR.unpack_from(body, 12)
         if err and self._error is None:
             self._error = err
@@ -129,6 +142,14 @@ class BareSession(asyncio.Protocol):
         replies awaited."""
         self.transport.write(b"".join(self._request(path) for _ in range(n)))
         await self._replies(n)
+
+    async def watch_recursive(self, path):
+        """Leave a persistent recursive watch on ``path`` (addWatch);
+        each notification then calls :attr:`on_event`, undecoded."""
+        xid = self._next_xid
+        self._next_xid = xid + 1
+        self.transport.write(codec.encode_add_watch(xid, path, _RECURSIVE))
+        await self._replies(1)
 
     def last_children(self):
         """The names in the last reply waited for (a check that the

@@ -14,6 +14,8 @@ process, rounds alternated (aiozk, bare, fastzk; see
 - change events on a subtree: fastzk ``zk.watch(path, recursive=True)``;
   aiozk has no persistent watches, its best equivalent is a
   ``DataWatcher`` on every node (a one-shot watch and a get per event);
+  the bare loop leaves one recursive watch (addWatch) and counts the
+  notifications undecoded;
 - 1,000 idle sessions in one process (``_aiosessions``, a fresh process
   per client): seconds to connect all, RSS per session, threads.
 
@@ -300,7 +302,7 @@ def test_aio_watch_events(benchmark, session, admin, root, writer):
     from kazoo.protocol.states import EventType
 
     m = lib.pick(2000, 500)
-    impls = ["fastzk"] + ([] if aio.aiozk_missing() else ["aiozk"])
+    impls = ["fastzk", "bare"] + ([] if aio.aiozk_missing() else ["aiozk"])
     paths = {}
     for impl in impls:
         names = ["n%05d" % i for i in range(m)]
@@ -321,6 +323,10 @@ def test_aio_watch_events(benchmark, session, admin, root, writer):
             if event.type == EventType.CHANGED:
                 counters["fastzk"].hit()
     consumer = session.loop.create_task(consume())
+
+    bare = session.client("bare").raw
+    bare.on_event = counters["bare"].hit
+    session.run(bare.watch_recursive("%s/bare" % root))
 
     if "aiozk" in impls:
         aiozk = session.client("aiozk").raw
