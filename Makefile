@@ -72,6 +72,8 @@ zookeeper-c:
 deps: venv kerberos
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install kazoo==2.11.0 pytest pytest-timeout hypothesis pytest-benchmark cython mypy==2.4.1
+	# The asyncio benchmark's comparison and its optional uvloop rows.
+	$(PIP) install aiozk==0.32.0 uvloop
 	# kazoo's own suite (run against fastzk below) needs these.
 	$(PIP) install "pyOpenSSL<24.3" pyjks objgraph
 	# The TLS and SASL tests: their certificates, kazoo's SASL, and GSSAPI.

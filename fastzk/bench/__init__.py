@@ -13,7 +13,8 @@ What it does, in order:
    (:class:`fastzk.testing.zkserver.ZooKeeperServer`, Debian's
    ``zookeeper`` package), else stops with one line saying how to get one;
 2. runs the pytest-benchmark cases shipped in :mod:`fastzk.benchcases`
-   (codec, client round trips, memory, lock, watches, TreeCache) against
+   (codec, client round trips, memory, lock, watches, TreeCache, TLS,
+   the asyncio client against aiozk and a bare asyncio loop) against
    it, in a subprocess, printing one progress line per case;
 3. runs the fleet benchmark (``fastzk.benchcases.fleet``) last;
 4. prints ONE table of fastzk/kazoo ratios, each marked better or worse

@@ -32,7 +32,7 @@ def suite_results(data):
             other["name"] = entry["name"]
             out[(case, partner["impl"])] = other
         for missing in ("c_client_missing", "raw_loop_missing",
-                        "spin_on_missing"):
+                        "spin_on_missing", "aiozk_missing"):
             if info.get(missing):
                 entry[missing] = info[missing]
     return out

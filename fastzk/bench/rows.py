@@ -1,6 +1,7 @@
 """The table's rows, section by section, from the suite's results and
 the fleet's JSON."""
 
+from fastzk.bench.aiorows import aio_sections
 from fastzk.bench.results import Row, _get
 from fastzk.bench.sections import (
     _READ_BOUND,
@@ -153,6 +154,11 @@ def build_rows(suite, fleet):
                 "(benchmarks/c/raw_rounds.c: one socket, no client logic), "
                 "same rounds")
         rows.extend(limit)
+
+    # -- the asyncio client ----------------------------------------------------
+    for title, aio_rows in aio_sections(suite):
+        section(title)
+        rows.extend(aio_rows)
 
     # -- watches and caches -------------------------------------------------------
     if any(k[0].startswith(("watch.", "cache.")) for k in suite):

@@ -1,13 +1,17 @@
 """The report: the rows rendered as one text table, and the notes
 printed under it."""
 
+from fastzk.bench.aiorows import aio_note
 from fastzk.bench.sections import RAW_LOOP
 
 
 def _fmt_value(v, unit):
     if v is None:
         return "n/a"
-    if isinstance(v, float) and (unit in (" s", " MiB") or abs(v) < 10):
+    if isinstance(v, float) and (unit in (" s", " MiB", " KiB")
+                                 or abs(v) < 10):
+        if unit == " KiB":
+            return "%.1f" % v
         if unit == " MiB":
             return "%+.1f" % v
         if abs(v) < 10:
@@ -126,6 +130,8 @@ def _notes(suite, fleet, info, quick):
             "fastzk does not busy-poll by default; FASTZK_SPIN_US=200: a "
             "second fastzk client made with the opt-in spin, in the same "
             "rounds.")
+    if aio_note(suite):
+        notes.append(aio_note(suite))
     notes.append(
         "Ratios are fastzk/kazoo from one run on a shared machine "
         "(load average %s at start, %s at end); absolute figures drift up "

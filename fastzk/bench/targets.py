@@ -55,7 +55,8 @@ class Target(object):
 
 #: Targets, from the issues that set them (issue 2: codec and client;
 #: issue 3: Lock; issue 4: watches and TreeCache; issue 6: fleet; issue
-#: 13: the client-side limit, figures over the raw wire loop's) and the
+#: 13: the client-side limit, figures over the raw wire loop's; issue
+#: 16: the asyncio client, over the bare asyncio loop and aiozk) and the
 #: brief (memory flat; zero leaks, violations and unconverged storms).
 TARGETS = {
     "codec": Target("ratio", 10, source="issue 2"),
@@ -78,4 +79,14 @@ TARGETS = {
     "tls.vs_plain": Target("ratio", 1.0, ">=plaintext", source="issue 14"),
     "limit.cpu_spin_off": Target("max", 1.5, "<=1.5x raw",
                                  source="issue 13"),
+    "aio.rate_over_bare": Target("min", 0.9, ">=0.9x bare",
+                                 source="issue 16"),
+    "aio.sequential.cpu_over_bare": Target("max", 1.3, "<=1.3x bare",
+                                           source="issue 16"),
+    "aio.gathered.cpu_over_bare": Target("max", 1.5, "<=1.5x bare",
+                                         source="issue 16"),
+    "aio.lock.cpu": Target("fewer", 4, "<=1/4 aiozk", source="issue 16"),
+    "aio.lock.writes": Target("zero", text="0 writes", source="issue 16"),
+    "aio.sessions.rss": Target("max", 24, "<=24 KiB", source="issue 16"),
+    "aio.sessions.threads": Target("max", 1, "1 thread", source="issue 16"),
 }
