@@ -306,6 +306,16 @@ class Connection(object):
     # -- sending -----------------------------------------------------------
 
     def _write(self, frame: bytes) -> None:
+        wire = self._wire
+        if not self._out and len(self.machine.pending) <= 1 and wire is not None:
+            # No reply outstanding: nobody else will write in this pass of
+            # the loop that could join this frame, so send it now.
+            wire.write(frame)
+            self.machine.last_send = self.loop.time()
+            return
+        # Replies are outstanding: frames written in this pass go out
+        # together at its end (one write for a gathered burst).  The server
+        # answers in order, so waiting cannot reorder anything.
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
