@@ -89,6 +89,36 @@ async def test_gather_pipelines_2000_gets(zk_hosts):
 
 
 @run
+async def test_async_reads_are_futures_sent_at_once(zk_hosts):
+    zk = await client(zk_hosts)
+    try:
+        await zk.create("/f/a", b"A", makepath=True)
+        futures = [zk.get_children_async("/f"), zk.get_async("/f/a"),
+                   zk.exists_async("/f/missing"), zk.get_async("/f/missing"),
+                   zk.get_children_async("/f", include_data=True)]
+        assert all(isinstance(f, asyncio.Future) for f in futures)
+        # Sent at once: in flight before anything awaited them.
+        assert len(zk.machine.pending) == len(futures)
+        children, (data, stat), missing, error, with_stat = (
+            await asyncio.gather(*futures, return_exceptions=True))
+        assert children == ["a"] and data == b"A" and stat.version == 0
+        assert missing is None and isinstance(error, NoNodeError)
+        assert with_stat[0] == ["a"] and with_stat[1].numChildren == 1
+        events = []
+        await zk.get_async("/f/a", watch=events.append)
+        await zk.set("/f/a", b"B")
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.02)
+        assert [e.path for e in events] == ["/f/a"]
+        with pytest.raises(TypeError):
+            zk.get_children_async("/f", include_data=1)
+    finally:
+        await zk.stop()
+
+
+@run
 async def test_one_shot_watches_plain_and_coroutine(zk_hosts):
     zk = await client(zk_hosts)
     try:

@@ -340,35 +340,58 @@ class AsyncClient(Recipes):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
         return watch or None
 
+    # The reads come twice: as coroutines (kazoo's names), and as *_async
+    # methods that put the request in flight at once and return the
+    # reply's asyncio.Future, as kazoo's *_async return an IAsyncResult.
+    # Gathering futures pipelines without a task per request.
+
+    def get_async(self, path: str, watch: Optional[WatchFunc] = None
+                  ) -> "asyncio.Future[Tuple[bytes, ZnodeStat]]":
+        """Put a getData for ``path`` in flight now; the future of its
+        ``(data, stat)`` (NoNodeError when it does not exist)."""
+        full = self._full_path(path)
+        watcher = self._watcher(watch)
+        return self._call(
+            lambda r: _rq.read(codec.GET_DATA, _session.R_DATA_STAT, full,
+                               watcher, r))
+
     async def get(self, path: str, watch: Optional[WatchFunc] = None
                   ) -> Tuple[bytes, ZnodeStat]:
         """The data and stat of ``path``; raises NoNodeError."""
+        return await self.get_async(path, watch)
+
+    def exists_async(self, path: str, watch: Optional[WatchFunc] = None
+                     ) -> "asyncio.Future[Optional[ZnodeStat]]":
+        """Put an exists for ``path`` in flight now; the future of its
+        stat, or None when it does not exist."""
         full = self._full_path(path)
         watcher = self._watcher(watch)
-        result: Tuple[bytes, ZnodeStat] = await self._call(
-            lambda r: _rq.read(codec.GET_DATA, _session.R_DATA_STAT, full,
-                               watcher, r))
-        return result
+        return self._call(
+            lambda r: _rq.read(codec.EXISTS, _session.R_STAT, full, watcher, r))
 
     async def exists(self, path: str, watch: Optional[WatchFunc] = None
                      ) -> Optional[ZnodeStat]:
         """The stat of ``path``, or None when it does not exist."""
+        return await self.exists_async(path, watch)
+
+    def get_children_async(self, path: str,
+                           watch: Optional[WatchFunc] = None,
+                           include_data: bool = False
+                           ) -> "asyncio.Future[Any]":
+        """Put a getChildren for ``path`` in flight now; the future of its
+        children names (with its stat when ``include_data``)."""
+        if not isinstance(include_data, bool):
+            raise TypeError("Invalid type for 'include_data' (bool expected)")
         full = self._full_path(path)
         watcher = self._watcher(watch)
-        result: Optional[ZnodeStat] = await self._call(
-            lambda r: _rq.read(codec.EXISTS, _session.R_STAT, full, watcher, r))
-        return result
+        return self._call(
+            lambda r: _rq.children(full, watcher, include_data, r))
 
     async def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                            include_data: bool = False) -> Any:
         """The children names of ``path`` (with its stat when
         ``include_data``)."""
-        if not isinstance(include_data, bool):
-            raise TypeError("Invalid type for 'include_data' (bool expected)")
-        full = self._full_path(path)
-        watcher = self._watcher(watch)
-        return await self._call(
-            lambda r: _rq.children(full, watcher, include_data, r))
+        return await self.get_children_async(path, watch, include_data)
 
     async def set(self, path: str, value: Optional[bytes],
                   version: int = -1) -> ZnodeStat:
