@@ -46,3 +46,23 @@ async def client(hosts, **kwargs):
     zk = AsyncClient(hosts, **kwargs)
     await zk.start()
     return zk
+
+
+async def children(zk, path):
+    """The children of ``path``, or [] when they cannot be read."""
+    try:
+        return await zk.get_children(path)
+    except Exception:
+        return []
+
+
+async def settled(zk, path, want=0, timeout=10):
+    """Wait until ``path`` has ``want`` children (at most ``timeout``
+    seconds); return them."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        found = await children(zk, path)
+        if len(found) == want or loop.time() > end:
+            return found
+        await asyncio.sleep(0.02)

@@ -8,28 +8,18 @@ import asyncio
 import pytest
 from kazoo.exceptions import LockTimeout
 
-from _aio import client, run
+from _aio import children, client, run, settled
 from _cancel import every_cancellation
 
 PATH = "/locks/item"
 
 
-async def _children(zk):
-    try:
-        return await zk.get_children(PATH)
-    except Exception:
-        return []
+def _children(zk):
+    return children(zk, PATH)
 
 
-async def _settled(zk, want=0, timeout=10):
-    """Wait until the lock path has ``want`` children; return them."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        children = await _children(zk)
-        if len(children) == want or loop.time() > end:
-            return children
-        await asyncio.sleep(0.02)
+def _settled(zk, want=0):
+    return settled(zk, PATH, want)
 
 
 @run

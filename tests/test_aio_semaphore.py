@@ -7,29 +7,19 @@ import asyncio
 import pytest
 from kazoo.exceptions import LockTimeout
 
-from _aio import client, run
+from _aio import children, client, run, settled
 from _cancel import every_cancellation
 
 PATH = "/sems/item"
 LOCK = PATH + "-__lock__"
 
 
-async def _children(zk, path=PATH):
-    try:
-        return await zk.get_children(path)
-    except Exception:
-        return []
+def _children(zk, path=PATH):
+    return children(zk, path)
 
 
-async def _settled(zk, want=0, path=PATH, timeout=10):
-    """Wait until ``path`` has ``want`` children; return them."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        children = await _children(zk, path)
-        if len(children) == want or loop.time() > end:
-            return children
-        await asyncio.sleep(0.02)
+def _settled(zk, want=0, path=PATH):
+    return settled(zk, path, want)
 
 
 @run
