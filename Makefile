@@ -72,7 +72,8 @@ zookeeper-c:
 deps: venv kerberos
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install kazoo==2.11.0 pytest pytest-timeout hypothesis pytest-benchmark cython mypy==2.4.1
-	# The asyncio benchmark's comparison and its optional uvloop rows.
+	# The asyncio benchmark's comparison, and uvloop (the asyncio tests run
+	# on it too; the benchmark has uvloop rows).
 	$(PIP) install aiozk==0.32.0 uvloop
 	# kazoo's own suite (run against fastzk below) needs these.
 	$(PIP) install "pyOpenSSL<24.3" pyjks objgraph
@@ -87,11 +88,13 @@ build:
 typecheck: deps
 	$(PYTHON) -m mypy
 
-# Twice: with the compiled core (required), then pure Python; then kazoo's
-# own test suite with fastzk's client swapped in.
+# Twice: with the compiled core (required), then pure Python; the asyncio
+# client's tests again on uvloop's event loop; then kazoo's own test suite
+# with fastzk's client swapped in.
 test: zookeeper deps build typecheck
 	FASTZK_REQUIRE_EXTENSIONS=1 $(PYTHON) -m pytest tests -q
 	FASTZK_NO_EXTENSIONS=1 $(PYTHON) -m pytest tests -q
+	FASTZK_REQUIRE_EXTENSIONS=1 FASTZK_TEST_UVLOOP=1 $(PYTHON) -m pytest -q tests/test_aio_*.py
 	$(MAKE) kazoo-suite
 
 # kazoo 2.11's suite (shipped in its wheel) against fastzk.KazooClient.  It
