@@ -12,7 +12,10 @@ lockers on one path exclude each other.  As fastzk's thread recipe:
 - a node this lock no longer needs is deleted by a cleanup task that
   retries across reconnects until the server confirms it, and that a
   cancellation cannot interrupt (it is shielded).  A create whose reply was
-  lost is found again by the lock's uuid prefix.
+  lost is found again by the lock's uuid prefix;
+- an attempt cut by a connection loss is made again once reconnected (the
+  session, and so its ephemeral nodes, outlives the loss), after its node
+  was deleted.
 """
 
 from __future__ import annotations
@@ -123,11 +126,45 @@ class Lock(object):
         :param timeout: with ``blocking``, raise
                         :exc:`~kazoo.exceptions.LockTimeout` after this
                         many seconds.
+
+        An attempt cut by a connection loss is made again once connected
+        (within ``timeout``), as kazoo's ``Lock`` does.
         """
         if self.is_acquired:
             if not blocking:
                 return False
             return await self._reentry(timeout)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.05
+        while True:
+            remaining = (None if deadline is None
+                         else max(0.0, deadline - loop.time()))
+            try:
+                gotten = await self._attempt(blocking, remaining, timeout)
+                break
+            except ConnectionLoss:
+                # The session and its ephemeral nodes outlive a
+                # connection loss (the client reconnects within the
+                # session timeout), so the attempt is made again, as
+                # kazoo's Lock retries it; the failed attempt's node,
+                # created or not, was deleted before it raised.
+                if deadline is not None and loop.time() + delay >= deadline:
+                    raise LockTimeout("Failed to acquire lock on %s after "
+                                      "%s seconds" % (self.path, timeout))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        if not gotten:
+            return False
+        self.is_acquired = True
+        self.lost.clear()
+        self.client.add_listener(self._on_state)
+        return True
+
+    async def _attempt(self, blocking: bool, remaining: Optional[float],
+                       timeout: Optional[float]) -> bool:
+        """One attempt: whether it got the lock; its node is deleted when
+        it did not (or raised)."""
         if self._cleanup is not None:
             await asyncio.shield(self._cleanup)
         if not blocking:
@@ -138,12 +175,12 @@ class Lock(object):
             if in_lock_order(children, self._BLOCKED_BY):
                 return False  # held: nothing written
         try:
-            if timeout is None:
+            if remaining is None:
                 gotten = await self._contend(blocking)
             else:
                 try:
                     gotten = await asyncio.wait_for(self._contend(blocking),
-                                                    timeout)
+                                                    remaining)
                 except asyncio.TimeoutError:
                     raise LockTimeout("Failed to acquire lock on %s after %s "
                                       "seconds" % (self.path, timeout))
@@ -152,11 +189,7 @@ class Lock(object):
             raise
         if not gotten:
             await self._remove_node()
-            return False
-        self.is_acquired = True
-        self.lost.clear()
-        self.client.add_listener(self._on_state)
-        return True
+        return gotten
 
     async def _reentry(self, timeout: Optional[float]) -> bool:
         # Not re-entrant (kazoo's rule): wait for this holder's release,
@@ -191,9 +224,9 @@ class Lock(object):
                 await client.ensure_path(self.path)
                 continue
             finally:
-                if not listing.done():
-                    # Keep it from outliving a cancellation silently.
-                    listing.add_done_callback(_consume)
+                # Retrieve its error if it is not awaited below (a
+                # cancellation, or the create's failure).
+                listing.add_done_callback(_consume)
             break
         path, stat = created
         self.node = path.rsplit("/", 1)[1]
