@@ -26,12 +26,13 @@ from kazoo.exceptions import LockTimeout
 import fastzk
 from fastzk.testing.proxy import request_opcode
 
-from _aio import children, client, run
+from _aio import children, client, run, settled
 from test_lock import (
     CREATES,
     OP_DELETE,
     OP_EXISTS,
     OP_GET_CHILDREN,
+    OP_GET_DATA,
     cut_at,
     nth_request,
 )
@@ -201,5 +202,65 @@ async def test_fault_at_every_step(zk_hosts, zk_proxy_hosts, proxy,
             rival.release()
         assert await nodes() == []
     finally:
+        await zk.stop()
+        await checker.stop()
+
+
+# A free asyncio Semaphore's acquire: getData and getChildren of the
+# semaphore node (in one round trip), its lock's create and getChildren,
+# getChildren of the leases (with a watch), the lease's create, the lock's
+# delete; release: the lease's delete.
+SEMAPHORE_STEPS = [
+    ("acquire", (OP_GET_DATA,), 1),
+    ("acquire", (OP_GET_CHILDREN,), 1),
+    ("acquire", CREATES, 1),  # the lock's contender
+    ("acquire", (OP_GET_CHILDREN,), 2),
+    ("acquire", (OP_GET_CHILDREN,), 3),  # the leases
+    ("acquire", CREATES, 2),  # the lease
+    ("acquire", (OP_DELETE,), 1),  # the lock's release
+    ("release", (OP_DELETE,), 1),
+]
+
+
+@pytest.mark.parametrize("mode", ["request", "reply"])
+@pytest.mark.parametrize("step", SEMAPHORE_STEPS, ids=lambda s: "%s-%s%d" % (
+    s[0], {OP_GET_DATA: "get", OP_GET_CHILDREN: "children",
+           OP_DELETE: "delete"}.get(s[1][0], "create"), s[2]))
+@run
+async def test_semaphore_fault_at_every_step(zk_hosts, zk_proxy_hosts, proxy,
+                                             rival_client, step, mode):
+    """The same for the asyncio Semaphore: the session survives, the lease
+    is taken (or released) once, and the lock guarding the count is left
+    with no node."""
+    scenario, opcodes, n = step
+    zk = await client(zk_proxy_hosts)
+    checker = await client(zk_hosts)
+    path = "/sem-f"
+    try:
+        session = zk.client_id[0]
+        await checker.create(path, b"1")
+        semaphore = zk.Semaphore(path, "ours", max_leases=1)
+        rival = rival_client.Semaphore(path, "rival", max_leases=1)
+        if scenario == "release":
+            assert await semaphore.acquire(timeout=5)
+        hook = cut_at(proxy, mode, nth_request(opcodes, n))
+        if scenario == "acquire":
+            assert await semaphore.acquire(timeout=10) is True
+            assert semaphore.is_acquired
+            assert await children(checker, path) == [semaphore.lease]
+            assert rival.acquire(blocking=False) is False
+            assert await semaphore.release() is True
+        else:
+            assert await semaphore.release() is True
+        assert hook.fired.is_set(), "the fault was not injected"
+        await _until(lambda: zk.connected, "reconnection")
+        assert zk.client_id[0] == session, "the session must survive"
+        assert await settled(checker, path) == []
+        assert await children(checker, semaphore.lock_path) == []
+        assert rival.acquire(blocking=False) is True
+        rival.release()
+    finally:
+        await checker.delete(path, recursive=True)
+        await checker.delete(path + "-__lock__", recursive=True)
         await zk.stop()
         await checker.stop()

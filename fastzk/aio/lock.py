@@ -134,26 +134,9 @@ class Lock(object):
             if not blocking:
                 return False
             return await self._reentry(timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        delay = 0.05
-        while True:
-            remaining = (None if deadline is None
-                         else max(0.0, deadline - loop.time()))
-            try:
-                gotten = await self._attempt(blocking, remaining, timeout)
-                break
-            except ConnectionLoss:
-                # The session and its ephemeral nodes outlive a
-                # connection loss (the client reconnects within the
-                # session timeout), so the attempt is made again, as
-                # kazoo's Lock retries it; the failed attempt's node,
-                # created or not, was deleted before it raised.
-                if deadline is not None and loop.time() + delay >= deadline:
-                    raise LockTimeout("Failed to acquire lock on %s after "
-                                      "%s seconds" % (self.path, timeout))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        gotten = await retry_cut_attempts(
+            lambda remaining: self._attempt(blocking, remaining, timeout),
+            timeout, "lock on %s" % self.path)
         if not gotten:
             return False
         self.is_acquired = True
@@ -319,6 +302,36 @@ class Lock(object):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.release()
+
+
+async def retry_cut_attempts(
+        attempt: Callable[[Optional[float]], Awaitable[bool]],
+        timeout: Optional[float], what: str) -> bool:
+    """Run ``attempt(remaining)`` (remaining: the seconds left of
+    ``timeout``, or None) again each time a connection loss cuts it, until
+    it returns; whether it got ``what``.
+
+    The session and its ephemeral nodes outlive a connection loss (the
+    client reconnects within the session timeout), so an attempt is made
+    again, as kazoo's recipes retry it; the cut attempt must have deleted
+    its node, created or not, before it raised.
+
+    :raises LockTimeout: ``timeout`` passed while retrying.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    delay = 0.05
+    while True:
+        remaining = (None if deadline is None
+                     else max(0.0, deadline - loop.time()))
+        try:
+            return await attempt(remaining)
+        except ConnectionLoss:
+            if deadline is not None and loop.time() + delay >= deadline:
+                raise LockTimeout("Failed to acquire %s after %s seconds"
+                                  % (what, timeout))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def run_lost_callbacks(recipe: Any, callbacks: List[LostCallback]) -> None:

@@ -36,7 +36,12 @@ from kazoo.exceptions import (
 )
 from kazoo.protocol.states import KazooState, ZnodeStat
 
-from fastzk.aio.lock import Lock, LostCallback, run_lost_callbacks
+from fastzk.aio.lock import (
+    Lock,
+    LostCallback,
+    retry_cut_attempts,
+    run_lost_callbacks,
+)
 from fastzk.locknames import EXCLUSIVE
 from fastzk.lockpaths import lock_path
 
@@ -109,18 +114,35 @@ class Semaphore(object):
                         many seconds.
         :raises: ValueError if the semaphore node holds another
                  ``max_leases`` (before anything is written).
+
+        An attempt cut by a connection loss is made again once connected
+        (within ``timeout``), as the locks do.
         """
         if self.is_acquired:
             return True
+        gotten = await retry_cut_attempts(
+            lambda remaining: self._attempt(blocking, remaining, timeout),
+            timeout, "semaphore on %s" % self.path)
+        if not gotten:
+            return False
+        self.is_acquired = True
+        self.lost.clear()
+        self.client.add_listener(self._on_state)
+        return True
+
+    async def _attempt(self, blocking: bool, remaining: Optional[float],
+                       timeout: Optional[float]) -> bool:
+        """One attempt: whether it got a lease; its lease node is deleted
+        when it did not (or raised)."""
         if self._cleanup is not None:
             await asyncio.shield(self._cleanup)
         try:
-            if timeout is None:
+            if remaining is None:
                 gotten = await self._contend(blocking)
             else:
                 try:
                     gotten = await asyncio.wait_for(self._contend(blocking),
-                                                    timeout)
+                                                    remaining)
                 except asyncio.TimeoutError:
                     raise LockTimeout("Failed to acquire semaphore on %s "
                                       "after %s seconds" % (self.path,
@@ -130,11 +152,7 @@ class Semaphore(object):
             raise
         if not gotten:
             await self._remove_lease()
-            return False
-        self.is_acquired = True
-        self.lost.clear()
-        self.client.add_listener(self._on_state)
-        return True
+        return gotten
 
     async def _contend(self, blocking: bool) -> bool:
         leases = await self._read_leases()
