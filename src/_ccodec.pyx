@@ -1542,6 +1542,7 @@ cdef class FrameReader:
         cdef Py_ssize_t total = 0
         cdef Py_ssize_t room, n
         cdef int fd
+        cdef bint polled = False
         sslobj = getattr(sock, "_sslobj", None)
         if sslobj is None:
             raise ConnectionDropped("socket is closed")
@@ -1555,12 +1556,16 @@ cdef class FrameReader:
                 room = self._cap - self._end
                 if room <= 0:
                     return total
-                # After a record, read on only when OpenSSL holds more of
-                # it or the kernel has bytes: a read that finds nothing
-                # costs a syscall and an exception, a poll() of no time
-                # only the syscall.
-                if total and not sslobj.pending() and not _readable(fd):
+                # After the first record, read on only when OpenSSL holds
+                # more of it or the kernel has bytes: a read that finds
+                # nothing costs a syscall and an exception, a poll() of
+                # no time only the syscall.  A synchronous reply comes
+                # alone; after a second record more are likely to
+                # follow (pipelined replies), read until none is in.
+                if (total and not polled and not sslobj.pending()
+                        and not _readable(fd)):
                     return total
+                polled = total != 0
                 view = PyMemoryView_FromMemory(
                     <char *>self._buf + self._end, room, PyBUF_WRITE)
                 try:
