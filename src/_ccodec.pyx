@@ -249,6 +249,20 @@ cdef object _ZnodeStat = ZnodeStat
 cdef object _SSLSocket = _ssl.SSLSocket
 cdef tuple _SSL_WANT = (_ssl.SSLWantReadError, _ssl.SSLWantWriteError)
 cdef object _SSLZeroReturn = _ssl.SSLZeroReturnError
+cdef object _SSLWantRead = _ssl.SSLWantReadError
+cdef object _SSLWantWrite = _ssl.SSLWantWriteError
+cdef object _SSLEOF = _ssl.SSLEOFError
+
+
+cdef inline bint _readable(int fd):
+    """Whether ``fd`` has bytes to read now (poll() without waiting)."""
+    cdef pollfd pfd
+    if fd < 0:
+        return False
+    pfd.fd = fd
+    pfd.events = POLLIN
+    pfd.revents = 0
+    return poll(&pfd, 1, 0) > 0
 
 
 cdef inline object _steal(PyObject *ref):
@@ -1170,11 +1184,35 @@ def send_all(sock, data):
     leaves goes through ``sock.sendall``, which may block and honours the
     socket's timeout.
 
+    On a :class:`fastzk.drivers.tls.TlsSocket` the first try is one
+    ``SSL_write`` of all of ``data`` under the socket's TLS lock, without
+    its ``sendall``'s Python layers; when the socket cannot take it all
+    now, its ``sendall`` retries with the same bytes (as OpenSSL requires
+    after a write that wants to wait) and waits.
+
     :raises OSError: as ``socket.sendall`` does.
     """
     cdef _Src src
     cdef ssize_t sent = 0
     cdef int err = 0
+    cdef Py_ssize_t wrote
+    if isinstance(sock, _SSLSocket):
+        lock = getattr(sock, "_tls_lock", None)
+        sslobj = getattr(sock, "_sslobj", None)
+        if lock is not None and sslobj is not None:
+            lock.acquire()
+            try:
+                wrote = sslobj.write(data)
+            except _SSL_WANT:
+                wrote = 0
+            finally:
+                lock.release()
+            if wrote >= len(data):
+                return
+            if wrote:
+                data = memoryview(data)[wrote:]
+        sock.sendall(data)
+        return
     if isinstance(sock, _CSocket) and not isinstance(sock, _SSLSocket):
         fd = sock.fileno()
         if fd >= 0:
@@ -1334,9 +1372,11 @@ cdef class FrameReader:
 
         An :class:`ssl.SSLSocket` must be non-blocking (its ``recv_into``
         raising :exc:`ssl.SSLWantReadError` when no whole record is in, as
-        :class:`fastzk.drivers.tls.TlsSocket` does): it is read through its
-        ``recv_into``, and polled (without the GIL) only when its
-        ``pending()`` says the TLS layer holds no decrypted bytes.
+        :class:`fastzk.drivers.tls.TlsSocket` does): it is polled (without
+        the GIL) only when its ``pending()`` says the TLS layer holds no
+        decrypted bytes, then every record in is decrypted into the buffer
+        in one go, under the socket's TLS lock (``_tls_lock``, when it
+        has one).
 
         :param spin_us: busy-poll a plain socket for up to this many
                         microseconds (without the GIL) before blocking in
@@ -1465,35 +1505,96 @@ cdef class FrameReader:
         self._busy = True
         try:
             while True:
+                # Bytes OpenSSL decrypted already are not in the kernel's
+                # buffer any more: poll() would not see them.  Without
+                # them, wait for the descriptor first (a read attempt
+                # that finds nothing costs an exception).  Each drain
+                # reads until OpenSSL wants more from the network, so
+                # after it no whole record is left behind.
                 if not sock.pending():
                     fd = sock.fileno()
                     if fd < 0:
                         raise ConnectionDropped("socket is closed")
                     if not self._poll_fd(fd, events, deadline):
                         return 0
+                got = self._drain_tls(sock)
+                if got > 0:
+                    return got
+                events = POLLIN | POLLPRI
+                if got < 0:  # the TLS layer must write first
+                    events = events | POLLOUT
+                if deadline >= 0 and _now_ns() >= deadline:
+                    return 0
+        finally:
+            self._busy = False
+
+    cdef Py_ssize_t _drain_tls(self, sock) except? -2:
+        """Decrypt every record ``sock`` has, without waiting, into the
+        buffer until it is full: the bytes read, 0 when no whole record
+        was in, -1 when the TLS layer must write before it can read.
+
+        OpenSSL's ``SSL_read`` returns one record at a time, and a server
+        that answers pipelined requests one by one sends a record per
+        reply: taking them all in one call, under one hold of the
+        socket's TLS lock (:class:`fastzk.drivers.tls.TlsSocket`), saves
+        a Python call, a ``pending()`` and a ``poll()`` per reply.
+        """
+        cdef Py_ssize_t total = 0
+        cdef Py_ssize_t room, n
+        cdef int fd
+        cdef bint polled = False
+        sslobj = getattr(sock, "_sslobj", None)
+        if sslobj is None:
+            raise ConnectionDropped("socket is closed")
+        read = sslobj.read
+        fd = sock.fileno()
+        lock = getattr(sock, "_tls_lock", None)
+        if lock is not None:
+            lock.acquire()
+        try:
+            while True:
+                room = self._cap - self._end
+                if room <= 0:
+                    return total
+                # After the first record, read on only when OpenSSL holds
+                # more of it or the kernel has bytes: a read that finds
+                # nothing costs a syscall and an exception, a poll() of
+                # no time only the syscall.  A synchronous reply comes
+                # alone; after a second record more are likely to
+                # follow (pipelined replies), read until none is in.
+                if (total and not polled and not sslobj.pending()
+                        and not _readable(fd)):
+                    return total
+                polled = total != 0
                 view = PyMemoryView_FromMemory(
-                    <char *>self._buf + self._end, self._cap - self._end,
-                    PyBUF_WRITE)
+                    <char *>self._buf + self._end, room, PyBUF_WRITE)
                 try:
-                    got = sock.recv_into(view)
-                except _SSL_WANT as exc:
-                    # Part of a record, or the TLS layer must write first.
-                    events = POLLIN | POLLPRI
-                    if isinstance(exc, _ssl.SSLWantWriteError):
-                        events = events | POLLOUT
-                    if deadline >= 0 and _now_ns() >= deadline:
-                        return 0
-                    continue
+                    n = read(room, view)
+                except _SSLWantRead:
+                    return total
+                except _SSLWantWrite:
+                    return total if total else -1
                 except _SSLZeroReturn:
+                    if total:
+                        return total  # the close is seen by the next read
+                    raise ConnectionDropped("connection closed by server")
+                except _SSLEOF:
+                    if total:
+                        return total
+                    if not getattr(sock, "suppress_ragged_eofs", True):
+                        raise
                     raise ConnectionDropped("connection closed by server")
                 finally:
                     view.release()
-                if got == 0:
+                if n == 0:
+                    if total:
+                        return total
                     raise ConnectionDropped("connection closed by server")
-                self._end += got
-                return got
+                self._end += n
+                total += n
         finally:
-            self._busy = False
+            if lock is not None:
+                lock.release()
 
     cdef int _poll_fd(self, int fd, int events, int64_t deadline) except -1:
         """Wait (without the GIL) until ``fd`` has ``events``: 1, or 0 at

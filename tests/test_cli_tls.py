@@ -239,3 +239,72 @@ def test_help_names_the_tls_options_and_variables():
                  "--check-hostname", "--sasl-user USER",
                  "FASTZK_SASL_PASSWORD", "ZOOKEEPER_TLS_CA"):
         assert text in result.stdout, text
+
+
+# -- fastzk bench against an ensemble reached over TLS ------------------------
+
+def _bench(tls_server, tls_files, tmp_path, *security, before=()):
+    """``fastzk [BEFORE] bench --hosts SECURE-PORT SECURITY`` with one short
+    case and the fleet's plainest variant; returns (CompletedProcess,
+    the JSON written or None)."""
+    import json
+
+    out = tmp_path / "bench.json"
+    env = _command_env()
+    env.pop("FASTZK_BENCH_HOSTS", None)
+    result = run(*before, "bench", "--quick", "--no-warmup",
+                 "--hosts", tls_server.secure_address, *security,
+                 "-k", "test_sync_get and not children",
+                 "--fleet-variant", "plain", "--json", str(out),
+                 env=env, timeout=400)
+    if not out.exists():
+        return result, None
+    with open(str(out)) as f:
+        return result, json.load(f)
+
+
+def test_bench_measures_both_clients_over_tls(tls_server, tls_files,
+                                              tmp_path):
+    # The secure port needs a client certificate: any figure at all was
+    # measured over TLS with one.
+    result, data = _bench(tls_server, tls_files, tmp_path, "--ca",
+                          tls_files.ca, "--cert", tls_files.client_cert,
+                          "--key", tls_files.client_key)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert data["server"] == ("external %s over TLS with a client "
+                              "certificate" % tls_server.secure_address)
+    suite = {(s["case"], s["impl"]): s for s in data["suite"]}
+    for impl in ("kazoo", "fastzk"):
+        assert suite[("client.sync_get", impl)]["rate"] > 0
+    assert suite[("client.sync_get", "fastzk")]["c_client_missing"] == (
+        "plaintext only, and the ensemble is reached over TLS or with SASL")
+    fleet = {r["impl"]: r for r in data["fleet"]["results"]}
+    assert set(fleet) >= {"kazoo", "fastzk"}
+    assert "over TLS with a client certificate" in result.stdout
+
+
+def test_bench_takes_the_global_tls_options(tls_server, tls_files, tmp_path):
+    result, data = _bench(tls_server, tls_files, tmp_path, "--no-fleet",
+                          before=("--ca", tls_files.ca, "--cert",
+                                  tls_files.client_cert, "--key",
+                                  tls_files.client_key))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rates = {(s["case"], s["impl"]): s["rate"] for s in data["suite"]}
+    assert rates[("client.sync_get", "kazoo")] > 0
+    assert rates[("client.sync_get", "fastzk")] > 0
+
+
+def test_bench_without_the_client_certificate_cannot_connect(
+        tls_server, tls_files, tmp_path):
+    result, data = _bench(tls_server, tls_files, tmp_path, "--no-fleet",
+                          "--ca", tls_files.ca)
+    assert result.returncode == 2
+    assert "cannot connect to ZooKeeper at %s" % tls_server.secure_address \
+        in result.stderr
+    assert data is None
+
+
+def test_bench_tls_options_need_hosts():
+    result = run("bench", "--ca", "/nonexistent", "--no-fleet")
+    assert result.returncode == 2
+    assert "the TLS and SASL options are for --hosts" in result.stderr

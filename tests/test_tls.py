@@ -222,6 +222,17 @@ def test_expiry_over_tls(secure_servers, tls_files, node):
             _close(client)
 
 
+def _peer_port(client):
+    """The server port ``client``'s socket is connected to, or None (no
+    socket, or one whose peer is gone and the client has not noticed
+    yet: getpeername() then fails with ENOTCONN)."""
+    sock = client._connection._socket
+    try:
+        return None if sock is None else sock.getpeername()[1]
+    except OSError:
+        return None
+
+
 def test_failover_in_a_tls_ensemble(tls_ensemble, tls_files, node):
     client = _started(tls_ensemble.secure_hosts, **tls_kwargs(tls_files))
     try:
@@ -232,9 +243,7 @@ def test_failover_in_a_tls_ensemble(tls_ensemble, tls_files, node):
         member.kill()
         try:
             _wait_for(lambda: client.connected
-                      and client._connection._socket is not None
-                      and client._connection._socket.getpeername()[1]
-                      != port)
+                      and _peer_port(client) not in (None, port))
             client.sync(node)
             assert client.get(node)[0] == b"before failover"
             assert client._connection._socket.version() == "TLSv1.2"
@@ -276,6 +285,50 @@ def test_frame_reader_takes_plaintext_the_tls_layer_buffered(
         assert reader.read_from(sock, 2.0) > 0
         assert time.monotonic() - started < 1.0
         assert len(reader.next_frame()) >= 36
+    finally:
+        sock.close()
+
+
+def test_frame_reader_takes_every_tls_record_in_one_read(secure_servers,
+                                                        tls_files):
+    # Pipelined pings: the server answers each in a TLS record of its own
+    # (OpenSSL hands out one record per SSL_read).  The compiled reader
+    # decrypts all that have arrived in one call; both readers end with
+    # every reply, whole and in order, and nothing left in the TLS layer.
+    import struct
+
+    import fastzk
+
+    transport = TlsTransport(client_context(
+        ca=tls_files.ca, certfile=tls_files.client_cert,
+        keyfile=tls_files.client_key))
+    server = secure_servers.need
+    sock = transport.connect(server.host, server.secure_port, 5.0,
+                             lambda: False)
+    pings = 50
+    try:
+        sock.sendall(codec.encode_connect(0, 10000, 0, b"\0" * 16, False))
+        reader = codec.FrameReader(1 << 20)
+        deadline = time.monotonic() + 5.0
+        while reader.next_frame() is None:
+            assert time.monotonic() < deadline, "no connect response"
+            reader.read_from(sock, 1.0)
+        codec.send_all(sock, struct.pack(">iii", 8, -2, 11) * pings)
+        time.sleep(0.5)  # every reply in
+        calls = 0
+        replies = []
+        while len(replies) < pings and time.monotonic() < deadline + 5.0:
+            frame = reader.next_frame()
+            if frame is None:
+                calls += 1
+                reader.read_from(sock, 1.0)
+                continue
+            replies.append(frame)
+        assert [struct.unpack(">iqi", r) [0::2] for r in replies] == \
+            [(-2, 0)] * pings
+        assert reader.next_frame() is None and sock.pending() == 0
+        if fastzk.EXTENSIONS:
+            assert calls == 1
     finally:
         sock.close()
 

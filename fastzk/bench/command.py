@@ -28,6 +28,12 @@ from fastzk.bench.server import (
     warm_up,
 )
 from fastzk.bench.table import _notes, format_table
+from fastzk.cli.common import (
+    CliError,
+    _security_options,
+    client_options,
+    security_defaults,
+)
 
 
 def _parser():
@@ -68,7 +74,39 @@ def _parser():
                              "(see fastzk.bench.warm_up)")
     parser.add_argument("--strict", action="store_true",
                         help="exit with status 3 when a target is missed")
+    # Those of the other commands, for a --hosts reached over TLS or with
+    # SASL: both clients of every case are made with them.
+    _security_options(parser, True)
     return parser
+
+
+#: The options that say how to reach --hosts securely, as given.
+_SECURITY_GIVEN = ("tls", "ca", "cert", "key", "sasl_user")
+
+
+def _security(args):
+    """The TLS and SASL options of ``args`` as the cases take them
+    (:data:`fastzk.benchcases._clients.SECURITY_VARIABLE`), their defaults
+    from the environment, or None when --hosts is reached in plaintext
+    without SASL.
+
+    :raises CliError: on options given without --hosts (the local server
+        speaks plaintext), or options that do not go together.
+    """
+    if not args.hosts:
+        if any(getattr(args, name) for name in _SECURITY_GIVEN):
+            raise CliError("the TLS and SASL options are for --hosts: the "
+                           "server started here speaks plaintext (its TLS "
+                           "rows come from a TLS server of the suite's own)")
+        return None
+    security_defaults(args, os.environ)
+    if not (args.tls or args.sasl_user):
+        return None
+    security = {name: getattr(args, name) for name in (
+        "tls", "ca", "cert", "key", "key_password_env", "verify_certs",
+        "check_hostname", "sasl_user")}
+    client_options(args, os.environ)  # the checks, before anything starts
+    return security
 
 
 def _default_json():
@@ -93,6 +131,17 @@ def _cannot_run(args):
     return None
 
 
+def _over(options):
+    """`` over TLS``, `` with SASL`` or both, for client ``options``."""
+    parts = []
+    if options.get("use_ssl"):
+        parts.append("over TLS%s" % (" with a client certificate"
+                                     if options.get("certfile") else ""))
+    if options.get("sasl_options"):
+        parts.append("with SASL %s" % options["sasl_options"]["mechanism"])
+    return "".join(" " + part for part in parts)
+
+
 def main(argv=None):
     """Run the benchmarks; returns the process exit status."""
     args = _parser().parse_args(argv)
@@ -106,11 +155,17 @@ def main(argv=None):
     if problem:
         log("error: %s" % problem)
         return 2
+    try:
+        security = _security(args)
+    except CliError as exc:
+        log("error: %s" % exc)
+        return 2
+    options = client_options(args, os.environ) if security else {}
     bench_dir = find_bench_dir(args.bench_dir)
     json_path = args.json or _default_json()
-    server = _Server(args.hosts)
+    server = _Server(args.hosts, options)
     log("starting ZooKeeper ..." if not args.hosts
-        else "using ZooKeeper at %s" % args.hosts)
+        else "using ZooKeeper at %s%s" % (args.hosts, _over(options)))
     try:
         server.start(log)
     except Exception as exc:
@@ -124,12 +179,14 @@ def main(argv=None):
         log("ZooKeeper %s at %s" % (server.version or "(unknown version)",
                                     server.hosts))
         info = machine_info(server.version)
+        if options:
+            info["security"] = _over(options).strip()
         if not args.no_suite and tls_missing_note(args.hosts):
             info["tls_missing"] = tls_missing_note(args.hosts)
         if not args.no_warmup:
             log("warming the server up ...")
             warm_up(server.hosts, WARMUP_REQUESTS_QUICK if args.quick
-                    else WARMUP_REQUESTS, log=log)
+                    else WARMUP_REQUESTS, log=log, options=options)
         info["load_start"] = ", ".join("%.1f" % x for x in _load() or ())
         workdir = tempfile.mkdtemp(prefix="fastzk-bench-")
         if not args.no_suite:
@@ -137,7 +194,8 @@ def main(argv=None):
                 "quick" if args.quick else "full"))
             rc, suite_data, log_path = run_suite(
                 bench_dir, server.hosts, args.quick, workdir, log,
-                args.select, local=server.owned is not None)
+                args.select, local=server.owned is not None,
+                security=security)
             if rc != 0:
                 status = 1
                 log("suite FAILED (exit %d); pytest output: %s" % (rc, log_path))
@@ -152,7 +210,8 @@ def main(argv=None):
         if not args.no_fleet:
             log("fleet benchmark ...")
             rc, fleet_data = run_fleet(bench_dir, server.hosts, args.quick,
-                                       workdir, log, args.fleet_variant)
+                                       workdir, log, args.fleet_variant,
+                                       security)
             if rc != 0:
                 status = 1
                 log("fleet benchmark FAILED (exit %d)" % rc)
@@ -184,7 +243,8 @@ def main(argv=None):
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "quick": bool(args.quick),
-        "server": "external %s" % args.hosts if args.hosts else "local",
+        "server": ("external %s%s" % (args.hosts, _over(options))
+                   if args.hosts else "local"),
         "machine": info,
         "seconds": time.monotonic() - started,
         "rows": [r.as_dict() for r in rows],

@@ -41,9 +41,16 @@ def find_bench_dir(explicit=None):
     return path
 
 
-def _env(hosts, quick, local=False):
+def _env(hosts, quick, local=False, security=None):
+    from fastzk.benchcases._clients import SECURITY_VARIABLE
+
     env = dict(os.environ)
     env["FASTZK_BENCH_HOSTS"] = hosts
+    # The TLS and SASL options of --hosts, for every client of the run.
+    if security:
+        env[SECURITY_VARIABLE] = json.dumps(security)
+    else:
+        env.pop(SECURITY_VARIABLE, None)
     # A server started here: the TLS cases may start one of their own.
     if local:
         env["FASTZK_BENCH_LOCAL_SERVER"] = "1"
@@ -93,16 +100,17 @@ def suite_argv(bench_dir, quick, workdir, out_json, select=None):
 
 
 def run_suite(bench_dir, hosts, quick, workdir, log, select=None,
-              local=False):
+              local=False, security=None):
     """Run the pytest-benchmark suite; returns (returncode, its JSON or
     None, path of its log).  ``local``: ``hosts`` is a server started
-    here, not one given with ``--hosts``."""
+    here, not one given with ``--hosts``; ``security``: the TLS and SASL
+    options of ``hosts`` (see ``fastzk.benchcases._clients``)."""
     out_json = os.path.join(workdir, "suite.json")
     log_path = os.path.join(workdir, "pytest.log")
     with open(log_path, "w") as logf:
         proc = subprocess.run(
             suite_argv(bench_dir, quick, workdir, out_json, select),
-            stdout=logf, stderr=None, env=_env(hosts, quick, local),
+            stdout=logf, stderr=None, env=_env(hosts, quick, local, security),
             cwd=workdir)
     data = None
     if os.path.exists(out_json):
@@ -111,7 +119,8 @@ def run_suite(bench_dir, hosts, quick, workdir, log, select=None,
     return proc.returncode, data, log_path
 
 
-def run_fleet(bench_dir, hosts, quick, workdir, log, variants=None):
+def run_fleet(bench_dir, hosts, quick, workdir, log, variants=None,
+              security=None):
     """Run the fleet benchmark; returns (returncode, its JSON or None)."""
     out_json = os.path.join(workdir, "fleet.json")
     argv = [sys.executable, os.path.join(bench_dir, "fleet.py"),
@@ -121,7 +130,8 @@ def run_fleet(bench_dir, hosts, quick, workdir, log, variants=None):
     for variant in variants or ():
         argv += ["--variant", variant]
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=None,
-                          env=_env(hosts, quick), cwd=workdir)
+                          env=_env(hosts, quick, security=security),
+                          cwd=workdir)
     data = None
     if os.path.exists(out_json):
         with open(out_json) as f:

@@ -27,13 +27,14 @@ def server_version(hosts):
     return match.group(1) if match else None
 
 
-def check_serves(hosts, timeout=15.0):
+def check_serves(hosts, timeout=15.0, options=None):
     """Raise RuntimeError (one line) unless a client session can be opened
-    on ``hosts`` within ``timeout`` seconds."""
+    on ``hosts`` within ``timeout`` seconds, with the client ``options``
+    (TLS, SASL) of :func:`fastzk.cli.common.client_options`."""
     from fastzk.client import KazooClient
 
     try:
-        client = KazooClient(hosts=hosts, timeout=10.0)
+        client = KazooClient(hosts=hosts, timeout=10.0, **(options or {}))
     except Exception as exc:
         raise RuntimeError("invalid --hosts %r: %s" % (hosts, exc)) from exc
     try:
@@ -52,14 +53,15 @@ def check_serves(hosts, timeout=15.0):
 class _Server(object):
     """The server the run uses: one started here, or ``--hosts``."""
 
-    def __init__(self, hosts=None):
+    def __init__(self, hosts=None, options=None):
         self.owned = None
         self.hosts = hosts
+        self.options = options or {}
         self.version = None
 
     def start(self, log):
         if self.hosts:
-            check_serves(self.hosts)
+            check_serves(self.hosts, options=self.options)
             self.version = server_version(self.hosts)
             if self.version is None:
                 log("note: %s does not answer the srvr four-letter word; "
@@ -103,18 +105,19 @@ WARMUP_REQUESTS = 20000
 WARMUP_REQUESTS_QUICK = 5000
 
 
-def warm_up(hosts, requests=WARMUP_REQUESTS, log=None):
+def warm_up(hosts, requests=WARMUP_REQUESTS, log=None, options=None):
     """Exercise the server's request path before anything is measured.
 
     Creates, lists, reads, checks, writes and deletes ``requests`` nodes
     (each kind ``requests`` times, pipelined, through one fastzk client) under ``/fastzk-warmup``, which is gone afterwards.
     Client-neutral: both clients are then measured against the same
-    compiled server code.  Returns the seconds it took.
+    compiled server code.  ``options``: the client's TLS and SASL
+    arguments.  Returns the seconds it took.
     """
     from fastzk.client import KazooClient
 
     started = time.monotonic()
-    client = KazooClient(hosts=hosts, timeout=30.0)
+    client = KazooClient(hosts=hosts, timeout=30.0, **(options or {}))
     client.start(timeout=60)
     try:
         root = "/fastzk-warmup"

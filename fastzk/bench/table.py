@@ -104,6 +104,13 @@ def _notes(suite, fleet, info, quick):
             "locks are free when tried, so most attempts win and write with "
             "either client; the issue-6 targets assume most attempts meet a "
             "held lock, as in the issue (the 'mostly held' run).")
+    if info.get("security"):
+        notes.append(
+            "the ensemble is reached %s: kazoo and fastzk connect with the "
+            "same use_ssl, ca, certfile, keyfile, verify_certs, "
+            "check_hostname and sasl_options in every case; ZooKeeper's C "
+            "client and the raw wire loop (plaintext only) are not "
+            "measured." % info["security"])
     if info.get("tls_missing"):
         notes.append(info["tls_missing"])
     if any(k.startswith("tls.") for k, _ in suite):

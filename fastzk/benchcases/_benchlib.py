@@ -15,6 +15,11 @@ hand:
     ``1`` when ``FASTZK_BENCH_HOSTS`` is a server the runner started
     itself (then the TLS cases start a TLS server of their own; they are
     skipped against a user's ensemble, see :func:`tls_skip_reason`).
+``FASTZK_BENCH_SECURITY``
+    the TLS and SASL options of ``FASTZK_BENCH_HOSTS`` (see
+    :data:`fastzk.benchcases._clients.SECURITY_VARIABLE`): every client
+    is made with them; the C references, which speak plaintext only, are
+    then left out (:data:`PLAINTEXT_ONLY_REASON`).
 ``FASTZK_BENCH_QUICK``
     ``1`` for a short smoke run (smaller counts everywhere).
 ``FASTZK_BENCH_MEM_N`` / ``FASTZK_BENCH_MEM_N_KAZOO``
@@ -40,6 +45,7 @@ import uuid
 from fastzk.benchcases._chelpers import (  # noqa: F401 (the cases' names)
     CClient,
     Measured,
+    PLAINTEXT_ONLY_REASON,
     RawLoop,
     RawReference,
     build_c_client,
@@ -48,6 +54,7 @@ from fastzk.benchcases._chelpers import (  # noqa: F401 (the cases' names)
     child_env,
     measured_from,
     parse_figures,
+    plaintext_only_reason,
     raw_source,
     references,
 )
@@ -55,6 +62,7 @@ from fastzk.benchcases._clients import (  # noqa: F401 (the cases' names)
     close_client,
     lock_class,
     make_client,
+    security_options,
     tree_cache_class,
 )
 from fastzk.benchcases._writer import Writer  # noqa: F401 (the cases' names)

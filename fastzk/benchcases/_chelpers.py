@@ -19,6 +19,21 @@ def package_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(fastzk.__file__)))
 
 
+#: Why the C references (ZooKeeper's C client, the raw wire loop) are not
+#: measured against an ensemble reached over TLS or with SASL.
+PLAINTEXT_ONLY_REASON = ("plaintext only, and the ensemble is reached over "
+                         "TLS or with SASL")
+
+
+def plaintext_only_reason():
+    """:data:`PLAINTEXT_ONLY_REASON` when the measured ensemble is reached
+    over TLS or with SASL, else None."""
+    from fastzk.benchcases._clients import SECURITY_VARIABLE
+
+    return PLAINTEXT_ONLY_REASON if os.environ.get(
+        SECURITY_VARIABLE, "").strip() else None
+
+
 def child_env():
     """The environment of a helper process: it imports the same fastzk."""
     env = dict(os.environ)
@@ -246,6 +261,9 @@ class RawReference(object):
         self._loops = []
 
     def __call__(self, path, n, window=None):
+        why = plaintext_only_reason()
+        if why:
+            return {}, why
         binary, why = build_raw_loop()
         if binary is None:
             return {}, why

@@ -127,6 +127,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         given = any(a == "--hosts" or a.startswith("--hosts=")
                     for a in argv[:index])
         args.bench_hosts = args.hosts if given else None
+        args.bench_security = bench.security_tokens(argv[:index])
     else:
         args = build_parser().parse_args(argv)
         command = getattr(args, "command", None) or []

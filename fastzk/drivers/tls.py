@@ -13,7 +13,10 @@ every call into the TLS layer made under one lock (an OpenSSL connection
 must not be used by two threads at once, and a sender and a reader may
 be busy together), and no thread ever waits for the network while holding
 that lock.  The frame readers of both cores read them through
-:meth:`TlsSocket.pending` and :meth:`TlsSocket.recv_into`.
+:meth:`TlsSocket.pending` and :meth:`TlsSocket.recv_into`; the compiled
+core's takes ``_tls_lock`` itself to decrypt several records per hold, and
+its ``send_all`` to make one ``SSL_write`` without :meth:`TlsSocket.sendall`'s
+Python layers.
 """
 
 from __future__ import annotations
