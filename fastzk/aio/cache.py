@@ -102,6 +102,8 @@ class TreeCache(_CacheMirror):
         self._error_listeners: List[Callable[[Exception], object]] = []
         self._queue: "Optional[asyncio.Queue[Any]]" = None
         self._inflight: Deque[_Op] = deque()
+        # The replies of the addWatch requests not yet answered.
+        self._adding: Set["asyncio.Future[Any]"] = set()
         self._task: "Optional[asyncio.Task[None]]" = None
         self._is_initialized = False
         self._resync_queued = False
@@ -147,6 +149,10 @@ class TreeCache(_CacheMirror):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        # An addWatch in flight registers the watch when its reply comes:
+        # let it land first, or the release below would miss it and the
+        # watch would outlive the cache.
+        await asyncio.gather(*self._adding, return_exceptions=True)
         for _kind, _path, replies in self._inflight:
             for reply in replies:
                 if reply is not None:
@@ -259,7 +265,7 @@ class TreeCache(_CacheMirror):
         except Exception as exc:
             self._fault(exc)
 
-    def _send(self, kind: int, path: str, *calls: Any) -> None:
+    def _send(self, kind: int, path: str, *calls: Any) -> List[Any]:
         replies = []
         for call in calls:
             # Tasks start in the order made, so the requests go out (and
@@ -269,6 +275,7 @@ class TreeCache(_CacheMirror):
                 reply.add_done_callback(_consume)
             replies.append(reply)
         self._inflight.append((kind, path, replies))
+        return replies
 
     def _take(self, item: Any) -> None:
         client = self._client
@@ -276,9 +283,11 @@ class TreeCache(_CacheMirror):
             self._resync_queued = False
             if not client.connected:
                 return  # the CONNECTED state change queues another
-            self._send(_WATCH, self._root, client.add_watch(
+            (adding,) = self._send(_WATCH, self._root, client.add_watch(
                 self._root, self._watcher,
                 AddWatchMode.PERSISTENT_RECURSIVE))
+            self._adding.add(adding)
+            adding.add_done_callback(self._adding.discard)
             self._walk_failed = False
             self._send_walk(self._root)
         elif len(item) == 1:
