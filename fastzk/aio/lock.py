@@ -158,15 +158,8 @@ class Lock(object):
             if in_lock_order(children, self._BLOCKED_BY):
                 return False  # held: nothing written
         try:
-            if remaining is None:
-                gotten = await self._contend(blocking)
-            else:
-                try:
-                    gotten = await asyncio.wait_for(self._contend(blocking),
-                                                    remaining)
-                except asyncio.TimeoutError:
-                    raise LockTimeout("Failed to acquire lock on %s after %s "
-                                      "seconds" % (self.path, timeout))
+            gotten = await within(self._contend(blocking), remaining, timeout,
+                                  "lock on %s" % self.path)
         except BaseException:
             await self._remove_node()
             raise
@@ -302,6 +295,22 @@ class Lock(object):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.release()
+
+
+async def within(attempt: Awaitable[bool], remaining: Optional[float],
+                 timeout: Optional[float], what: str) -> bool:
+    """Await ``attempt``, for at most ``remaining`` seconds unless None.
+
+    :raises LockTimeout: ``remaining`` passed (the message names ``what``
+                         and the caller's ``timeout``).
+    """
+    if remaining is None:
+        return await attempt
+    try:
+        return await asyncio.wait_for(attempt, remaining)
+    except asyncio.TimeoutError:
+        raise LockTimeout("Failed to acquire %s after %s seconds"
+                          % (what, timeout))
 
 
 async def retry_cut_attempts(

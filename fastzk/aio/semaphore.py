@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, List, Optional
 from kazoo.exceptions import (
     ConnectionClosedError,
     ConnectionLoss,
-    LockTimeout,
     NodeExistsError,
     NoNodeError,
     SessionExpiredError,
@@ -41,6 +40,7 @@ from fastzk.aio.lock import (
     LostCallback,
     retry_cut_attempts,
     run_lost_callbacks,
+    within,
 )
 from fastzk.locknames import EXCLUSIVE
 from fastzk.lockpaths import lock_path
@@ -137,16 +137,8 @@ class Semaphore(object):
         if self._cleanup is not None:
             await asyncio.shield(self._cleanup)
         try:
-            if remaining is None:
-                gotten = await self._contend(blocking)
-            else:
-                try:
-                    gotten = await asyncio.wait_for(self._contend(blocking),
-                                                    remaining)
-                except asyncio.TimeoutError:
-                    raise LockTimeout("Failed to acquire semaphore on %s "
-                                      "after %s seconds" % (self.path,
-                                                            timeout))
+            gotten = await within(self._contend(blocking), remaining, timeout,
+                                  "semaphore on %s" % self.path)
         except BaseException:
             await self._remove_lease()
             raise
