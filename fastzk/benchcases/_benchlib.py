@@ -158,6 +158,40 @@ def zxid_delta(before, after):
     return after - before
 
 
+class Transactions(object):
+    """Server transactions per client, from the zxid read before and after
+    each of its rounds (outside the timed part); ``around`` for
+    :class:`Alternating`.  None once a read failed.
+
+    :param zk: a client of the measured server (its ``zxid()``).
+    :param impls: the clients counted.
+    :param aliases: ``{name Alternating uses: name counted}`` (the asyncio
+                    cases run aiozk in Alternating's "kazoo" slot).
+    """
+
+    def __init__(self, zk, impls, aliases=None):
+        self.zk = zk
+        self.count = {impl: 0 for impl in impls}
+        self.aliases = dict(aliases or {})
+        self._before = {}
+
+    def around(self, impl, when):
+        impl = self.aliases.get(impl, impl)
+        zxid = self.zk.zxid()
+        if when == "before":
+            self._before[impl] = zxid
+            return
+        delta = zxid_delta(self._before.pop(impl, None), zxid)
+        if delta is None or self.count[impl] is None:
+            self.count[impl] = None
+        else:
+            self.count[impl] += delta
+
+    def per(self, impl, operations):
+        txns = self.count[impl]
+        return None if txns is None or not operations else txns / float(operations)
+
+
 # -- the process ----------------------------------------------------------------
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

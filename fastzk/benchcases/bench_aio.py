@@ -197,37 +197,9 @@ def test_aio_gathered_get_children(benchmark, session, small_tree):
                {impl: make_round(impl) for impl in made})
 
 
-class Writes(object):
-    """Server write transactions per client, from the zxid read before
-    and after each of its rounds, outside the timed part (``around`` for
-    ``Alternating``; its "kazoo" is aiozk here).  None once a read
-    failed."""
-
-    def __init__(self, zk):
-        self.zk = zk
-        self.count = {"aiozk": 0, "fastzk": 0}
-        self._before = {}
-
-    def around(self, impl, when):
-        impl = "aiozk" if impl == "kazoo" else impl
-        zxid = self.zk.zxid()
-        if when == "before":
-            self._before[impl] = zxid
-            return
-        delta = lib.zxid_delta(self._before.pop(impl, None), zxid)
-        if delta is None or self.count[impl] is None:
-            self.count[impl] = None
-        else:
-            self.count[impl] += delta
-
-    def per(self, impl, attempts):
-        writes = self.count[impl]
-        return None if writes is None or not attempts else \
-            writes / float(attempts)
-
-
 def test_aio_lock_failed_attempt(benchmark, zk, session, root):
-    writes = Writes(zk)
+    # Server writes per client; Alternating's "kazoo" is aiozk here.
+    writes = lib.Transactions(zk, ("aiozk", "fastzk"), {"kazoo": "aiozk"})
     impls = ["fastzk"] + ([] if aio.aiozk_missing() else ["aiozk"])
     attempts = {impl: 0 for impl in impls}
     won = {impl: 0 for impl in impls}

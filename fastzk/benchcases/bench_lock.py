@@ -37,35 +37,9 @@ def raw_reference(zk):
     reference.close()
 
 
-class Transactions(object):
-    """Server transactions per client, from the zxid read before and after
-    each of its rounds (outside the timed part); ``around`` for
-    :class:`_benchlib.Alternating`.  None once a read failed."""
-
-    def __init__(self, zk):
-        self.zk = zk
-        self.count = {impl: 0 for impl in IMPLS}
-        self._before = {}
-
-    def around(self, impl, when):
-        zxid = self.zk.zxid()
-        if when == "before":
-            self._before[impl] = zxid
-            return
-        delta = lib.zxid_delta(self._before.pop(impl, None), zxid)
-        if delta is None or self.count[impl] is None:
-            self.count[impl] = None
-        else:
-            self.count[impl] += delta
-
-    def per(self, impl, operations):
-        txns = self.count[impl]
-        return None if txns is None or not operations else txns / float(operations)
-
-
 def test_failed_nonblocking_acquire(benchmark, zk, clients, root,
                                    c_reference, raw_reference):
-    txns = Transactions(zk)
+    txns = lib.Transactions(zk, IMPLS)
     attempts = {impl: 0 for impl in IMPLS}
     won = {impl: 0 for impl in IMPLS}
     leftovers = {}
@@ -118,7 +92,7 @@ def test_failed_nonblocking_acquire(benchmark, zk, clients, root,
 
 
 def test_uncontended_acquire_release(benchmark, zk, clients, root):
-    txns = Transactions(zk)
+    txns = lib.Transactions(zk, IMPLS)
     cycles = {impl: 0 for impl in IMPLS}
 
     def make_round(impl):
