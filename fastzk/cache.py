@@ -51,9 +51,11 @@ from kazoo.exceptions import KazooException
 from kazoo.client import KazooClient
 from kazoo.recipe.cache import NodeData, TreeEvent
 
-from fastzk.cachereader import _STOP, _CacheReader, _Op
+from fastzk.cacheops import Op
+from fastzk.cachereader import _STOP, _CacheReader
 from fastzk.fastpath import fast_path_of
 from fastzk.watchers import release_watches, wait_released
+from fastzk.watchrelease import watched_paths
 from fastzk.watches import WatcherType
 
 __all__ = ["TreeCache", "TreeEvent", "NodeData"]
@@ -109,7 +111,7 @@ class TreeCache(_CacheReader):
         self._event_listeners: List[Callable[[TreeEvent], object]] = []
         self._error_listeners: List[Callable[[Exception], object]] = []
         self._queue: "queue.Queue[Any]" = queue.Queue()
-        self._inflight: Deque[_Op] = deque()
+        self._inflight: Deque[Op] = deque()
         self._thread: Optional[threading.Thread] = None
         self._is_initialized = False
         self._resync_queued = False
@@ -247,13 +249,8 @@ class TreeCache(_CacheReader):
         """The paths where the client's registry holds this cache's watch
         function (a read may have set a watch on a node the cache no
         longer holds)."""
-        found: Set[str] = set()
         if self._fast is None:
-            return found
-        registry = self._fast.watches
-        func = self._watcher
-        for kind in range(len(registry.paths())):
-            for full, funcs in list(registry.by_path(kind).items()):
-                if func in funcs:
-                    found.add(self._client.unchroot(full))
-        return found
+            return set()
+        unchroot = self._client.unchroot
+        return {unchroot(full)
+                for full in watched_paths(self._fast.watches, self._watcher)}

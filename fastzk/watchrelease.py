@@ -7,7 +7,7 @@ client shares them.
 """
 
 import logging
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, Optional, Set, Tuple
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError, NoWatcherError
@@ -18,7 +18,7 @@ from fastzk import watches as _watches
 from fastzk.fastpath import FastPath
 from fastzk.watches import WatcherType, WatchFunc
 
-__all__ = ["must_remove", "release_watches", "wait_released"]
+__all__ = ["must_remove", "release_watches", "wait_released", "watched_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,18 @@ def must_remove(registry: "_watches.WatchRegistry", full: str,
                     registry.discard(kind, full, func)
         return False
     return True
+
+
+def watched_paths(registry: "_watches.WatchRegistry",
+                  func: WatchFunc) -> Set[str]:
+    """The paths (with the chroot) where ``func`` holds a watch of any kind
+    in ``registry``."""
+    found: Set[str] = set()
+    for kind in _ALL_KINDS:
+        for full, funcs in list(registry.by_path(kind).items()):
+            if func in funcs:
+                found.add(full)
+    return found
 
 
 def release_watches(client: KazooClient, fast: Optional[FastPath],
