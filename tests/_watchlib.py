@@ -6,6 +6,8 @@ import time
 from kazoo.protocol.states import KazooState
 
 from fastzk import KazooClient
+from fastzk.protocol.constants import UNIMPLEMENTED
+from fastzk.testing.proxyframes import encode_frame, reply_err, reply_xid
 
 
 def wait_for(predicate, timeout=10.0, what="condition"):
@@ -90,3 +92,22 @@ def cut_live_connection(client, proxy):
     wait_for(lambda: client.connected and proxy.active_connections,
              what="a connection to cut")
     assert proxy.cut() >= 1
+
+
+def _is_add_watch_reply(body):
+    # ZooKeeper answers addWatch with an ErrorResponse (the header, then an
+    # int 0); no other request a starting TreeCache sends before it is
+    # answered with those 20 bytes.
+    return (len(body) == 20 and reply_xid(body) > 0 and reply_err(body) == 0
+            and body[16:] == b"\0\0\0\0")
+
+
+def _unimplemented(body):
+    # A ZooKeeper before 3.6 answers addWatch with UNIMPLEMENTED.
+    return encode_frame(bytes(body[:12]) + struct.pack(">i", UNIMPLEMENTED))
+
+
+def answer_add_watch_unimplemented(proxy):
+    """Make ``proxy`` answer the next addWatch as a server without it
+    (before ZooKeeper 3.6) does; returns the proxy's Hook."""
+    return proxy.corrupt_reply(_is_add_watch_reply, _unimplemented)

@@ -10,8 +10,23 @@ from kazoo.recipe.cache import TreeEvent
 
 from fastzk import watches
 from _aio import client, run
+from _watchlib import answer_add_watch_unimplemented, server_watches
 
 ROOT = "/tree"
+MODES = {"persistent": None, "oneshot": False}
+
+
+@pytest.fixture(params=sorted(MODES))
+def mode(request):
+    """The cache tests run on a persistent recursive watch and on the
+    one-shot fallback."""
+    return request.param
+
+
+def _cache(zk, mode):
+    cache = zk.TreeCache(ROOT, use_persistent_watch=MODES[mode])
+    assert cache.uses_persistent_watch == (mode == "persistent")
+    return cache
 
 
 async def _server_view(zk, path=ROOT):
@@ -54,9 +69,9 @@ async def _until(predicate, timeout=10):
 
 
 @run
-async def test_first_load_then_events(zk_hosts):
+async def test_first_load_then_events(zk_hosts, mode):
     zk = await client(zk_hosts)
-    cache = zk.TreeCache(ROOT)
+    cache = _cache(zk, mode)
     try:
         await zk.create(ROOT + "/a/b", b"ab", makepath=True)
         await zk.create(ROOT + "/c", b"c")
@@ -109,10 +124,10 @@ async def test_first_load_then_events(zk_hosts):
 
 
 @run
-async def test_converges_under_many_pipelined_changes(zk_hosts):
+async def test_converges_under_many_pipelined_changes(zk_hosts, mode):
     zk = await client(zk_hosts)
     writer = await client(zk_hosts)
-    cache = zk.TreeCache(ROOT)
+    cache = _cache(zk, mode)
     try:
         await zk.ensure_path(ROOT)
         await cache.start()
@@ -139,12 +154,12 @@ async def test_converges_under_many_pipelined_changes(zk_hosts):
 
 
 @run
-async def test_session_lost_then_resynced(zk_hosts, zk_server):
+async def test_session_lost_then_resynced(zk_hosts, zk_server, mode):
     from fastzk.testing.zkserver import expire_session
 
     zk = await client(zk_hosts, timeout=4.0)
     writer = await client(zk_hosts)
-    cache = zk.TreeCache(ROOT)
+    cache = _cache(zk, mode)
     try:
         await zk.create(ROOT + "/old", b"o", makepath=True)
         events = []
@@ -201,5 +216,62 @@ async def test_closing_a_cache_keeps_a_shared_watch(zk_hosts):
         with pytest.raises(NoWatcherError):
             await zk.remove_all_watches(ROOT, watches.WatcherType.ANY)
     finally:
+        await zk.delete(ROOT, recursive=True)
+        await zk.stop()
+
+
+@run
+async def test_close_leaves_no_watch_behind(zk_hosts, zk_server, mode):
+    zk = await client(zk_hosts)
+    cache = _cache(zk, mode)
+    try:
+        for path in (ROOT + "/a/x", ROOT + "/b"):
+            await zk.create(path, b"", makepath=True)
+        await cache.start()
+        await asyncio.wait_for(cache.initialized.wait(), 10)
+        await zk.create(ROOT + "/a/y")
+        await zk.delete(ROOT + "/b")
+        assert await _until(lambda: cache.get_data(ROOT + "/a/y") is not None
+                            and cache.get_data(ROOT + "/b") is None)
+        assert server_watches(zk_server, zk.client_id[0])
+        await cache.close()
+        assert zk.machine.watches.paths() == ([], [], [], [], [])
+        assert not server_watches(zk_server, zk.client_id[0])
+    finally:
+        await cache.close()
+        await zk.delete(ROOT, recursive=True)
+        await zk.stop()
+
+
+@run
+async def test_falls_back_to_one_shot_watches_without_add_watch(
+        zk_proxy_hosts, proxy, zk_server):
+    zk = await client(zk_proxy_hosts)
+    cache = zk.TreeCache(ROOT)
+    try:
+        await zk.create(ROOT + "/a", b"a", makepath=True)
+        await zk.create(ROOT + "/b", b"b")
+        hook = answer_add_watch_unimplemented(proxy)
+        events = []
+        cache.listen(events.append)
+        await cache.start()
+        await asyncio.wait_for(cache.initialized.wait(), 10)
+        assert hook.fired.is_set()
+        assert not cache.uses_persistent_watch
+        assert not zk.machine.watches.paths()[watches.RECURSIVE]
+        del events[:]
+        await zk.create(ROOT + "/a/new", b"n")
+        await zk.set(ROOT + "/a", b"a2")
+        await zk.delete(ROOT + "/b")
+        assert await _until(lambda: len(events) >= 3)
+        assert {(e.event_type, e.event_data.path) for e in events} == {
+            (TreeEvent.NODE_ADDED, ROOT + "/a/new"),
+            (TreeEvent.NODE_UPDATED, ROOT + "/a"),
+            (TreeEvent.NODE_REMOVED, ROOT + "/b")}
+        assert await _converged(zk, cache) == _cache_view(cache)
+        await cache.close()
+        assert not server_watches(zk_server, zk.client_id[0])
+    finally:
+        await cache.close()
         await zk.delete(ROOT, recursive=True)
         await zk.stop()

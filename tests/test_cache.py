@@ -11,6 +11,7 @@ from kazoo.protocol.states import KazooState
 
 import fastzk
 from _watchlib import (  # noqa: E402
+    answer_add_watch_unimplemented,
     WireEvents,
     cut_live_connection,
     server_watches,
@@ -225,6 +226,28 @@ def test_close_leaves_no_watch_behind(proxied, proxy, writer, zk_server,
         wire.close()
     assert set(rec.node_events()[-2:]) == {("ADDED", "/cl/a/y"),
                                            ("REMOVED", "/cl/b")}
+
+
+def test_falls_back_to_one_shot_watches_without_add_watch(proxied, proxy,
+                                                          writer, zk_server):
+    writer.create("/fb/a", b"a", makepath=True)
+    writer.create("/fb/b", b"b")
+    hook = answer_add_watch_unimplemented(proxy)
+    cache = TreeCache(proxied, "/fb")
+    rec = Recorder(cache)
+    cache.start()
+    assert rec.initialized.wait(10), "INITIALIZED"
+    assert hook.fired.is_set()
+    assert not cache.uses_persistent_watch
+    writer.create("/fb/a/new", b"n")
+    writer.set("/fb/a", b"a2")
+    writer.delete("/fb/b")
+    wait_for(lambda: len(rec.node_events()) >= 6, what="three changes")
+    assert set(rec.node_events()[3:]) == {
+        ("ADDED", "/fb/a/new"), ("UPDATED", "/fb/a"), ("REMOVED", "/fb/b")}
+    assert rec.violations == []
+    cache.close()
+    assert not server_watches(zk_server, proxied.client_id[0])
 
 
 def test_listener_errors_go_to_fault_listeners(zk, writer, mode):

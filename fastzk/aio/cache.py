@@ -4,19 +4,19 @@ kazoo's API (``start``, ``close``, ``listen``, ``listen_fault``,
 (:class:`~kazoo.recipe.cache.TreeEvent`,
 :class:`~kazoo.recipe.cache.NodeData`).
 
-It runs as the thread client's cache does, on one task instead of a
-thread, and shares its mirror (:mod:`fastzk.cachemirror`, which applies
-reads and emits events, and does no I/O):
+It is the thread client's cache on one task instead of a thread: the same
+reads and the same mirror (:mod:`fastzk.cacheops`,
+:mod:`fastzk.cachemirror`, which do no waiting), with
 
-- one persistent recursive watch on the root (ZooKeeper 3.6+) reports
-  every create, delete and data change below it;
-- every notification is answered by a fresh read; reads are pipelined and
-  their replies applied strictly in the order they were sent.  ZooKeeper
-  answers a session's requests in order, so each applied read is at least
-  as recent as those applied before it and the cache never goes back;
-- after a reconnect or a new session the subtree is read again and
-  compared with the cache (the server sends no catch-up events for a
-  persistent watch).
+- one persistent recursive watch on the root (ZooKeeper 3.6+) reporting
+  every create, delete and data change below it, or one-shot data and
+  child watches on every node when the server has no ``addWatch`` (or
+  when asked with ``use_persistent_watch=False``);
+- every notification answered by a fresh read, the reads pipelined and
+  their replies applied strictly in the order they were sent;
+- after a reconnect or a new session, the subtree read again and compared
+  with the cache (the server sends no catch-up events for a persistent
+  watch).
 """
 
 from __future__ import annotations
@@ -34,22 +34,21 @@ from typing import (
     List,
     Optional,
     Set,
-    Tuple,
 )
 
 from kazoo.exceptions import (
     ConnectionClosedError,
     ConnectionLoss,
     KazooException,
-    NoNodeError,
     SessionExpiredError,
 )
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from kazoo.recipe.cache import NodeData, TreeEvent
 
 from fastzk.aio.lock import _consume
-from fastzk.cachemirror import _CacheMirror, _join, _parent
+from fastzk.cacheops import RESYNC, Op, _CacheOps
 from fastzk.watches import AddWatchMode
+from fastzk.watchrelease import watched_paths
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient
@@ -58,19 +57,9 @@ __all__ = ["TreeCache", "TreeEvent", "NodeData"]
 
 _CONNECTION_ERRORS = (ConnectionLoss, ConnectionClosedError,
                       SessionExpiredError)
-_RESYNC = object()
-
-# The reads in flight: (kind, path, replies), applied in the order sent.
-_WALK = 1  # get of a node during a (re)load: its children read if any
-_CHILDREN = 2  # get_children(include_data=True) during a (re)load
-_NODE = 3  # get after a notification
-_STATE = 4  # a connection TreeEvent, published in order
-_WATCH = 5  # the addWatch of the recursive watch
-
-_Op = Tuple[int, str, Any]
 
 
-class TreeCache(_CacheMirror):
+class TreeCache(_CacheOps):
     """The cache of the subtree at ``path`` on an
     :class:`~fastzk.aio.AsyncClient`.
 
@@ -78,6 +67,12 @@ class TreeCache(_CacheMirror):
     event for every change (and CONNECTION_SUSPENDED, _RECONNECTED, _LOST).
     A listener is a function called on the event loop in event order; a
     coroutine function's coroutine runs as a task.
+
+    :param client: the started :class:`~fastzk.aio.AsyncClient`.
+    :param path: the root path of the subtree.
+    :param use_persistent_watch: None (the default) uses one persistent
+        recursive watch, falling back to one-shot watches on a server
+        without ``addWatch``; False forces one-shot watches.
 
     .. code-block:: python
 
@@ -92,16 +87,18 @@ class TreeCache(_CacheMirror):
     STATE_STARTED = 1
     STATE_CLOSED = 2
 
-    def __init__(self, client: "AsyncClient", path: str) -> None:
+    def __init__(self, client: "AsyncClient", path: str,
+                 use_persistent_watch: Optional[bool] = None) -> None:
         self._client = client
         self._root = path.rstrip("/") or "/"
         self._state = self.STATE_LATENT
+        self._persistent = use_persistent_watch is not False
         self._nodes: Dict[str, NodeData] = {}
         self._children: Dict[str, Set[str]] = {}
         self._event_listeners: List[Callable[[TreeEvent], object]] = []
         self._error_listeners: List[Callable[[Exception], object]] = []
         self._queue: "Optional[asyncio.Queue[Any]]" = None
-        self._inflight: Deque[_Op] = deque()
+        self._inflight: Deque[Op] = deque()
         # The replies of the addWatch requests not yet answered.
         self._adding: Set["asyncio.Future[Any]"] = set()
         self._task: "Optional[asyncio.Task[None]]" = None
@@ -111,6 +108,12 @@ class TreeCache(_CacheMirror):
         self._walk_failed = False
         #: Set once the first load is complete (after INITIALIZED).
         self.initialized = asyncio.Event()
+
+    @property
+    def uses_persistent_watch(self) -> bool:
+        """Whether the cache runs on a persistent recursive watch (False
+        with one-shot watches)."""
+        return self._persistent
 
     # -- kazoo's API -------------------------------------------------------
 
@@ -153,16 +156,25 @@ class TreeCache(_CacheMirror):
         # let it land first, or the release below would miss it and the
         # watch would outlive the cache.
         await asyncio.gather(*self._adding, return_exceptions=True)
-        for _kind, _path, replies in self._inflight:
-            for reply in replies:
-                if reply is not None:
-                    reply.cancel()
+        # The other reads in flight still set their watches when answered:
+        # wait for them too, so the registry below knows every watch.
+        pending = [result for op in self._inflight for result in op.results
+                   if result is not None]
+        if pending and self._client.connected:
+            await asyncio.wait(pending, timeout=5.0)
         self._inflight.clear()
         if self._client.connected:
-            try:
-                await self._client.release_watches(self._root, self._watcher)
-            except (KazooException, ConnectionError):
-                pass  # gone with the session already
+            client = self._client
+            paths = {self._root}
+            if not self._persistent:
+                unchroot = client.unchroot
+                paths.update(unchroot(full) for full in watched_paths(
+                    client.machine.watches, self._watcher))
+            for path in paths:
+                try:
+                    await client.release_watches(path, self._watcher)
+                except (KazooException, ConnectionError):
+                    pass  # gone with the session already
         self._nodes.clear()
         self._children.clear()
 
@@ -218,7 +230,7 @@ class TreeCache(_CacheMirror):
 
     def _watcher(self, event: WatchedEvent) -> None:
         if event.type == EventType.NONE:
-            self._queue_resync()  # the watch re-established: re-read
+            self._queue_resync()  # the watches re-established: re-read
         else:
             self._put((event.type, event.path))
 
@@ -234,7 +246,7 @@ class TreeCache(_CacheMirror):
     def _queue_resync(self) -> None:
         if not self._resync_queued:
             self._resync_queued = True
-            self._put(_RESYNC)
+            self._put(RESYNC)
 
     # -- the task ------------------------------------------------------------
 
@@ -249,9 +261,10 @@ class TreeCache(_CacheMirror):
                 self._safely(self._take, queue.get_nowait())
             if inflight:
                 op = inflight.popleft()
-                replies = [r for r in op[2] if isinstance(r, asyncio.Future)]
-                if replies:
-                    await asyncio.wait(replies)
+                pending = [r for r in op.results
+                           if r is not None and not r.done()]
+                if pending:
+                    await asyncio.wait(pending)
                 self._safely(self._apply, op)
 
     def _safely(self, func: Callable[..., None], *args: Any) -> None:
@@ -265,104 +278,25 @@ class TreeCache(_CacheMirror):
         except Exception as exc:
             self._fault(exc)
 
-    def _send(self, kind: int, path: str, *calls: Any) -> List[Any]:
-        replies = []
-        for call in calls:
-            # Tasks start in the order made, so the requests go out (and
-            # are answered) in this order.
-            reply = None if call is None else asyncio.ensure_future(call)
-            if reply is not None:
-                reply.add_done_callback(_consume)
-            replies.append(reply)
-        self._inflight.append((kind, path, replies))
-        return replies
+    # -- the driver's part of the operations ---------------------------------
 
-    def _take(self, item: Any) -> None:
-        client = self._client
-        if item is _RESYNC:
-            self._resync_queued = False
-            if not client.connected:
-                return  # the CONNECTED state change queues another
-            (adding,) = self._send(_WATCH, self._root, client.add_watch(
-                self._root, self._watcher,
-                AddWatchMode.PERSISTENT_RECURSIVE))
-            self._adding.add(adding)
-            adding.add_done_callback(self._adding.discard)
-            self._walk_failed = False
-            self._send_walk(self._root)
-        elif len(item) == 1:
-            self._inflight.append((_STATE, self._root, [item[0]]))
-        else:
-            event_type, path = item
-            self._send(_NODE, path, client.get(path))
-            if event_type in (EventType.CREATED, EventType.DELETED) \
-                    and path != self._root:
-                # The parent's stat changed too; a recursive watch sends
-                # no child event for it.
-                parent = _parent(path)
-                self._send(_NODE, parent, client.get(parent))
+    def _send(self, kind: int, path: str, *results: Any) -> None:
+        for result in results:
+            if result is not None:
+                # Its error is read when the op is applied, or never if
+                # the cache closes first.
+                result.add_done_callback(_consume)
+        self._inflight.append(Op(kind, path, results))
 
-    def _send_walk(self, path: str, children: bool = False) -> None:
-        self._walks += 1
-        if children:
-            self._send(_CHILDREN, path, self._client.get_children(
-                path, include_data=True))
-        else:
-            self._send(_WALK, path, self._client.get(path))
+    def _add_recursive_watch(self) -> Any:
+        adding = self._client.add_watch_async(
+            self._root, self._watcher, AddWatchMode.PERSISTENT_RECURSIVE)
+        self._adding.add(adding)
+        adding.add_done_callback(self._adding.discard)
+        return adding
 
-    # -- replies, applied in the order sent --------------------------------
+    def _value(self, result: Any) -> Any:
+        return result.result()
 
-    def _apply(self, op: _Op) -> None:
-        kind, path, replies = op
-        if kind == _STATE:
-            if replies[0] == TreeEvent.CONNECTION_LOST:
-                self._is_initialized = False
-            self._publish(replies[0], None)
-        elif kind == _WATCH:
-            replies[0].result()
-        elif kind == _NODE:
-            try:
-                data, stat = replies[0].result()
-            except NoNodeError:
-                self._remove(path)
-                return
-            self._apply_node(path, data, stat)
-        else:
-            try:
-                self._apply_walk(kind, path, replies[0])
-            except BaseException:
-                self._walk_failed = True
-                raise
-            finally:
-                self._walks -= 1
-                self._maybe_initialized()
-
-    def _apply_walk(self, kind: int, path: str,
-                    reply: "asyncio.Future[Any]") -> None:
-        try:
-            result = reply.result()
-        except NoNodeError:
-            self._remove(path)
-            return
-        if kind == _WALK:
-            data, stat = result
-            self._apply_node(path, data, stat)
-            if stat.numChildren:
-                # The recursive watch, added before any walk, reports a
-                # child created after this read.
-                self._send_walk(path, children=True)
-            else:
-                self._reconcile(path, ())
-            return
-        names, stat = result
-        self._refresh_stat(path, stat)
-        self._reconcile(path, names)
-        for name in names:
-            self._send_walk(_join(path, name))
-
-    def _maybe_initialized(self) -> None:
-        if self._walks == 0 and not self._walk_failed \
-                and not self._is_initialized:
-            self._is_initialized = True
-            self._publish(TreeEvent.INITIALIZED, None)
-            self.initialized.set()
+    def _initialized(self) -> None:
+        self.initialized.set()

@@ -526,16 +526,22 @@ class AsyncClient(Recipes):
             lambda r: _rq.kazoo_request(ks.Transaction(operations), r))
         return result
 
-    async def add_watch(self, path: str, watch: WatchFunc,
-                        mode: int) -> bool:
-        """Add a persistent (``AddWatchMode.PERSISTENT``) or recursive
-        (``AddWatchMode.PERSISTENT_RECURSIVE``) watch (ZooKeeper 3.6+)."""
+    def add_watch_async(self, path: str, watch: WatchFunc, mode: int
+                        ) -> "asyncio.Future[bool]":
+        """Put an addWatch in flight now (see :meth:`add_watch`); the
+        future of its reply."""
         if not callable(watch):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
         full = self._full_path(path)
         recursive = int(mode) == 1
-        result: bool = await self._call(
+        return self._call(
             lambda r: _rq.add_watch(full, watch, recursive, r))
+
+    async def add_watch(self, path: str, watch: WatchFunc,
+                        mode: int) -> bool:
+        """Add a persistent (``AddWatchMode.PERSISTENT``) or recursive
+        (``AddWatchMode.PERSISTENT_RECURSIVE``) watch (ZooKeeper 3.6+)."""
+        result: bool = await self.add_watch_async(path, watch, mode)
         return result
 
     async def remove_all_watches(self, path: str,

@@ -52,12 +52,16 @@ class Recipes(object):
 
         return Semaphore(self._self(), path, identifier, max_leases)
 
-    def TreeCache(self, path: str) -> "TreeCache":
+    def TreeCache(self, path: str,
+                  use_persistent_watch: Optional[bool] = None
+                  ) -> "TreeCache":
         """A :class:`fastzk.aio.cache.TreeCache` of the subtree at
-        ``path`` (``await cache.start()``)."""
+        ``path`` (``await cache.start()``); ``use_persistent_watch=False``
+        runs it on one-shot watches, as it falls back to on a server
+        without ``addWatch``."""
         from fastzk.aio.cache import TreeCache
 
-        return TreeCache(self._self(), path)
+        return TreeCache(self._self(), path, use_persistent_watch)
 
     def DataWatch(self, path: str, func: Callable[..., Any]) -> "DataWatch":
         """A :class:`fastzk.aio.watchers.DataWatch` on ``path``."""
