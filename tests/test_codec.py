@@ -12,6 +12,7 @@ unless ``FASTZK_NO_EXTENSIONS`` is set (then only the Python one runs).
 
 import importlib
 import os
+import pkgutil
 import random
 import re
 import signal
@@ -184,22 +185,47 @@ def test_constants(codec):
     assert codec.IMPLEMENTATION == expected
 
 
-def _public_names(namespace, module_name):
-    """Names ``namespace`` defines for others: not private, not a module,
-    not imported from elsewhere."""
-    return {name for name, value in vars(namespace).items()
-            if not name.startswith("_")
+def _public_names(module):
+    """Names ``module`` defines for others: not private, not a module,
+    not imported from elsewhere.  A package's names defined in one of its
+    parts (the submodules of ``fastzk._codec``) count as its own."""
+    name = module.__name__
+    return {key for key, value in vars(module).items()
+            if not key.startswith("_")
             and not isinstance(value, types.ModuleType)
-            and getattr(value, "__module__", module_name) == module_name}
+            and _owned(getattr(value, "__module__", name), name)}
+
+
+def _owned(owner, name):
+    return owner == name or owner.startswith(name + ".")
+
+
+def _parts(module):
+    """The submodules of a package, none for a plain or compiled module."""
+    path = getattr(module, "__path__", None)
+    if path is None:
+        return []
+    return [importlib.import_module(info.name)
+            for info in pkgutil.iter_modules(path, module.__name__ + ".")]
+
+
+def test_public_names_are_all(codec):
+    """A codec defines the names of its __all__ and no other public one,
+    nor does any part of it: what a part makes public, the codec exports
+    (the very object)."""
+    assert _public_names(codec) == set(codec.__all__)
+    for part in _parts(codec):
+        public = _public_names(part)
+        assert public - set(codec.__all__) == set(), part.__name__
+        for name in public:
+            assert getattr(part, name) is getattr(codec, name), name
 
 
 def test_same_public_names(both):
-    """Both implementations define the same public names, all listed in
-    __all__, and the same public FrameReader attributes."""
+    """Both implementations have the same __all__, and the same public
+    FrameReader attributes."""
     py, cy = both
     assert py.__all__ == cy.__all__
-    assert _public_names(py, py.__name__) == set(py.__all__)
-    assert _public_names(cy, cy.__name__) == set(cy.__all__)
     assert ({n for n in dir(py.FrameReader) if not n.startswith("_")}
             == {n for n in dir(cy.FrameReader) if not n.startswith("_")})
     for name in py.__all__:
