@@ -36,14 +36,13 @@ from typing import (
 )
 
 from kazoo.exceptions import (
-    ConnectionClosedError,
-    ConnectionLoss,
     LockTimeout,
     NoNodeError,
     SessionExpiredError,
 )
 from kazoo.protocol.states import KazooState, ZnodeStat
 
+from fastzk.aio.retry import retry_cut_attempts, until_session_ends, within
 from fastzk.locknames import EXCLUSIVE, in_lock_order, predecessor
 from fastzk.lockpaths import lock_path
 
@@ -257,26 +256,23 @@ class Lock(object):
                 node = (await create)[0].rsplit("/", 1)[1]
             except BaseException:
                 node = None  # unknown: found by prefix below
-        delay = 0.05
         while True:
             try:
                 if node is None:
-                    children = await client.get_children(self.path)
-                    mine = [c for c in children if c.startswith(self.prefix)]
+                    children = await until_session_ends(
+                        lambda: client.get_children(self.path))
+                    mine = [c for c in children or ()
+                            if c.startswith(self.prefix)]
                     if not mine:
                         return
                     node = mine[0]
-                await client.delete(self._node_path(node))
+                path = self._node_path(node)
+                await until_session_ends(lambda: client.delete(path))
                 return
             except NoNodeError:
                 if node is None:
                     return
                 node = None  # look again by prefix: a retried create
-            except (SessionExpiredError, ConnectionClosedError):
-                return  # the ephemeral node ended with its session
-            except ConnectionLoss:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
 
     def _on_state(self, state: str) -> None:
         if state == KazooState.LOST and self.is_acquired:
@@ -295,52 +291,6 @@ class Lock(object):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.release()
-
-
-async def within(attempt: Awaitable[bool], remaining: Optional[float],
-                 timeout: Optional[float], what: str) -> bool:
-    """Await ``attempt``, for at most ``remaining`` seconds unless None.
-
-    :raises LockTimeout: ``remaining`` passed (the message names ``what``
-                         and the caller's ``timeout``).
-    """
-    if remaining is None:
-        return await attempt
-    try:
-        return await asyncio.wait_for(attempt, remaining)
-    except asyncio.TimeoutError:
-        raise LockTimeout("Failed to acquire %s after %s seconds"
-                          % (what, timeout))
-
-
-async def retry_cut_attempts(
-        attempt: Callable[[Optional[float]], Awaitable[bool]],
-        timeout: Optional[float], what: str) -> bool:
-    """Run ``attempt(remaining)`` (remaining: the seconds left of
-    ``timeout``, or None) again each time a connection loss cuts it, until
-    it returns; whether it got ``what``.
-
-    The session and its ephemeral nodes outlive a connection loss (the
-    client reconnects within the session timeout), so an attempt is made
-    again, as kazoo's recipes retry it; the cut attempt must have deleted
-    its node, created or not, before it raised.
-
-    :raises LockTimeout: ``timeout`` passed while retrying.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    delay = 0.05
-    while True:
-        remaining = (None if deadline is None
-                     else max(0.0, deadline - loop.time()))
-        try:
-            return await attempt(remaining)
-        except ConnectionLoss:
-            if deadline is not None and loop.time() + delay >= deadline:
-                raise LockTimeout("Failed to acquire %s after %s seconds"
-                                  % (what, timeout))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
 
 
 def run_lost_callbacks(recipe: Any, callbacks: List[LostCallback]) -> None:

@@ -27,21 +27,14 @@ import uuid
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from kazoo.exceptions import (
-    ConnectionClosedError,
-    ConnectionLoss,
     NodeExistsError,
     NoNodeError,
     SessionExpiredError,
 )
 from kazoo.protocol.states import KazooState, ZnodeStat
 
-from fastzk.aio.lock import (
-    Lock,
-    LostCallback,
-    retry_cut_attempts,
-    run_lost_callbacks,
-    within,
-)
+from fastzk.aio.lock import Lock, LostCallback, run_lost_callbacks
+from fastzk.aio.retry import retry_cut_attempts, until_session_ends, within
 from fastzk.locknames import EXCLUSIVE
 from fastzk.lockpaths import lock_path
 
@@ -253,18 +246,11 @@ class Semaphore(object):
                 await create
         except BaseException:
             pass  # its reply lost or refused: the delete below settles it
-        delay = 0.05
-        while True:
-            try:
-                await self.client.delete(self.create_path)
-                return
-            except NoNodeError:
-                return
-            except (SessionExpiredError, ConnectionClosedError):
-                return  # the ephemeral node ended with its session
-            except ConnectionLoss:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        try:
+            await until_session_ends(
+                lambda: self.client.delete(self.create_path))
+        except NoNodeError:
+            pass
 
     def _on_state(self, state: str) -> None:
         if state == KazooState.LOST and self.is_acquired:
