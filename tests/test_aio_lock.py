@@ -1,7 +1,7 @@
 """The asyncio Lock on a real ZooKeeper: exclusion, the free failed
 attempt, cancellation at every await (each suspension point of acquire
-and release, see _cancel.py), and interop with the thread client and
-kazoo on one lock path."""
+and release, see _cancel.py), interop with the thread client and kazoo
+on one lock path, and every recipe's lost session."""
 
 import asyncio
 
@@ -196,22 +196,6 @@ async def test_thread_async_and_kazoo_lockers_exclude_each_other(
 
 
 @run
-async def test_lock_lost_after_session_expiry(zk_hosts, zk_server):
-    from fastzk.testing.zkserver import expire_session
-
-    zk = await client(zk_hosts, timeout=4.0)
-    try:
-        lock = zk.Lock(PATH)
-        assert await lock.acquire()
-        session_id, passwd = zk.client_id
-        expire_session(zk_server.address, session_id, passwd)
-        await asyncio.wait_for(lock.lost.wait(), 15)
-        assert not lock.is_acquired
-    finally:
-        await zk.stop()
-
-
-@run
 async def test_paths_normalised_as_kazoo(zk_hosts, kazoo_client):
     zk = await client(zk_hosts)
     try:
@@ -228,3 +212,48 @@ async def test_paths_normalised_as_kazoo(zk_hosts, kazoo_client):
         await lock.release()
     finally:
         await zk.stop()
+
+
+@run
+async def test_every_recipe_lost_and_on_lost_after_session_expiry(
+        zk_hosts, zk_server):
+    from fastzk.testing.zkserver import expire_session
+
+    zk = await client(zk_hosts, timeout=4.0)
+    other = await client(zk_hosts)
+    try:
+        seen = []
+        reader = zk.ReadLock(PATH + "-rw")
+        writer = zk.WriteLock(PATH + "-w")
+        plain = zk.Lock(PATH)
+        semaphore = zk.Semaphore(PATH + "-sem")
+        recipes = (reader, writer, plain, semaphore)
+        for recipe in recipes:
+            assert await recipe.acquire()
+            recipe.on_lost(seen.append)
+        called = asyncio.Event()
+
+        async def coroutine_callback(lock):
+            called.set()
+
+        reader.on_lost(coroutine_callback)
+        session_id, passwd = zk.client_id
+        expire_session(zk_server.address, session_id, passwd)
+        for recipe in recipes:
+            await asyncio.wait_for(recipe.lost.wait(), 15)
+            assert not recipe.is_acquired and not recipe.held
+        await asyncio.wait_for(called.wait(), 5)
+        assert sorted(map(id, seen)) == sorted(map(id, recipes))
+        # The server deleted the ephemeral nodes: others get them.
+        assert await other.WriteLock(PATH + "-rw").acquire(timeout=10)
+        assert await other.Lock(PATH).acquire(timeout=10)
+        assert await other.Semaphore(PATH + "-sem").acquire(timeout=10)
+        # The next acquire on the new session clears lost.
+        assert await writer.acquire(timeout=10)
+        assert not writer.lost.is_set()
+        await writer.release()
+        assert not await reader.release()
+        assert not await semaphore.release()
+    finally:
+        await zk.stop()
+        await other.stop()

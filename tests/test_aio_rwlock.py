@@ -1,6 +1,6 @@
 """The asyncio ReadLock and WriteLock on a real ZooKeeper: readers share,
 writers exclude, the free failed attempt, cancellation at every await,
-the lost session, and interop with the thread client and kazoo on one
+and interop with the thread client and kazoo on one
 lock path."""
 
 import asyncio
@@ -177,44 +177,3 @@ async def test_async_thread_and_kazoo_readers_and_writers(
         assert await _settled(az) == []
     finally:
         await az.stop()
-
-
-@run
-async def test_lost_and_on_lost_after_session_expiry(zk_hosts, zk_server):
-    from fastzk.testing.zkserver import expire_session
-
-    zk = await client(zk_hosts, timeout=4.0)
-    other = await client(zk_hosts)
-    try:
-        seen = []
-        reader = zk.ReadLock(PATH)
-        writer = zk.WriteLock(PATH + "2")
-        plain = zk.Lock(PATH + "3")
-        for lock in (reader, writer, plain):
-            assert await lock.acquire()
-            lock.on_lost(seen.append)
-        called = asyncio.Event()
-
-        async def coroutine_callback(lock):
-            called.set()
-
-        reader.on_lost(coroutine_callback)
-        session_id, passwd = zk.client_id
-        expire_session(zk_server.address, session_id, passwd)
-        for lock in (reader, writer, plain):
-            await asyncio.wait_for(lock.lost.wait(), 15)
-            assert not lock.is_acquired and not lock.held
-        await asyncio.wait_for(called.wait(), 5)
-        assert sorted(map(id, seen)) == sorted(map(id, (reader, writer,
-                                                        plain)))
-        # The server deleted the ephemeral nodes: others get the locks.
-        assert await other.WriteLock(PATH).acquire(timeout=10)
-        assert await other.Lock(PATH + "3").acquire(timeout=10)
-        # The next acquire on the new session clears lost.
-        assert await writer.acquire(timeout=10)
-        assert not writer.lost.is_set()
-        await writer.release()
-        assert not await reader.release()
-    finally:
-        await zk.stop()
-        await other.stop()

@@ -1,5 +1,5 @@
 """The asyncio Semaphore on a real ZooKeeper: the lease count, the free
-failed attempt, cancellation at every await, the lost session, and
+failed attempt, cancellation at every await, and
 interop with the thread client's and kazoo's Semaphore on one path."""
 
 import asyncio
@@ -174,26 +174,3 @@ async def test_async_thread_and_kazoo_semaphores_share_leases(
         assert await _settled(az) == []
     finally:
         await az.stop()
-
-
-@run
-async def test_lost_and_on_lost_after_session_expiry(zk_hosts, zk_server):
-    from fastzk.testing.zkserver import expire_session
-
-    zk = await client(zk_hosts, timeout=4.0)
-    other = await client(zk_hosts)
-    try:
-        seen = []
-        semaphore = zk.Semaphore(PATH)
-        assert await semaphore.acquire()
-        semaphore.on_lost(seen.append)
-        session_id, passwd = zk.client_id
-        expire_session(zk_server.address, session_id, passwd)
-        await asyncio.wait_for(semaphore.lost.wait(), 15)
-        assert not semaphore.is_acquired and not semaphore.held
-        assert seen == [semaphore]
-        assert await other.Semaphore(PATH).acquire(timeout=10)
-        assert not await semaphore.release()
-    finally:
-        await zk.stop()
-        await other.stop()
