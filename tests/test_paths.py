@@ -13,7 +13,7 @@ PATHS = ["/", "", "a", "/a", "/a/", "//a", "/a//b", "/a/b", "a/b/", "/a.b",
 CHROOTS = ["", "/app", "/app/x"]
 
 
-@pytest.mark.parametrize("chroot,path", itertools.product(CHROOTS, PATHS))
+@pytest.mark.parametrize("chroot,path", list(itertools.product(CHROOTS, PATHS)))
 def test_server_path_is_kazoos(chroot, path):
     assert server_path(chroot, path) == _prefix_root(chroot, path)
 
