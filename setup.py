@@ -13,9 +13,10 @@ fallbacks stand in).  Environment variables, read at build time:
     compile against CPython's Limited API (stable ABI, Cython's
     ``CYTHON_LIMITED_API``), for one ``abi3`` wheel serving CPython
     ``LIMITED_API_MIN`` and every later version.  Not used for releases:
-    it is slower, and ``src/_ccodec.pyx`` uses CPython macros outside the
-    Limited API (``PyBytes_AS_STRING``, ``PyList_SET_ITEM``, a direct
-    ``tp_alloc``), so this build does not compile until they are replaced.
+    it is slower, and ``src/_ccodec.pyx`` (with the ``src/codec/*.pxi``
+    files it includes) uses CPython macros outside the Limited API
+    (``PyBytes_AS_STRING``, ``PyList_SET_ITEM``, a direct ``tp_alloc``),
+    so this build does not compile until they are replaced.
 
 Cython compiler directives common to every module are in
 ``CYTHON_DIRECTIVES``; per-module ones (``boundscheck`` ...) belong in the
@@ -28,9 +29,20 @@ import sys
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
-#: Extension modules: append other ``src/*.pyx`` modules here.
+#: The files ``src/_ccodec.pyx`` includes (its bodies, one job each).
+CCODEC_INCLUDES = [
+    "src/codec/primitives.pxi",
+    "src/codec/encoders.pxi",
+    "src/codec/decoders.pxi",
+    "src/codec/reader.pxi",
+]
+
+#: Extension modules: append other ``src/*.pyx`` modules here.  ``depends``
+#: lists what a module includes or cimports, so that editing one of those
+#: files rebuilds it.
 EXTENSIONS = [
-    Extension("fastzk._ccodec", ["src/_ccodec.pyx"]),
+    Extension("fastzk._ccodec", ["src/_ccodec.pyx"],
+              depends=CCODEC_INCLUDES + ["fastzk/protocol/constants.pxd"]),
 ]
 
 CYTHON_DIRECTIVES = {"language_level": "3"}
