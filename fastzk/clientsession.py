@@ -152,7 +152,7 @@ class SessionLifecycle(ClientBase):
         except Exception:
             self.logger.exception("Error in connection state listener")
 
-    # -- requests ----------------------------------------------------------------
+    # -- kazoo's requests, starting and stopping ------------------------------
 
     def _call(self, request: Any, async_object: IAsyncResult) -> None:
         if request is _CONNECTION_DROP:
