@@ -16,7 +16,8 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, List
 
 import kazoo.client
-from kazoo.protocol.paths import _prefix_root
+
+from fastzk.paths import server_path
 
 if TYPE_CHECKING:
     from fastzk.dispatch import Dispatcher
@@ -49,15 +50,8 @@ class ClientBase(kazoo.client.KazooClient):
     # -- what every part uses ------------------------------------------------
 
     def _full_path(self, path: str) -> str:
-        """The server path of ``path``: chroot prefixed, normalised as
-        kazoo's ``_prefix_root`` does.  Already-normal paths (the common
-        case) skip kazoo's general normalisation."""
-        if (path[:1] == "/" and path[-1:] != "/" and "//" not in path
-                and "/." not in path):
-            chroot = self.chroot
-            return chroot + path if chroot else path
-        full: str = _prefix_root(self.chroot, path)
-        return full
+        """The server path of ``path`` (see :func:`fastzk.paths.server_path`)."""
+        return server_path(self.chroot, path)
 
     def _dispatch(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` on the client's event thread, never on the
