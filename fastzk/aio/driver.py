@@ -9,6 +9,10 @@ task (:meth:`Connection._run`) connects to the hosts in turn, performs the
 handshake (ConnectRequest, SASL, auth replay, SetWatches) and reconnects
 after a loss with a growing, jittered delay.
 
+The parts: :class:`Connection` here (the client's side, sending and
+receiving), the task (:mod:`fastzk.aio.reconnect`), the timers
+(:mod:`fastzk.aio.timers`) and the protocol (:mod:`fastzk.aio.wire`).
+
 Writes are corked: frames submitted during one pass of the event loop go
 out in one ``transport.write`` at its end, so a burst of concurrent
 requests (``asyncio.gather``) costs one system call, while the replies are
@@ -19,40 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, cast
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from kazoo.exceptions import (
-    AuthFailedError,
-    ConnectionClosedError,
-    ConnectionDropped,
-    ConnectionLoss,
-    SessionClosedRequireSaslError,
-    SessionExpiredError,
-)
+from kazoo.exceptions import ConnectionClosedError
 from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 
 from fastzk._core import codec
+from fastzk.aio.reconnect import ConnectionTask
+from fastzk.aio.wire import Wire
 from fastzk.drivers.hosts import HostRounds
-from fastzk.drivers.tls import explain_failure
-from fastzk.errors import ProtocolError
-from fastzk.protocol import constants as zk
-from fastzk.protocol.session import (
-    AbandonedSession,
-    ConnectionBroken,
-    Request,
-    SessionClosed,
-    SessionMachine,
-)
+from fastzk.protocol.session import ConnectionBroken, Request, SessionMachine
 
 log = logging.getLogger("fastzk.aio")
 
 __all__ = ["Connection", "FutureResult", "Identity"]
 
-_AUTH_FAILURES = (AuthFailedError, SessionClosedRequireSaslError)
 _NO_PASSWORD = b"\x00" * 16
 
 
@@ -95,87 +83,8 @@ class FutureResult(object):
             self.future.set_exception(error)
 
 
-class _Wire(asyncio.Protocol):
-    """The byte stream of one connection, split into frames."""
 
-    def __init__(self, owner: "Connection") -> None:
-        self.owner = owner
-        self.frames = codec.FrameReader(zk.MAX_FRAME)
-        self.transport: Optional[asyncio.Transport] = None
-        # During the handshake frames queue here for _next_frame.
-        self.handshake: Optional[Deque[bytes]] = deque()
-        self.waiter: Optional["asyncio.Future[None]"] = None
-        self.closed: "asyncio.Future[Optional[BaseException]]" = (
-            owner.loop.create_future())
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without being
-        # its subclasses.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        frames = self.frames
-        try:
-            frames.feed(data)
-            frame = frames.next_frame()
-            while frame is not None:
-                queue = self.handshake
-                if queue is not None:
-                    queue.append(frame)
-                    self._wake()
-                else:
-                    self.owner._receive(self, frame)
-                    if self.closed.done():
-                        return
-                frame = frames.next_frame()
-        except ProtocolError as exc:
-            self.owner._drop(self, exc)
-
-    def eof_received(self) -> Optional[bool]:
-        return False
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        if not self.closed.done():
-            self.closed.set_result(exc or ConnectionDropped(
-                "socket connection broken (closed by server)"))
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def next_frame(self, timeout: float) -> bytes:
-        """The next handshake frame, within ``timeout`` seconds."""
-        loop = self.owner.loop
-        deadline = loop.time() + timeout
-        queue = self.handshake
-        assert queue is not None
-        while not queue:
-            if self.closed.done():
-                error = self.closed.result()
-                raise ConnectionDropped(
-                    "socket connection broken (closed by server)"
-                ) from error
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise ConnectionDropped("timed out waiting for the server")
-            self.waiter = loop.create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self.waiter), remaining)
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                self.waiter = None
-        return queue.popleft()
-
-    def write(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is not None:
-            transport.write(data)
-
-
-class Connection(object):
+class Connection(ConnectionTask):
     """The connection machinery of one :class:`~fastzk.aio.AsyncClient`.
 
     :param loop: the event loop it runs on (every call comes from it).
@@ -219,7 +128,7 @@ class Connection(object):
         self.rounds = HostRounds(log)
         #: The error that ended the connection task for good, or None.
         self.fatal_error: Optional[BaseException] = None
-        self._wire: Optional[_Wire] = None
+        self._wire: Optional[Wire] = None
         self._queue: Deque[Request] = deque()  # submitted while disconnected
         self._out: List[bytes] = []
         self._flush_scheduled = False
@@ -335,13 +244,13 @@ class Connection(object):
 
     # -- receiving ---------------------------------------------------------
 
-    def _receive(self, wire: _Wire, frame: bytes) -> None:
+    def _receive(self, wire: Wire, frame: bytes) -> None:
         try:
             self.machine.receive(frame, self.loop.time())
         except ConnectionBroken as exc:
             self._drop(wire, exc.args[0])
 
-    def _drop(self, wire: _Wire, error: BaseException) -> None:
+    def _drop(self, wire: Wire, error: BaseException) -> None:
         """End the connection of ``wire`` because of ``error``."""
         if not wire.closed.done():
             wire.closed.set_result(error)
@@ -349,65 +258,7 @@ class Connection(object):
         if transport is not None:
             transport.abort()
 
-    # -- timers ------------------------------------------------------------
-
-    def _schedule_tick(self) -> None:
-        self._tick_handle = self.loop.call_at(self.machine.next_deadline(),
-                                              self._tick)
-
-    def _tick(self) -> None:
-        wire = self._wire
-        if wire is None:
-            return
-        try:
-            ping = self.machine.tick(self.loop.time())
-        except ConnectionBroken as exc:
-            self._drop(wire, exc.args[0])
-            return
-        if ping is not None:
-            self._flush()
-            wire.write(ping)
-            self.machine.last_send = self.loop.time()
-        self._schedule_tick()
-
-    def _cancel_timers(self) -> None:
-        for handle in (self._tick_handle, self._expiry_handle):
-            if handle is not None:
-                handle.cancel()
-        self._tick_handle = self._expiry_handle = None
-
-    def _start_expiry_clock(self) -> None:
-        """Declare the session lost once a whole session timeout has passed
-        since the server was last heard from (the server expires it then;
-        a partitioned client otherwise hears of it only when it reaches a
-        server again)."""
-        deadline = self.machine.expiry_deadline()
-        if deadline is None or self._expiry_handle is not None:
-            return
-        self._expiry_handle = self.loop.call_at(deadline, self._expire_locally)
-
-    def _expire_locally(self) -> None:
-        self._expiry_handle = None
-        if self._wire is not None or self._stopping:
-            return
-        log.warning("No server reached for a whole session timeout: session "
-                    "0x%x considered expired", self.identity._session_id or 0)
-        self.machine.declare_lost()
-        self._session_expired()
-
-    def _session_expired(self) -> None:
-        self.identity.reset()
-        self.machine.reset_xids()
-        self._fail_queue(SessionExpiredError())
-        self.machine.states.expired()
-        if self.on_expired is not None:
-            self.on_expired()
-
-    def _fail_queue(self, error: BaseException) -> None:
-        queued = list(self._queue)
-        self._queue.clear()
-        for req in queued:
-            req.result.set_exception(type(error)(*error.args))
+    # -- state -------------------------------------------------------------
 
     @property
     def state(self) -> str:
@@ -425,203 +276,3 @@ class Connection(object):
         """The error of the latest failed attempt on each server since the
         last connection."""
         return self.rounds.connect_errors()
-
-    # -- the connection task -----------------------------------------------
-
-    async def _run(self) -> None:
-        retry = self.retry
-        delay = retry.delay
-        rounds = 0
-        try:
-            while not self._stopping:
-                errors = self.rounds.new_round()
-                # Names are resolved by the loop when connecting.
-                order = self.rounds.begin([(h, h, p) for h, p in self.hosts],
-                                          self.randomize_hosts)
-                for host, _, port in order:
-                    if self.stopping():
-                        break
-                    wire = await self._attempt(host, port)
-                    if wire is None:
-                        if self.fatal_error is not None:
-                            return
-                        continue
-                    delay = retry.delay
-                    rounds = 0
-                    await self._serve(wire)
-                    if self.stopping() or self.fatal_error is not None:
-                        return
-                failure = self.rounds.end(errors)
-                if failure is not None:
-                    # Every server failed for a reason retrying cannot
-                    # change (a certificate), and none was ever reached.
-                    self.fatal_error = failure
-                    return
-                rounds += 1
-                if retry.max_tries >= 0 and rounds >= max(1, retry.max_tries):
-                    log.warning("Failed connecting to Zookeeper within the "
-                                "connection retry policy.")
-                    return
-                # A round without a connection: back off, with jitter so a
-                # fleet of clients does not hit the servers at one instant.
-                # A session is lost once a whole session timeout passes
-                # without a server, so while one may still be resumed the
-                # pause stays under a third of that timeout.
-                cap = retry.max_delay
-                if self.identity._session_id is not None:
-                    cap = min(cap, self.machine.session_timeout_ms / 3000.0)
-                await asyncio.sleep(delay * random.uniform(
-                    1.0 - retry.max_jitter, 1.0 + retry.max_jitter))
-                delay = min(delay * retry.backoff, cap)
-        finally:
-            self._cancel_timers()
-            self._wire = None
-            self.connected_host = None
-            self._connected.clear()
-            closed = ConnectionClosedError("Connection has been closed")
-            lost = self.machine.connection_lost()
-            for req in lost:
-                if req.opcode == codec.CLOSE:
-                    req.result.set(True)
-                else:
-                    req.result.set_exception(closed)
-            self._fail_queue(closed)
-            self.machine.states.closed()
-            self._ended.set()
-
-    async def _attempt(self, host: str, port: int) -> Optional[_Wire]:
-        """Connect to one server and complete the handshake; the wire, or
-        None when it failed (:attr:`fatal_error` says when for good)."""
-        machine = self.machine
-        timeout = machine.session_timeout_ms / 1000.0 / max(3, len(self.hosts))
-        wire = _Wire(self)
-        try:
-            await asyncio.wait_for(self.loop.create_connection(
-                lambda: wire, host, port, ssl=self.ssl_context,
-                server_hostname=host if self.ssl_context else None), timeout)
-            await self._handshake(wire, host, timeout)
-        except SessionExpiredError:
-            self._close_wire(wire)
-            log.warning("Session has expired")
-            self._session_expired()
-            return None
-        except _AUTH_FAILURES as exc:
-            self._close_wire(wire)
-            self.fatal_error = exc
-            log.warning("AUTH_FAILED closing: %s", exc)
-            self.machine.states.auth_failed()
-            return None
-        except ssl.SSLError as exc:
-            # A certificate that does not verify, or one the server
-            # refuses, fails the same way on every retry.
-            self._close_wire(wire)
-            self.rounds.failed(host, port, *explain_failure(exc))
-            return None
-        except (OSError, ConnectionDropped, ProtocolError,
-                asyncio.TimeoutError) as exc:
-            self._close_wire(wire)
-            if isinstance(exc, asyncio.TimeoutError):
-                exc = ConnectionDropped("timed out connecting to %s:%s"
-                                        % (host, port))
-            self.rounds.failed(host, port, exc, False)
-            return None
-        except BaseException:
-            self._close_wire(wire)
-            raise
-        return wire
-
-    @staticmethod
-    def _port_of(wire: _Wire) -> int:
-        peer = wire.transport.get_extra_info("peername") if wire.transport else None
-        return int(peer[1]) if peer else 0
-
-    @staticmethod
-    def _close_wire(wire: _Wire) -> None:
-        if wire.transport is not None:
-            wire.transport.abort()
-
-    async def _handshake(self, wire: _Wire, host: str, timeout: float) -> None:
-        machine = self.machine
-        wire.write(machine.connect_request())
-        frame = await wire.next_frame(timeout)
-        try:
-            read_only = machine.receive_connect_response(frame,
-                                                         self.loop.time())
-        except AbandonedSession as exc:
-            # The client already reported this session lost: end it on the
-            # server so its ephemeral nodes go now, and open a fresh one.
-            wire.write(exc.farewell)
-            self.identity.reset()
-            raise
-        machine.sasl_options = self.sasl_options
-        # SASL comes before anything else: ZooKeeper takes the identity
-        # only from an exchange that opens the connection.
-        frame_out = machine.start_sasl(host)
-        while frame_out is not None:
-            wire.write(frame_out)
-            frame_out = machine.receive_sasl_reply(
-                await wire.next_frame(timeout), self.loop.time())
-        for scheme, credential in list(self.auth_data):
-            wire.write(machine.auth_frame(scheme, credential))
-            machine.receive_auth_reply(await wire.next_frame(timeout))
-        # From here on frames go to the machine.  SetWatches restores the
-        # one-shot watches with relativeZxid = the last zxid seen, so the
-        # server fires those whose node changed meanwhile; the requests
-        # queued while disconnected follow, in the order they were made.
-        leftover = wire.handshake or deque()
-        wire.handshake = None
-        self._wire = wire
-        self.connected_host = (host, self._port_of(wire))
-        self.rounds.connected()
-        now = self.loop.time()
-        machine.last_send = machine.last_recv = now
-        for frame_sw in machine.set_watches_frames():
-            self._write(frame_sw)
-        queued = list(self._queue)
-        self._queue.clear()
-        for req in queued:
-            self.submit(req)
-        self._flush()
-        for frame in leftover:
-            self._receive(wire, frame)
-        if self._expiry_handle is not None:
-            self._expiry_handle.cancel()
-            self._expiry_handle = None
-        self._schedule_tick()
-        self._connected.set()
-        if read_only:
-            log.info("Connected to a read-only server %s", host)
-        machine.states.connected(bool(read_only))
-        if self.on_reconnected is not None:
-            self.on_reconnected()
-
-    async def _serve(self, wire: _Wire) -> None:
-        error = await asyncio.shield(wire.closed)
-        self._wire = None
-        self.connected_host = None
-        self._connected.clear()
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
-            self._tick_handle = None
-        self._close_wire(wire)
-        lost = self.machine.connection_lost()
-        if isinstance(error, _AUTH_FAILURES):
-            self.fatal_error = error
-        for req in lost:
-            if req.opcode == codec.CLOSE:
-                req.result.set(True)
-            elif isinstance(error, _AUTH_FAILURES):
-                req.result.set_exception(error)
-            else:
-                req.result.set_exception(ConnectionLoss())
-        if isinstance(error, _AUTH_FAILURES):
-            self.machine.states.auth_failed()
-            return
-        if self._stopping or isinstance(error, SessionClosed):
-            self._stopping = True
-            return
-        log.info("Connection dropped: %s", error)
-        self.machine.states.connecting()
-        self._start_expiry_clock()
-        # Reconnect after a short random delay.
-        await asyncio.sleep(random.uniform(0.0, 0.1))

@@ -11,7 +11,7 @@ from kazoo.protocol.paths import _prefix_root
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
 if TYPE_CHECKING:
-    from fastzk.aio.client import AsyncClient
+    from fastzk.aio.nodecalls import NodeCalls
 
 __all__ = ["AsyncTransaction"]
 
@@ -21,7 +21,7 @@ class AsyncTransaction(object):
     the same methods, with ``await commit()``.  The result is kazoo's: one
     entry per operation, an exception instance for each failed one."""
 
-    def __init__(self, client: "AsyncClient") -> None:
+    def __init__(self, client: "NodeCalls") -> None:
         self.client = client
         self.operations: List[Any] = []
         self.committed = False
