@@ -18,6 +18,7 @@ from fastzk._core import codec
 from fastzk.aio.driver import FutureResult
 from fastzk.aio.lifecycle import Lifecycle
 from fastzk.aio.transaction import AsyncTransaction
+from fastzk.paths import server_path
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
@@ -40,8 +41,7 @@ class NodeCalls(Lifecycle):
     def _full_path(self, path: str) -> str:
         if not isinstance(path, str):
             raise TypeError("Invalid type for 'path' (string expected)")
-        full: str = _prefix_root(self.chroot, path)
-        return full
+        return server_path(self.chroot, path)
 
     def unchroot(self, path: str) -> str:
         """Strip the chroot from a server path."""
@@ -57,10 +57,13 @@ class NodeCalls(Lifecycle):
     def _unchroot_multi(self, results: Any) -> Any:
         return [self.unchroot(r) if isinstance(r, str) else r for r in results]
 
-    def _call(self, build: Callable[[FutureResult], Request]) -> "asyncio.Future[Any]":
+    def _call(self, build: Callable[..., Request], *args: Any
+              ) -> "asyncio.Future[Any]":
+        """Put the request ``build(*args, result)`` in flight; the future
+        its ``result`` completes."""
         loop = self._check_loop()
         future = loop.create_future()
-        req = build(FutureResult(future))
+        req = build(*args, FutureResult(future))
         connection = self._connection
         if connection is None:
             future.set_exception(ConnectionClosedError(
@@ -85,9 +88,8 @@ class NodeCalls(Lifecycle):
         ``(data, stat)`` (NoNodeError when it does not exist)."""
         full = self._full_path(path)
         watcher = self._watcher(watch)
-        return self._call(
-            lambda r: _rq.read(codec.GET_DATA, _session.R_DATA_STAT, full,
-                               watcher, r))
+        return self._call(_rq.read, codec.GET_DATA, _session.R_DATA_STAT,
+                          full, watcher)
 
     async def get(self, path: str, watch: Optional[WatchFunc] = None
                   ) -> Tuple[bytes, ZnodeStat]:
@@ -100,8 +102,8 @@ class NodeCalls(Lifecycle):
         stat, or None when it does not exist."""
         full = self._full_path(path)
         watcher = self._watcher(watch)
-        return self._call(
-            lambda r: _rq.read(codec.EXISTS, _session.R_STAT, full, watcher, r))
+        return self._call(_rq.read, codec.EXISTS, _session.R_STAT, full,
+                          watcher)
 
     async def exists(self, path: str, watch: Optional[WatchFunc] = None
                      ) -> Optional[ZnodeStat]:
@@ -118,8 +120,7 @@ class NodeCalls(Lifecycle):
             raise TypeError("Invalid type for 'include_data' (bool expected)")
         full = self._full_path(path)
         watcher = self._watcher(watch)
-        return self._call(
-            lambda r: _rq.children(full, watcher, include_data, r))
+        return self._call(_rq.children, full, watcher, include_data)
 
     async def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                            include_data: bool = False) -> Any:
@@ -135,14 +136,14 @@ class NodeCalls(Lifecycle):
         if not isinstance(version, int):
             raise TypeError("Invalid type for 'version' (int expected)")
         full = self._full_path(path)
-        result: ZnodeStat = await self._call(
-            lambda r: _rq.set_data(full, value, version, r))
+        result: ZnodeStat = await self._call(_rq.set_data, full, value,
+                                             version)
         return result
 
     async def sync(self, path: str) -> str:
         """Let the connected server catch up with the leader on ``path``."""
         full = self._full_path(path)
-        result: str = await self._call(lambda r: _rq.sync(full, r))
+        result: str = await self._call(_rq.sync, full)
         return self.unchroot(result)
 
     async def delete(self, path: str, version: int = -1,
@@ -156,7 +157,7 @@ class NodeCalls(Lifecycle):
             await self._delete_recursive(path)
             return True
         full = self._full_path(path)
-        result: bool = await self._call(lambda r: _rq.delete(full, version, r))
+        result: bool = await self._call(_rq.delete, full, version)
         return result
 
     async def _delete_recursive(self, path: str) -> None:
@@ -223,7 +224,7 @@ class NodeCalls(Lifecycle):
         """The ACL and stat of ``path``."""
         full = self._full_path(path)
         result: Tuple[List[ACL], ZnodeStat] = await self._call(
-            lambda r: _rq.kazoo_request(ks.GetACL(full), r))
+            _rq.kazoo_request, ks.GetACL(full))
         return result
 
     async def set_acls(self, path: str, acls: Sequence[ACL],
@@ -234,7 +235,7 @@ class NodeCalls(Lifecycle):
                             " of ACL's)")
         full = self._full_path(path)
         result: ZnodeStat = await self._call(
-            lambda r: _rq.kazoo_request(ks.SetACL(full, acls, version), r))
+            _rq.kazoo_request, ks.SetACL(full, acls, version))
         return result
 
     async def add_auth(self, scheme: str, credential: str) -> bool:
@@ -247,8 +248,7 @@ class NodeCalls(Lifecycle):
         connection = self._connection
         if connection is not None:
             connection.auth_data = list(self.auth_data)
-        await self._call(lambda r: _rq.kazoo_request(
-            ks.Auth(0, scheme, credential), r))
+        await self._call(_rq.kazoo_request, ks.Auth(0, scheme, credential))
         return True
 
     def transaction(self) -> AsyncTransaction:
@@ -257,5 +257,5 @@ class NodeCalls(Lifecycle):
 
     async def _commit(self, operations: List[Any]) -> List[Any]:
         result: List[Any] = await self._call(
-            lambda r: _rq.kazoo_request(ks.Transaction(operations), r))
+            _rq.kazoo_request, ks.Transaction(operations))
         return result

@@ -67,8 +67,7 @@ class WatchCalls(NodeCalls):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
         full = self._full_path(path)
         recursive = int(mode) == 1
-        return self._call(
-            lambda r: _rq.add_watch(full, watch, recursive, r))
+        return self._call(_rq.add_watch, full, watch, recursive)
 
     async def add_watch(self, path: str, watch: WatchFunc,
                         mode: int) -> bool:
@@ -83,8 +82,8 @@ class WatchCalls(NodeCalls):
         ``path``; raises NoWatcherError when there is none."""
         full = self._full_path(path)
         watcher_type = WatcherType(watcher_type)
-        result: bool = await self._call(
-            lambda r: _rq.remove_watches(full, watcher_type, r))
+        result: bool = await self._call(_rq.remove_watches, full,
+                                        watcher_type)
         return result
 
     async def release_watches(self, path: str, func: WatchFunc,
