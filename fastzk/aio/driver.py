@@ -244,9 +244,9 @@ class Connection(ConnectionTask):
 
     # -- receiving ---------------------------------------------------------
 
-    def _receive(self, wire: Wire, frame: bytes) -> None:
+    def _receive(self, wire: Wire, frame: bytes, now: float) -> None:
         try:
-            self.machine.receive(frame, self.loop.time())
+            self.machine.receive(frame, now)
         except ConnectionBroken as exc:
             self._drop(wire, exc.args[0])
 

@@ -57,7 +57,7 @@ class ConnectionTask(Timers):
     stopping: Callable[[], bool]
     submit: Callable[[Request], None]
     _write: Callable[[bytes], None]
-    _receive: Callable[[Wire, bytes], None]
+    _receive: Callable[[Wire, bytes, float], None]
 
     # -- the connection task -----------------------------------------------
 
@@ -216,7 +216,7 @@ class ConnectionTask(Timers):
             self.submit(req)
         self._flush()
         for frame in leftover:
-            self._receive(wire, frame)
+            self._receive(wire, frame, now)
         if self._expiry_handle is not None:
             self._expiry_handle.cancel()
             self._expiry_handle = None

@@ -43,13 +43,15 @@ class Wire(asyncio.Protocol):
         try:
             frames.feed(data)
             frame = frames.next_frame()
+            # The frames of one read arrived together.
+            now = self.owner.loop.time()
             while frame is not None:
                 queue = self.handshake
                 if queue is not None:
                     queue.append(frame)
                     self._wake()
                 else:
-                    self.owner._receive(self, frame)
+                    self.owner._receive(self, frame, now)
                     if self.closed.done():
                         return
                 frame = frames.next_frame()
