@@ -3,11 +3,12 @@
 fastzk's client *is* a :class:`kazoo.client.KazooClient`: the constructor,
 every public method, the recipes bound to it (``zk.Lock``, ``zk.Election``
 ...) and the state listeners are kazoo's.  What changes is underneath: the
-connection is fastzk's :class:`~fastzk.engine.Engine`, the hot requests are
-encoded and decoded by fastzk's core, and synchronous calls read their own
-replies instead of handing off to an I/O thread.  Requests fastzk does not
-encode itself (ACLs, auth, reconfig, transactions) are serialized by kazoo's
-own request classes and travel over the same connection and session.
+connection is fastzk's :class:`~fastzk.drivers.engine.Engine`, the hot
+requests are encoded and decoded by fastzk's core, and synchronous calls
+read their own replies instead of handing off to an I/O thread.  Requests
+fastzk does not encode itself (ACLs, auth, reconfig, transactions) are
+serialized by kazoo's own request classes and travel over the same
+connection and session.
 
 The class is the constructor over a few parts, one job each:
 :mod:`fastzk.clientsession` (starting, stopping, the session's state as
@@ -44,9 +45,9 @@ from fastzk.clientrecipes import RecipeOperations
 from fastzk.clientsession import SessionLifecycle
 from fastzk.clientsession import StateListener  # noqa: F401 (kazoo face)
 from fastzk.clientwatches import WatchRouting
-from fastzk.dispatch import Dispatcher
+from fastzk.drivers.dispatch import Dispatcher
 from fastzk.drivers.tls import TlsTransport, client_context
-from fastzk.engine import Engine
+from fastzk.drivers.engine import Engine
 from fastzk.fastpath import FastPath
 from fastzk.protocol import sasl as _sasl
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock

@@ -20,8 +20,8 @@ import kazoo.client
 from fastzk.paths import server_path
 
 if TYPE_CHECKING:
-    from fastzk.dispatch import Dispatcher
-    from fastzk.engine import Engine
+    from fastzk.drivers.dispatch import Dispatcher
+    from fastzk.drivers.engine import Engine
     from fastzk.fastpath import FastPath
 
 __all__ = ["ClientBase"]

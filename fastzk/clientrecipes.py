@@ -19,7 +19,7 @@ from kazoo.protocol.states import ZnodeStat
 from fastzk._core import codec
 from fastzk.clientbase import ClientBase
 from fastzk.drivers.waiter import Waiter
-from fastzk.engine import Engine
+from fastzk.drivers.engine import Engine
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request

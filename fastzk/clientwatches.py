@@ -15,7 +15,7 @@ from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import EventType, WatchedEvent
 
 from fastzk.clientbase import ClientBase
-from fastzk.engine import Engine
+from fastzk.drivers.engine import Engine
 from fastzk.protocol import builders as _rq
 from fastzk import watches as _watches
 from fastzk.watches import EVENT_TYPES, AddWatchMode, WatcherType, WatchFunc
