@@ -56,7 +56,7 @@ from fastzk.cachereader import _STOP, _CacheReader
 from fastzk.fastpath import fast_path_of
 from fastzk.watchers import release_watches, wait_released
 from fastzk.watchrelease import watched_paths
-from fastzk.watches import WatcherType
+from fastzk.protocol.watches import WatcherType
 
 __all__ = ["TreeCache", "TreeEvent", "NodeData"]
 

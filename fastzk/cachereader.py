@@ -17,7 +17,7 @@ from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from kazoo.recipe.cache import TreeEvent
 
 from fastzk.cacheops import RESYNC, Op, _CacheOps
-from fastzk.watches import AddWatchMode
+from fastzk.protocol.watches import AddWatchMode
 
 # The name of the module whose class this is part of (fastzk.cache).
 log = logging.getLogger("fastzk.cache")

@@ -52,7 +52,7 @@ from fastzk.fastpath import FastPath
 from fastzk.protocol import sasl as _sasl
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 from fastzk.watchers import ChildrenWatch, DataWatch
-from fastzk.watches import AddWatchMode, WatcherType
+from fastzk.protocol.watches import AddWatchMode, WatcherType
 
 __all__ = ["KazooClient", "AddWatchMode", "WatcherType"]
 
@@ -94,7 +94,7 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
     - ``cached_lock_checks`` (default False): let a non-blocking lock
       attempt that finds the lock held answer the next attempts on that
       path from the children list a child watch keeps current, without a
-      round trip, until the watch fires (see :mod:`fastzk.childview`).
+      round trip, until the watch fires (see :mod:`fastzk.protocol.childview`).
       Exact for this session's own changes; another session's release is
       seen when its event arrives, where kazoo's fresh read sees it at
       once on a standalone server.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, List
 
 import kazoo.client
 
-from fastzk.paths import server_path
+from fastzk.protocol.paths import server_path
 
 if TYPE_CHECKING:
     from fastzk.drivers.dispatch import Dispatcher
@@ -50,7 +50,7 @@ class ClientBase(kazoo.client.KazooClient):
     # -- what every part uses ------------------------------------------------
 
     def _full_path(self, path: str) -> str:
-        """The server path of ``path`` (see :func:`fastzk.paths.server_path`)."""
+        """The server path of ``path`` (see :func:`fastzk.protocol.paths.server_path`)."""
         return server_path(self.chroot, path)
 
     def _dispatch(self, func: Callable[..., Any], *args: Any) -> None:

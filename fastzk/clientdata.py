@@ -24,7 +24,7 @@ from fastzk.drivers.waiter import Waiter
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
-from fastzk.watches import WatchFunc
+from fastzk.protocol.watches import WatchFunc
 
 __all__ = ["DataOperations"]
 

@@ -39,7 +39,7 @@ class RecipeOperations(ClientBase):
 
     def _watched_children(self, path: str) -> List[str]:
         """The children of ``path``, from the connection's
-        :class:`~fastzk.childview.ChildrenView` when a child watch keeps
+        :class:`~fastzk.protocol.childview.ChildrenView` when a child watch keeps
         them current, else read with such a watch (for the lock recipes'
         non-blocking check).  The list returned must not be changed."""
         full = self._full_path(path)

@@ -17,8 +17,10 @@ from kazoo.protocol.states import EventType, WatchedEvent
 from fastzk.clientbase import ClientBase
 from fastzk.drivers.engine import Engine
 from fastzk.protocol import builders as _rq
-from fastzk import watches as _watches
-from fastzk.watches import EVENT_TYPES, AddWatchMode, WatcherType, WatchFunc
+from fastzk.protocol import watches as _watches
+from fastzk.protocol.watches import (
+    EVENT_TYPES, AddWatchMode, WatcherType, WatchFunc,
+)
 
 __all__ = ["WatchRouting"]
 

@@ -20,7 +20,7 @@ from kazoo.interfaces import IAsyncResult
 if TYPE_CHECKING:
     from fastzk.cleanup import GuaranteedDeleter
     from fastzk.client import KazooClient as FastClient
-    from fastzk.watches import WatchRegistry, WatcherType
+    from fastzk.protocol.watches import WatchRegistry, WatcherType
 
 __all__ = ["FastPath", "fast_path_of"]
 

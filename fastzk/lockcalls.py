@@ -84,7 +84,7 @@ class _DeadlineCalls(object):
 
         ``watched``: on fastzk's client made with
         ``cached_lock_checks=True``, the list a child watch keeps current
-        may answer without a round trip (see fastzk.childview); only for
+        may answer without a round trip (see fastzk.protocol.childview); only for
         the check before a non-blocking create.
         """
         fast = self._fast

@@ -14,9 +14,9 @@ from kazoo.exceptions import KazooException, NoNodeError, NoWatcherError
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.paths import _prefix_root
 
-from fastzk import watches as _watches
+from fastzk.protocol import watches as _watches
 from fastzk.fastpath import FastPath
-from fastzk.watches import WatcherType, WatchFunc
+from fastzk.protocol.watches import WatcherType, WatchFunc
 
 __all__ = ["must_remove", "release_watches", "wait_released", "watched_paths"]
 

@@ -47,7 +47,7 @@ from kazoo.recipe.cache import NodeData, TreeEvent
 
 from fastzk.aio.lock import _consume
 from fastzk.cacheops import RESYNC, Op, _CacheOps
-from fastzk.watches import AddWatchMode
+from fastzk.protocol.watches import AddWatchMode
 from fastzk.watchrelease import watched_paths
 
 if TYPE_CHECKING:
