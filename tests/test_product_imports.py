@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Modules the check must cover whatever the walk finds.
 REQUIRED = {
     "fastzk", "fastzk.client", "fastzk.lock", "fastzk.cache",
-    "fastzk.watchers", "fastzk.errors", "fastzk.locknames",
+    "fastzk.watchers", "fastzk.errors", "fastzk.recipes.locknames",
     "fastzk.fourletter", "fastzk.cli", "fastzk.cli.common",
     "fastzk.cli.bench", "fastzk.cli.lock", "fastzk.cli.watch",
     "fastzk.cli.locks", "fastzk.bench",

@@ -21,7 +21,7 @@ from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from fastzk.aio.nodecalls import NodeCalls, WatchFunc
 from fastzk.protocol import builders as _rq
 from fastzk.protocol.watches import EVENT_TYPES, WatcherType
-from fastzk.watchrelease import must_remove
+from fastzk.recipes.watchrelease import must_remove
 
 __all__ = ["WatchCalls"]
 

@@ -43,7 +43,7 @@ from fastzk.fastpath import FastPath, fast_path_of
 
 __all__ = ["GuaranteedDeleter", "deleter_for"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fastzk.cleanup")
 
 # The request may not have reached the server, or its reply was lost:
 # only the server can tell, so the job stays pending.

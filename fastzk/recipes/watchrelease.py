@@ -20,7 +20,7 @@ from fastzk.protocol.watches import WatcherType, WatchFunc
 
 __all__ = ["must_remove", "release_watches", "wait_released", "watched_paths"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fastzk.watchrelease")
 
 _ALL_KINDS: Tuple[int, ...] = (_watches.DATA, _watches.EXIST, _watches.CHILD,
               _watches.PERSISTENT, _watches.RECURSIVE)
