@@ -53,7 +53,7 @@ from kazoo.recipe.cache import NodeData, TreeEvent
 
 from fastzk.recipes.cacheops import Op
 from fastzk.recipes.cachereader import _STOP, _CacheReader
-from fastzk.fastpath import fast_path_of
+from fastzk.kazooface.fastpath import fast_path_of
 from fastzk.watchers import release_watches, wait_released
 from fastzk.recipes.watchrelease import watched_paths
 from fastzk.protocol.watches import WatcherType

@@ -38,7 +38,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.lock import Semaphore as _KazooSemaphore
 
 from fastzk.recipes.cleanup import GuaranteedDeleter, deleter_for
-from fastzk.fastpath import FastPath, fast_path_of
+from fastzk.kazooface.fastpath import FastPath, fast_path_of
 from fastzk.recipes.lockattempt import _LockAttempt
 from fastzk.recipes.locknames import contender_pattern, in_lock_order
 # The rule the attempts (fastzk.recipes.lockattempt) order contenders by, named

@@ -52,7 +52,7 @@ from kazoo.protocol.states import (
 )
 from kazoo.recipe import watchers as _kazoo
 
-from fastzk.fastpath import fast_path_of
+from fastzk.kazooface.fastpath import fast_path_of
 from fastzk.protocol.watches import WatcherType
 # Named here too for the recipes that share them (fastzk.cache).
 from fastzk.recipes.watchrelease import release_watches as release_watches

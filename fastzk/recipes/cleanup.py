@@ -39,7 +39,7 @@ from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
-from fastzk.fastpath import FastPath, fast_path_of
+from fastzk.kazooface.fastpath import FastPath, fast_path_of
 
 __all__ = ["GuaranteedDeleter", "deleter_for"]
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, List, Optional
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from fastzk.fastpath import FastPath
+from fastzk.kazooface.fastpath import FastPath
 
 
 class _DeadlinePassed(Exception):

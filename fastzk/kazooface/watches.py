@@ -14,7 +14,7 @@ from typing import Any, Dict, Sequence, Set, Tuple
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from fastzk.clientbase import ClientBase
+from fastzk.kazooface.base import ClientBase
 from fastzk.drivers.engine import Engine
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import watches as _watches
