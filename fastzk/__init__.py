@@ -15,7 +15,7 @@ from kazoo.protocol.states import EventType, KazooState, KeeperState
 from fastzk._core import EXTENSIONS
 from fastzk._version import version as _package_version
 from fastzk.client import KazooClient
-from fastzk.watches import AddWatchMode, WatcherType
+from fastzk.protocol.watches import AddWatchMode, WatcherType
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 from fastzk.watchers import ChildrenWatch, DataWatch
 from fastzk.cache import NodeData, TreeCache, TreeEvent

@@ -51,12 +51,12 @@ from kazoo.exceptions import KazooException
 from kazoo.client import KazooClient
 from kazoo.recipe.cache import NodeData, TreeEvent
 
-from fastzk.cacheops import Op
-from fastzk.cachereader import _STOP, _CacheReader
-from fastzk.fastpath import fast_path_of
+from fastzk.recipes.cacheops import Op
+from fastzk.recipes.cachereader import _STOP, _CacheReader
+from fastzk.kazooface.fastpath import fast_path_of
 from fastzk.watchers import release_watches, wait_released
-from fastzk.watchrelease import watched_paths
-from fastzk.watches import WatcherType
+from fastzk.recipes.watchrelease import watched_paths
+from fastzk.protocol.watches import WatcherType
 
 __all__ = ["TreeCache", "TreeEvent", "NodeData"]
 

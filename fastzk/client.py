@@ -3,19 +3,20 @@
 fastzk's client *is* a :class:`kazoo.client.KazooClient`: the constructor,
 every public method, the recipes bound to it (``zk.Lock``, ``zk.Election``
 ...) and the state listeners are kazoo's.  What changes is underneath: the
-connection is fastzk's :class:`~fastzk.engine.Engine`, the hot requests are
-encoded and decoded by fastzk's core, and synchronous calls read their own
-replies instead of handing off to an I/O thread.  Requests fastzk does not
-encode itself (ACLs, auth, reconfig, transactions) are serialized by kazoo's
-own request classes and travel over the same connection and session.
+connection is fastzk's :class:`~fastzk.drivers.engine.Engine`, the hot
+requests are encoded and decoded by fastzk's core, and synchronous calls
+read their own replies instead of handing off to an I/O thread.  Requests
+fastzk does not encode itself (ACLs, auth, reconfig, transactions) are
+serialized by kazoo's own request classes and travel over the same
+connection and session.
 
 The class is the constructor over a few parts, one job each:
-:mod:`fastzk.clientsession` (starting, stopping, the session's state as
-kazoo reports it, kazoo's ``_call``), :mod:`fastzk.clientwatches` (watch
-events to kazoo's watchers, persistent watches), :mod:`fastzk.clientdata`
-(create, get, set, delete, exists, get_children) and
-:mod:`fastzk.clientrecipes` (what :mod:`fastzk.fastpath` gives the
-recipes).
+:mod:`fastzk.kazooface.session` (starting, stopping, the session's state
+as kazoo reports it, kazoo's ``_call``), :mod:`fastzk.kazooface.watches`
+(watch events to kazoo's watchers, persistent watches),
+:mod:`fastzk.kazooface.data` (create, get, set, delete, exists,
+get_children) and :mod:`fastzk.kazooface.recipes` (what
+:mod:`fastzk.kazooface.fastpath` gives the recipes).
 """
 
 import logging
@@ -39,19 +40,19 @@ from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.retry import KazooRetry
 from kazoo.protocol.states import WatchedEvent
 
-from fastzk.clientdata import DataOperations
-from fastzk.clientrecipes import RecipeOperations
-from fastzk.clientsession import SessionLifecycle
-from fastzk.clientsession import StateListener  # noqa: F401 (kazoo face)
-from fastzk.clientwatches import WatchRouting
-from fastzk.dispatch import Dispatcher
+from fastzk.kazooface.data import DataOperations
+from fastzk.kazooface.recipes import RecipeOperations
+from fastzk.kazooface.session import SessionLifecycle
+from fastzk.kazooface.session import StateListener  # noqa: F401 (kazoo face)
+from fastzk.kazooface.watches import WatchRouting
+from fastzk.drivers.dispatch import Dispatcher
 from fastzk.drivers.tls import TlsTransport, client_context
-from fastzk.engine import Engine
-from fastzk.fastpath import FastPath
+from fastzk.drivers.engine import Engine
+from fastzk.kazooface.fastpath import FastPath
 from fastzk.protocol import sasl as _sasl
 from fastzk.lock import Lock, ReadLock, Semaphore, WriteLock
 from fastzk.watchers import ChildrenWatch, DataWatch
-from fastzk.watches import AddWatchMode, WatcherType
+from fastzk.protocol.watches import AddWatchMode, WatcherType
 
 __all__ = ["KazooClient", "AddWatchMode", "WatcherType"]
 
@@ -93,7 +94,7 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
     - ``cached_lock_checks`` (default False): let a non-blocking lock
       attempt that finds the lock held answer the next attempts on that
       path from the children list a child watch keeps current, without a
-      round trip, until the watch fires (see :mod:`fastzk.childview`).
+      round trip, until the watch fires (see :mod:`fastzk.protocol.childview`).
       Exact for this session's own changes; another session's release is
       seen when its event arrives, where kazoo's fresh read sees it at
       once on a standalone server.
@@ -182,7 +183,8 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
         #: Whether non-blocking lock attempts may answer from watched
         #: children lists (the ``cached_lock_checks`` argument).
         self.cached_lock_checks = bool(cached_lock_checks)
-        # What the recipes reach through fastzk.fastpath.fast_path_of.
+        # What the recipes reach through
+        # fastzk.kazooface.fastpath.fast_path_of.
         self._fast_path = FastPath(self)
         self._expiry_callbacks: List[Callable[[], Any]] = []
         self._state_lock = threading.RLock()

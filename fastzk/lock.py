@@ -11,7 +11,7 @@ kazoo and fastzk lockers on one path exclude each other.  What differs:
 - On fastzk's client the create and the read of the children that decides
   the lock go out together and cost one round trip, not two.
 - Every node this lock creates and no longer needs is deleted with a
-  guaranteed delete (:mod:`fastzk.cleanup`): a delete that meets a
+  guaranteed delete (:mod:`fastzk.recipes.cleanup`): a delete that meets a
   connection loss is retried on reconnect until the server confirms it.
   A create whose reply was lost is found again by its uuid prefix.
 - Sequence numbers are compared as integers (kazoo #730), and a blocking
@@ -37,14 +37,14 @@ from kazoo.exceptions import CancelledError, LockTimeout, NoNodeError
 from kazoo.protocol.states import KazooState
 from kazoo.recipe.lock import Semaphore as _KazooSemaphore
 
-from fastzk.cleanup import GuaranteedDeleter, deleter_for
-from fastzk.fastpath import FastPath, fast_path_of
-from fastzk.lockattempt import _LockAttempt
-from fastzk.locknames import contender_pattern, in_lock_order
-# The rule the attempts (fastzk.lockattempt) order contenders by, named
+from fastzk.recipes.cleanup import GuaranteedDeleter, deleter_for
+from fastzk.kazooface.fastpath import FastPath, fast_path_of
+from fastzk.recipes.lockattempt import _LockAttempt
+from fastzk.recipes.locknames import contender_pattern, in_lock_order
+# The rule the attempts (fastzk.recipes.lockattempt) order contenders by, named
 # here with the other rules of the node names this module uses.
-from fastzk.locknames import predecessor  # noqa: F401
-from fastzk.lockpaths import lock_path, validate_path
+from fastzk.recipes.locknames import predecessor  # noqa: F401
+from fastzk.recipes.lockpaths import lock_path, validate_path
 
 __all__ = ["Lock", "ReadLock", "WriteLock", "Semaphore", "lock_path",
            "validate_path"]

@@ -52,11 +52,11 @@ from kazoo.protocol.states import (
 )
 from kazoo.recipe import watchers as _kazoo
 
-from fastzk.fastpath import fast_path_of
-from fastzk.watches import WatcherType
+from fastzk.kazooface.fastpath import fast_path_of
+from fastzk.protocol.watches import WatcherType
 # Named here too for the recipes that share them (fastzk.cache).
-from fastzk.watchrelease import release_watches as release_watches
-from fastzk.watchrelease import wait_released as wait_released
+from fastzk.recipes.watchrelease import release_watches as release_watches
+from fastzk.recipes.watchrelease import wait_released as wait_released
 
 __all__ = ["DataWatch", "ChildrenWatch"]
 

@@ -8,7 +8,7 @@ import pytest
 from kazoo.exceptions import KazooException, NoWatcherError
 from kazoo.recipe.cache import TreeEvent
 
-from fastzk import watches
+from fastzk.protocol import watches
 from _aio import client, run
 from _watchlib import answer_add_watch_unimplemented, server_watches
 

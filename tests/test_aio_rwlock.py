@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from kazoo.exceptions import LockTimeout
 
-from fastzk.locknames import EXCLUSIVE, SHARED, parse
+from fastzk.recipes.locknames import EXCLUSIVE, SHARED, parse
 from _aio import children, client, run, settled
 from _cancel import every_cancellation
 

@@ -1,4 +1,4 @@
-"""Watched children lists for lock checks (fastzk.childview), and the
+"""Watched children lists for lock checks (fastzk.protocol.childview), and the
 ``cached_lock_checks`` client option on the real server."""
 
 import threading
@@ -8,7 +8,7 @@ import pytest
 
 import fastzk
 from fastzk import Lock
-from fastzk.childview import ChildrenView
+from fastzk.protocol.childview import ChildrenView
 
 from _watchlib import wait_for  # noqa: E402
 

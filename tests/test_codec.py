@@ -1196,7 +1196,7 @@ def test_read_from_socket(codec, sockpair, mode, spin_us):
 
 
 def test_read_from_reports_the_spins_time_off_the_cpu(codec, sockpair):
-    """The busy-poll's off-CPU time feeds fastzk.spin: it is 0 without a
+    """The busy-poll's off-CPU time feeds fastzk.drivers.spin: it is 0 without a
     spin, and a spin that another busy thread shares a CPU with loses some
     (the pure-Python reader never spins)."""
     a, b = sockpair

@@ -1173,7 +1173,7 @@ def test_repeated_garbage_does_not_leak(flat_logs, hostile, proxy):
 
 
 # ===========================================================================
-# Part 3: engine bugs found by hostile input (engine.py is not ours to edit)
+# Part 3: engine bugs found by hostile input (drivers/engine.py is not ours to edit)
 # ===========================================================================
 
 def _event_frame(event_type, state, path):

@@ -43,7 +43,7 @@ from kazoo.recipe.lock import WriteLock as KazooWriteLock
 
 import fastzk
 from fastzk import Lock, ReadLock, Semaphore, WriteLock
-from fastzk.cleanup import deleter_for
+from fastzk.recipes.cleanup import deleter_for
 from fastzk.testing.proxy import request_opcode
 from fastzk.testing.zkserver import expire_session
 

@@ -1,4 +1,4 @@
-"""The lock node-name rules of fastzk.locknames, with no server: parsing,
+"""The lock node-name rules of fastzk.recipes.locknames, with no server: parsing,
 the order by integer sequence, holders and predecessors for exclusive and
 shared contenders, and names that are not contenders."""
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastzk import locknames
-from fastzk.locknames import (
+from fastzk.recipes import locknames
+from fastzk.recipes.locknames import (
     BLOCKED_BY,
     EXCLUSIVE,
     SHARED,

@@ -1,4 +1,4 @@
-"""fastzk.paths.server_path against kazoo's _prefix_root, on every kind of
+"""fastzk.protocol.paths.server_path against kazoo's _prefix_root, on every kind of
 path and chroot."""
 
 import itertools
@@ -6,7 +6,7 @@ import itertools
 import pytest
 from kazoo.protocol.paths import _prefix_root
 
-from fastzk.paths import server_path
+from fastzk.protocol.paths import server_path
 
 PATHS = ["/", "", "a", "/a", "/a/", "//a", "/a//b", "/a/b", "a/b/", "/a.b",
          "/.a", "/a/.b", "/é/ü", "/a/b/c/d"]

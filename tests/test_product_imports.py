@@ -17,10 +17,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Modules the check must cover whatever the walk finds.
 REQUIRED = {
     "fastzk", "fastzk.client", "fastzk.lock", "fastzk.cache",
-    "fastzk.watchers", "fastzk.errors", "fastzk.locknames",
+    "fastzk.watchers", "fastzk.errors", "fastzk.recipes.locknames",
     "fastzk.fourletter", "fastzk.cli", "fastzk.cli.common",
     "fastzk.cli.bench", "fastzk.cli.lock", "fastzk.cli.watch",
     "fastzk.cli.locks", "fastzk.bench",
+    # the rooms' packages and their parts
+    "fastzk.recipes", "fastzk.recipes.lockattempt",
+    "fastzk.recipes.lockcalls", "fastzk.recipes.lockpaths",
+    "fastzk.recipes.cleanup", "fastzk.recipes.watchrelease",
+    "fastzk.recipes.cacheops", "fastzk.recipes.cachereader",
+    "fastzk.recipes.cachemirror",
+    "fastzk.kazooface", "fastzk.kazooface.base", "fastzk.kazooface.data",
+    "fastzk.kazooface.recipes", "fastzk.kazooface.session",
+    "fastzk.kazooface.watches", "fastzk.kazooface.fastpath",
+    "fastzk.drivers", "fastzk.drivers.engine", "fastzk.drivers.dispatch",
+    "fastzk.drivers.spin",
+    "fastzk.protocol", "fastzk.protocol.watches",
+    "fastzk.protocol.childview", "fastzk.protocol.paths",
+    "fastzk.aio",
 }
 
 _NOT_PRODUCT = ("fastzk.testing", "fastzk.benchcases", "fastzk._ccodec")

@@ -1,4 +1,5 @@
-"""The recipes reach fastzk's client through one interface (fastzk.fastpath).
+"""The recipes reach fastzk's client through one interface
+(fastzk.kazooface.fastpath).
 
 On fastzk's client the lock takes its fast path (reads answered from a
 watched children list, a create and its children read sent together); on
@@ -12,7 +13,7 @@ import pytest
 from kazoo.exceptions import LockTimeout
 
 from fastzk import KazooClient
-from fastzk.fastpath import FastPath, fast_path_of
+from fastzk.kazooface.fastpath import FastPath, fast_path_of
 from fastzk.lock import Lock
 from fastzk.protocol import constants as zk
 from fastzk.testing.proxy import reply_xid, request_opcode, request_xid

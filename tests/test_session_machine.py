@@ -34,7 +34,7 @@ from fastzk.protocol.session import (
     SessionClosed,
     SessionMachine,
 )
-from fastzk import watches
+from fastzk.protocol import watches
 from _sessionlib import PASSWD, SESSION, Result, connect_response, header
 
 

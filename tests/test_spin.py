@@ -1,8 +1,8 @@
-"""The adaptive busy-poll budget (fastzk.spin)."""
+"""The adaptive busy-poll budget (fastzk.drivers.spin)."""
 
 import pytest
 
-from fastzk.spin import (
+from fastzk.drivers.spin import (
     DEFAULT_CEILING_US,
     MISSES_TO_STOP,
     GOOD_SPELL,

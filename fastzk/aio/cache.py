@@ -5,8 +5,8 @@ kazoo's API (``start``, ``close``, ``listen``, ``listen_fault``,
 :class:`~kazoo.recipe.cache.NodeData`).
 
 It is the thread client's cache on one task instead of a thread: the same
-reads and the same mirror (:mod:`fastzk.cacheops`,
-:mod:`fastzk.cachemirror`, which do no waiting), with
+reads and the same mirror (:mod:`fastzk.recipes.cacheops`,
+:mod:`fastzk.recipes.cachemirror`, which do no waiting), with
 
 - one persistent recursive watch on the root (ZooKeeper 3.6+) reporting
   every create, delete and data change below it, or one-shot data and
@@ -46,9 +46,9 @@ from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from kazoo.recipe.cache import NodeData, TreeEvent
 
 from fastzk.aio.lock import _consume
-from fastzk.cacheops import RESYNC, Op, _CacheOps
-from fastzk.watches import AddWatchMode
-from fastzk.watchrelease import watched_paths
+from fastzk.recipes.cacheops import RESYNC, Op, _CacheOps
+from fastzk.protocol.watches import AddWatchMode
+from fastzk.recipes.watchrelease import watched_paths
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient

@@ -43,8 +43,8 @@ from kazoo.exceptions import (
 from kazoo.protocol.states import KazooState, ZnodeStat
 
 from fastzk.aio.retry import retry_cut_attempts, until_session_ends, within
-from fastzk.locknames import EXCLUSIVE, in_lock_order, predecessor
-from fastzk.lockpaths import lock_path
+from fastzk.recipes.locknames import EXCLUSIVE, in_lock_order, predecessor
+from fastzk.recipes.lockpaths import lock_path
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient
@@ -61,7 +61,7 @@ class Lock(object):
 
     :param client: the :class:`~fastzk.aio.AsyncClient`.
     :param path: the lock path, normalised as kazoo does (see
-                 :func:`fastzk.lockpaths.lock_path`).
+                 :func:`fastzk.recipes.lockpaths.lock_path`).
     :param identifier: stored as the contender node's data.
     :raises: TypeError if ``path`` is not a str, ValueError for a path
              ZooKeeper refuses.
@@ -69,7 +69,7 @@ class Lock(object):
     ``async with lock:`` acquires (blocking) and releases.
     """
 
-    #: The marker of this lock's node names (fastzk.locknames).
+    #: The marker of this lock's node names (fastzk.recipes.locknames).
     _MARKER = EXCLUSIVE
     #: The markers of the earlier contenders this lock waits for.
     _BLOCKED_BY: Tuple[str, ...] = (EXCLUSIVE,)

@@ -18,7 +18,7 @@ from fastzk._core import codec
 from fastzk.aio.driver import FutureResult
 from fastzk.aio.lifecycle import Lifecycle
 from fastzk.aio.transaction import AsyncTransaction
-from fastzk.paths import server_path
+from fastzk.protocol.paths import server_path
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request

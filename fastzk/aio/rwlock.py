@@ -4,14 +4,14 @@
 asyncio readers and writers on one path exclude each other.
 
 The recipe is :class:`fastzk.aio.lock.Lock`'s, with the waiting rule of
-:data:`fastzk.locknames.BLOCKED_BY`: a writer waits for every earlier
+:data:`fastzk.recipes.locknames.BLOCKED_BY`: a writer waits for every earlier
 contender, a reader for the earlier writers only.
 """
 
 from typing import Tuple
 
 from fastzk.aio.lock import Lock
-from fastzk.locknames import BLOCKED_BY, EXCLUSIVE, SHARED
+from fastzk.recipes.locknames import BLOCKED_BY, EXCLUSIVE, SHARED
 
 __all__ = ["ReadLock", "WriteLock"]
 

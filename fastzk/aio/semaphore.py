@@ -35,8 +35,8 @@ from kazoo.protocol.states import KazooState, ZnodeStat
 
 from fastzk.aio.lock import Lock, LostCallback, run_lost_callbacks
 from fastzk.aio.retry import retry_cut_attempts, until_session_ends, within
-from fastzk.locknames import EXCLUSIVE
-from fastzk.lockpaths import lock_path
+from fastzk.recipes.locknames import EXCLUSIVE
+from fastzk.recipes.lockpaths import lock_path
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient

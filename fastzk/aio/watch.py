@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from fastzk.watches import AddWatchMode
+from fastzk.protocol.watches import AddWatchMode
 
 if TYPE_CHECKING:
     from fastzk.aio.client import AsyncClient

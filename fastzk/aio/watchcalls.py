@@ -20,8 +20,8 @@ from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 
 from fastzk.aio.nodecalls import NodeCalls, WatchFunc
 from fastzk.protocol import builders as _rq
-from fastzk.watches import EVENT_TYPES, WatcherType
-from fastzk.watchrelease import must_remove
+from fastzk.protocol.watches import EVENT_TYPES, WatcherType
+from fastzk.recipes.watchrelease import must_remove
 
 __all__ = ["WatchCalls"]
 

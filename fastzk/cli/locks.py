@@ -16,7 +16,7 @@ from typing import (
     cast,
 )
 
-from fastzk import locknames
+from fastzk.recipes import locknames
 from fastzk.cli.common import (
     EXIT_OK,
     CliError,

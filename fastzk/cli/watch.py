@@ -58,7 +58,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[Parser]") -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """Print the events under ``args.path`` until interrupted."""
-    from fastzk.watches import AddWatchMode
+    from fastzk.protocol.watches import AddWatchMode
 
     check_path(args.path)
     # ("state", KazooState) or ("event", WatchedEvent).

@@ -1,5 +1,5 @@
 """Drivers of the session state machine: what owns the I/O.
 
 :mod:`fastzk.drivers.transport` opens the connections; the thread driver
-(:class:`fastzk.engine.Engine`) runs the session over them.
+(:class:`fastzk.drivers.engine.Engine`) runs the session over them.
 """

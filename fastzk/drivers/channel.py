@@ -28,7 +28,7 @@ from fastzk._core import codec
 from fastzk.drivers.read_role import ReadRole
 from fastzk.drivers.waiter import Waiter
 from fastzk.protocol.session import ConnectionBroken, Request, SessionMachine
-from fastzk.spin import AdaptiveSpin
+from fastzk.drivers.spin import AdaptiveSpin
 
 __all__ = ["Channel"]
 

@@ -7,7 +7,7 @@ completing any other request whose reply comes first (leader/follower).
 That saves the two thread hand-offs per request a dedicated I/O thread
 costs.  A caller that finds the role taken parks until its reply is in, or
 until the reader leaves and promotes it.  The session thread reads when
-nobody else will (see :mod:`fastzk.engine`).
+nobody else will (see :mod:`fastzk.drivers.engine`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from fastzk.drivers.waiter import Waiter, current_deadline
 from fastzk.errors import ProtocolError
 from fastzk.protocol.session import ConnectionBroken, Request, SessionMachine
-from fastzk.spin import AdaptiveSpin
+from fastzk.drivers.spin import AdaptiveSpin
 
 __all__ = ["ReadRole"]
 

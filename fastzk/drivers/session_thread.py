@@ -43,7 +43,7 @@ from fastzk.drivers.transport import TransportStopped
 from fastzk.drivers.waiter import Waiter
 
 if TYPE_CHECKING:
-    from fastzk.engine import Engine
+    from fastzk.drivers.engine import Engine
 
 __all__ = ["SessionThread", "STOP"]
 
@@ -65,7 +65,7 @@ _STOP = STOP
 
 
 class SessionThread(object):
-    """The session thread's work for one :class:`~fastzk.engine.Engine`.
+    """The session thread's work for one :class:`~fastzk.drivers.engine.Engine`.
 
     :param engine: the engine it serves (its client, session machine,
                    channel, host rounds and transport).

@@ -18,7 +18,7 @@ from kazoo.security import ACL
 from fastzk._core import codec
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
-from fastzk import watches as _watches
+from fastzk.protocol import watches as _watches
 
 __all__ = [
     "path_watch_frame", "read", "children", "create_flags", "create",

@@ -24,7 +24,7 @@ from kazoo.exceptions import (
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
 from fastzk.protocol.sasl import SaslExchange, mechanism_for
-from fastzk import watches as _watches
+from fastzk.protocol import watches as _watches
 
 __all__ = ["AbandonedSession", "Identity", "SessionOpening"]
 

@@ -43,7 +43,7 @@ from kazoo.exceptions import (
 )
 
 from fastzk._core import codec
-from fastzk.childview import ChildrenView
+from fastzk.protocol.childview import ChildrenView
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
 from fastzk.protocol.opening import (
@@ -66,7 +66,7 @@ from fastzk.protocol.request import (
     R_VOID,
     Request,
 )
-from fastzk import watches as _watches
+from fastzk.protocol import watches as _watches
 
 log = logging.getLogger("fastzk.engine")
 

@@ -1,10 +1,10 @@
 """The operations of fastzk's client that only fastzk's recipes use.
 
-:class:`RecipeOperations` holds what :class:`fastzk.fastpath.FastPath`
-gives the recipes (locks, guaranteed deletes, watchers): a deadline on
-synchronous calls, a create and a read in one round trip, watched children
-lists.  The recipes reach them through :func:`fastzk.fastpath.fast_path_of`
-only.
+:class:`RecipeOperations` holds what
+:class:`fastzk.kazooface.fastpath.FastPath` gives the recipes (locks,
+guaranteed deletes, watchers): a deadline on synchronous calls, a create
+and a read in one round trip, watched children lists.  The recipes reach
+them through :func:`fastzk.kazooface.fastpath.fast_path_of` only.
 
 Internal: a part of :class:`fastzk.client.KazooClient`.
 """
@@ -17,9 +17,9 @@ from kazoo.protocol.paths import _prefix_root
 from kazoo.protocol.states import ZnodeStat
 
 from fastzk._core import codec
-from fastzk.clientbase import ClientBase
+from fastzk.kazooface.base import ClientBase
 from fastzk.drivers.waiter import Waiter
-from fastzk.engine import Engine
+from fastzk.drivers.engine import Engine
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
@@ -28,7 +28,7 @@ __all__ = ["RecipeOperations"]
 
 
 class RecipeOperations(ClientBase):
-    """fastzk-only operations, for :class:`fastzk.fastpath.FastPath`.
+    """fastzk-only operations, for :class:`fastzk.kazooface.fastpath.FastPath`.
 
     Internal: a part of :class:`fastzk.client.KazooClient`.
     """
@@ -39,7 +39,7 @@ class RecipeOperations(ClientBase):
 
     def _watched_children(self, path: str) -> List[str]:
         """The children of ``path``, from the connection's
-        :class:`~fastzk.childview.ChildrenView` when a child watch keeps
+        :class:`~fastzk.protocol.childview.ChildrenView` when a child watch keeps
         them current, else read with such a watch (for the lock recipes'
         non-blocking check).  The list returned must not be changed."""
         full = self._full_path(path)

@@ -1,6 +1,7 @@
 """The background thread of a TreeCache: it takes the notifications it is
-sent, waits for the replies of the reads they became (:mod:`fastzk.cacheops`)
-and applies them, strictly in the order the reads were sent."""
+sent, waits for the replies of the reads they became
+(:mod:`fastzk.recipes.cacheops`) and applies them, strictly in the order
+the reads were sent."""
 
 import logging
 import queue
@@ -16,8 +17,8 @@ from kazoo.exceptions import (
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 from kazoo.recipe.cache import TreeEvent
 
-from fastzk.cacheops import RESYNC, Op, _CacheOps
-from fastzk.watches import AddWatchMode
+from fastzk.recipes.cacheops import RESYNC, Op, _CacheOps
+from fastzk.protocol.watches import AddWatchMode
 
 # The name of the module whose class this is part of (fastzk.cache).
 log = logging.getLogger("fastzk.cache")

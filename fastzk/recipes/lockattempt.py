@@ -18,9 +18,9 @@ from kazoo.exceptions import (
 )
 from kazoo.protocol.states import WatchedEvent
 
-from fastzk.cleanup import GuaranteedDeleter
-from fastzk.lockcalls import _DeadlineCalls, _DeadlinePassed
-from fastzk.locknames import predecessor
+from fastzk.recipes.cleanup import GuaranteedDeleter
+from fastzk.recipes.lockcalls import _DeadlineCalls, _DeadlinePassed
+from fastzk.recipes.locknames import predecessor
 
 # Errors after which an attempt is retried once the client is connected
 # again (kazoo's lock retries the same ones through KazooRetry).

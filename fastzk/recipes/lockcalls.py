@@ -8,7 +8,7 @@ from typing import Any, Callable, List, Optional
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from fastzk.fastpath import FastPath
+from fastzk.kazooface.fastpath import FastPath
 
 
 class _DeadlinePassed(Exception):
@@ -84,7 +84,7 @@ class _DeadlineCalls(object):
 
         ``watched``: on fastzk's client made with
         ``cached_lock_checks=True``, the list a child watch keeps current
-        may answer without a round trip (see fastzk.childview); only for
+        may answer without a round trip (see fastzk.protocol.childview); only for
         the check before a non-blocking create.
         """
         fast = self._fast

@@ -36,14 +36,14 @@ from kazoo.retry import KazooRetry
 
 from fastzk._core import codec
 from fastzk.protocol.session import R_CLOSE, Request, SessionMachine
-from fastzk import spin as _spin
+from fastzk.drivers import spin as _spin
 from fastzk.drivers.channel import Channel
 from fastzk.drivers.hosts import HostRounds
 from fastzk.drivers.session_thread import SessionThread
 from fastzk.drivers.transport import PlainTransport, Transport
 from fastzk.drivers.waiter import Waiter, bounded
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fastzk.engine")
 
 __all__ = ["Engine", "Request", "Waiter"]
 
@@ -90,7 +90,7 @@ class Engine(object):
         #: Opens the connections (plain TCP).
         self.transport: Transport = PlainTransport()
         # How long a synchronous caller busy-polls the socket before
-        # sleeping in poll() (see fastzk.spin).  Only the compiled core
+        # sleeping in poll() (see fastzk.drivers.spin).  Only the compiled core
         # polls without holding the GIL, so only it spins.
         self.spin = _spin.AdaptiveSpin(
             _spin.ceiling_from_environment() if codec.IMPLEMENTATION == "cython" else 0)

@@ -19,12 +19,12 @@ from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import ZnodeStat
 
 from fastzk._core import codec
-from fastzk.clientbase import ClientBase
+from fastzk.kazooface.base import ClientBase
 from fastzk.drivers.waiter import Waiter
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
-from fastzk.watches import WatchFunc
+from fastzk.protocol.watches import WatchFunc
 
 __all__ = ["DataOperations"]
 

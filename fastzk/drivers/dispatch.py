@@ -19,7 +19,7 @@ from typing import Any, Callable, Deque, Optional, Tuple
 
 __all__ = ["Dispatcher"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fastzk.dispatch")
 
 
 class Dispatcher(object):

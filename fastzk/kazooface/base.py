@@ -1,10 +1,10 @@
 """What the parts of fastzk's :class:`~fastzk.client.KazooClient` share.
 
 fastzk's client is assembled from a few parts, one job each: the session
-and its lifecycle (:mod:`fastzk.clientsession`), watches and the event
-thread (:mod:`fastzk.clientwatches`), the data operations
-(:mod:`fastzk.clientdata`) and the operations only fastzk's recipes use
-(:mod:`fastzk.clientrecipes`).  Each is a :class:`ClientBase`: kazoo's
+and its lifecycle (:mod:`fastzk.kazooface.session`), watches and the event
+thread (:mod:`fastzk.kazooface.watches`), the data operations
+(:mod:`fastzk.kazooface.data`) and the operations only fastzk's recipes use
+(:mod:`fastzk.kazooface.recipes`).  Each is a :class:`ClientBase`: kazoo's
 client with the attributes fastzk's constructor adds declared, and the two
 helpers every part uses (a path's server path, a call on the event
 thread).
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable, List
 
 import kazoo.client
 
-from fastzk.paths import server_path
+from fastzk.protocol.paths import server_path
 
 if TYPE_CHECKING:
-    from fastzk.dispatch import Dispatcher
-    from fastzk.engine import Engine
-    from fastzk.fastpath import FastPath
+    from fastzk.drivers.dispatch import Dispatcher
+    from fastzk.drivers.engine import Engine
+    from fastzk.kazooface.fastpath import FastPath
 
 __all__ = ["ClientBase"]
 
@@ -50,7 +50,7 @@ class ClientBase(kazoo.client.KazooClient):
     # -- what every part uses ------------------------------------------------
 
     def _full_path(self, path: str) -> str:
-        """The server path of ``path`` (see :func:`fastzk.paths.server_path`)."""
+        """The server path of ``path`` (see :func:`fastzk.protocol.paths.server_path`)."""
         return server_path(self.chroot, path)
 
     def _dispatch(self, func: Callable[..., Any], *args: Any) -> None:

@@ -19,8 +19,8 @@ from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import KazooState, KeeperState
 
 from fastzk._core import codec
-from fastzk.clientbase import ClientBase
-from fastzk.engine import Engine
+from fastzk.kazooface.base import ClientBase
+from fastzk.drivers.engine import Engine
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request

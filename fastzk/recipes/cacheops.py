@@ -1,12 +1,12 @@
 """The reads a TreeCache makes and how their replies are applied, for
 either driver: a notification becomes pipelined reads, and each reply,
 taken strictly in the order the reads were sent, brings the mirror
-(:mod:`fastzk.cachemirror`) up to date and may send further reads.
+(:mod:`fastzk.recipes.cachemirror`) up to date and may send further reads.
 
 ZooKeeper answers a session's requests in order, so every reply applied is
 at least as recent as those applied before it and the cache never goes
 back.  Waiting for the replies is the driver's part: a thread for
-:class:`fastzk.cache.TreeCache` (:mod:`fastzk.cachereader`), a task for
+:class:`fastzk.cache.TreeCache` (:mod:`fastzk.recipes.cachereader`), a task for
 :class:`fastzk.aio.TreeCache`.
 """
 
@@ -17,7 +17,7 @@ from kazoo.exceptions import NoNodeError, UnimplementedError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.recipe.cache import TreeEvent
 
-from fastzk.cachemirror import _CacheMirror, _join, _parent
+from fastzk.recipes.cachemirror import _CacheMirror, _join, _parent
 
 # The name of the module whose class this is part of (fastzk.cache).
 log = logging.getLogger("fastzk.cache")

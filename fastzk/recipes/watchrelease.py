@@ -14,13 +14,13 @@ from kazoo.exceptions import KazooException, NoNodeError, NoWatcherError
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.paths import _prefix_root
 
-from fastzk import watches as _watches
-from fastzk.fastpath import FastPath
-from fastzk.watches import WatcherType, WatchFunc
+from fastzk.protocol import watches as _watches
+from fastzk.kazooface.fastpath import FastPath
+from fastzk.protocol.watches import WatcherType, WatchFunc
 
 __all__ = ["must_remove", "release_watches", "wait_released", "watched_paths"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fastzk.watchrelease")
 
 _ALL_KINDS: Tuple[int, ...] = (_watches.DATA, _watches.EXIST, _watches.CHILD,
               _watches.PERSISTENT, _watches.RECURSIVE)
@@ -100,7 +100,7 @@ def release_watches(client: KazooClient, fast: Optional[FastPath],
                     watcher_type: WatcherType) -> Optional[IAsyncResult]:
     """Remove from the server the watches ``func`` holds on ``path``, when
     no other function of the client shares them (see :func:`must_remove`).
-    ``fast`` is ``client``'s :func:`~fastzk.fastpath.fast_path_of`; a
+    ``fast`` is ``client``'s :func:`~fastzk.kazooface.fastpath.fast_path_of`; a
     client without it (kazoo's) is left alone.
 
     :returns: the asynchronous result of the removeWatches request, or

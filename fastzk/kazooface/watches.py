@@ -14,11 +14,13 @@ from typing import Any, Dict, Sequence, Set, Tuple
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from fastzk.clientbase import ClientBase
-from fastzk.engine import Engine
+from fastzk.kazooface.base import ClientBase
+from fastzk.drivers.engine import Engine
 from fastzk.protocol import builders as _rq
-from fastzk import watches as _watches
-from fastzk.watches import EVENT_TYPES, AddWatchMode, WatcherType, WatchFunc
+from fastzk.protocol import watches as _watches
+from fastzk.protocol.watches import (
+    EVENT_TYPES, AddWatchMode, WatcherType, WatchFunc,
+)
 
 __all__ = ["WatchRouting"]
 

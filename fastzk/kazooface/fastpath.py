@@ -18,9 +18,9 @@ from kazoo.client import KazooClient
 from kazoo.interfaces import IAsyncResult
 
 if TYPE_CHECKING:
-    from fastzk.cleanup import GuaranteedDeleter
+    from fastzk.recipes.cleanup import GuaranteedDeleter
     from fastzk.client import KazooClient as FastClient
-    from fastzk.watches import WatchRegistry, WatcherType
+    from fastzk.protocol.watches import WatchRegistry, WatcherType
 
 __all__ = ["FastPath", "fast_path_of"]
 
@@ -73,11 +73,11 @@ class FastPath(object):
 
     @property
     def deleter(self) -> "GuaranteedDeleter":
-        """The client's :class:`~fastzk.cleanup.GuaranteedDeleter`, made
+        """The client's :class:`~fastzk.recipes.cleanup.GuaranteedDeleter`, made
         when first needed."""
         deleter = self._deleter
         if deleter is None:
-            from fastzk.cleanup import GuaranteedDeleter
+            from fastzk.recipes.cleanup import GuaranteedDeleter
             with self._deleter_lock:
                 deleter = self._deleter
                 if deleter is None:

@@ -39,11 +39,11 @@ from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
-from fastzk.fastpath import FastPath, fast_path_of
+from fastzk.kazooface.fastpath import FastPath, fast_path_of
 
 __all__ = ["GuaranteedDeleter", "deleter_for"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fastzk.cleanup")
 
 # The request may not have reached the server, or its reply was lost:
 # only the server can tell, so the job stays pending.
