@@ -114,7 +114,18 @@ cdef extern from "<sys/types.h>" nogil:
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int sockfd, void *buf, size_t len, int flags)
     ssize_t send(int sockfd, const void *buf, size_t len, int flags)
+    int setsockopt(int sockfd, int level, int optname, const void *optval,
+                   unsigned int optlen)
     int MSG_DONTWAIT
+    int SOL_SOCKET
+    int SO_RCVTIMEO
+    int SO_SNDTIMEO
+
+cdef extern from "<fcntl.h>" nogil:
+    int fcntl(int fd, int cmd, ...)
+    int F_GETFL
+    int F_SETFL
+    int O_NONBLOCK
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
@@ -125,6 +136,11 @@ cdef extern from "<time.h>" nogil:
     int clock_gettime(clockid_t clk, timespec *tp)
     clockid_t CLOCK_MONOTONIC
     clockid_t CLOCK_THREAD_CPUTIME_ID
+
+cdef extern from "<sys/time.h>" nogil:
+    struct timeval:
+        time_t tv_sec
+        long tv_usec
 
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object obj, int *overflow)
@@ -172,6 +188,14 @@ cdef enum:
     _MIN_READ = 65536
     # Scratch writer: bytes kept on the C stack before going to the heap.
     _WRITER_STACK = 512
+    # FrameReader: after this many reads without trying the socket first,
+    # try it once anyway (see FrameReader._read_fd).
+    _PROBE_EVERY = 16
+    # ...and after a try that found bytes, keep trying this many times.
+    _TRIES_AFTER_A_HIT = 4
+    # FrameReader: a wait that must end this soon before its recv()'s
+    # SO_RCVTIMEO would polls instead (so it overruns by at most this).
+    _BLOCK_SLACK_NS = 10000000
 
 cdef object _ZnodeStat = ZnodeStat
 cdef object _SSLSocket = _ssl.SSLSocket

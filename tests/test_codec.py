@@ -234,7 +234,7 @@ def test_same_public_names(both):
             assert py_value.__doc__ and cy_value.__doc__, name
         elif name != "IMPLEMENTATION":
             assert py_value == cy_value, name
-    for name in ("feed", "next_frame", "read_from", "buffered"):
+    for name in ("feed", "next_frame", "read_from", "block_reads", "buffered"):
         assert getattr(py.FrameReader, name).__doc__, name
         assert getattr(cy.FrameReader, name).__doc__, name
 
@@ -1249,6 +1249,81 @@ def test_read_from_waits_for_data(codec, sockpair):
         assert reader.next_frame() == b"late"
     finally:
         timer.join()
+
+
+def test_block_reads_waits_in_one_recv(codec, sockpair):
+    """After block_reads the compiled reader waits in a blocking recv():
+    the descriptor is blocking, a reply that comes late is read, a wait
+    with nothing to read still ends at its timeout, and a shorter wait
+    than block_reads' timeout is not held to it.  The pure-Python reader
+    leaves the socket alone and reads the same."""
+    a, b = sockpair
+    a.settimeout(3.0)
+    reader = codec.FrameReader()
+    blocking = reader.block_reads(a, 0.3)
+    assert blocking is (codec.IMPLEMENTATION == "cython")
+    assert os.get_blocking(a.fileno()) is blocking
+    assert a.gettimeout() == 3.0
+    for timeout in (0.3, None):
+        timer = threading.Timer(0.1, b.sendall, (length_prefixed(b"late"),))
+        timer.start()
+        try:
+            start = time.monotonic()
+            assert reader.read_from(a, timeout) == 8
+            assert time.monotonic() - start >= 0.05
+            assert reader.next_frame() == b"late"
+        finally:
+            timer.join()
+    start = time.monotonic()
+    assert reader.read_from(a, 0.3) == 0
+    assert 0.25 <= time.monotonic() - start < 1.5
+    start = time.monotonic()
+    assert reader.read_from(a, 0.05) == 0
+    assert 0.04 <= time.monotonic() - start < 0.25
+    b.close()
+    with pytest.raises(ConnectionDropped, match="closed by server"):
+        reader.read_from(a, 0.3)
+
+
+def test_block_reads_survives_a_non_blocking_descriptor(codec, sockpair):
+    """A socket made non-blocking again (settimeout) after block_reads:
+    recv() returns at once, and the reader still waits out its timeout."""
+    a, b = sockpair
+    reader = codec.FrameReader()
+    reader.block_reads(a, 0.3)
+    a.settimeout(2.0)
+    assert os.get_blocking(a.fileno()) is False
+    start = time.monotonic()
+    assert reader.read_from(a, 0.3) == 0
+    assert 0.25 <= time.monotonic() - start < 1.5
+    b.sendall(length_prefixed(b"x"))
+    assert reader.read_from(a, 0.3) == 5
+    assert reader.next_frame() == b"x"
+
+
+def test_block_reads_bounds_sends(codec, sockpair):
+    """A send to a peer that reads nothing still fails in time."""
+    a, _ = sockpair
+    a.settimeout(0.5)
+    codec.FrameReader().block_reads(a, 0.3)
+    start = time.monotonic()
+    with pytest.raises(OSError):
+        codec.send_all(a, b"x" * (64 << 20))
+    assert time.monotonic() - start < 10
+
+
+def test_block_reads_leaves_tls_sockets_and_checks_its_arguments(codec):
+    reader = codec.FrameReader()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with context.wrap_socket(socket.socket(), server_hostname="zk",
+                             do_handshake_on_connect=False) as tls:
+        assert reader.block_reads(tls, 1.0) is False
+    with socket.socket() as plain:
+        for timeout in (0, -1.0, 1e7):
+            with pytest.raises(ValueError):
+                reader.block_reads(plain, timeout)
+    with pytest.raises(TypeError):
+        reader.block_reads("not a socket", 1.0)
 
 
 def test_read_from_eof(codec, sockpair):

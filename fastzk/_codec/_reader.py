@@ -180,6 +180,23 @@ class FrameReader(object):
         )
         return bool(r or x)
 
+    def block_reads(self, sock, timeout):
+        """Let :meth:`read_from` wait inside one ``recv()``, in the compiled
+        implementation.  This one reads through the socket object, which
+        polls before each read whatever the descriptor's mode: there is
+        nothing to gain, so it leaves ``sock`` alone and returns False.
+
+        :rtype: bool
+        :raises TypeError: when ``sock`` is not a :class:`socket.socket`.
+        :raises ValueError: when ``timeout`` is not in (0, 1e6] seconds.
+        """
+        if not isinstance(sock, _CSocket):
+            raise TypeError("sock must be a socket.socket, not %s"
+                            % type(sock).__name__)
+        if not (isinstance(timeout, (int, float)) and 0 < timeout <= 1e6):
+            raise ValueError("timeout must be in (0, 1e6] seconds")
+        return False
+
     def read_from(self, sock, timeout, spin_us=0):
         """Read whatever ``sock`` has into the buffer.
 

@@ -58,10 +58,8 @@ def open_connection(transport: Transport, machine: SessionMachine,
             # go now, and open a fresh one.
             sock.sendall(exc.farewell)
             raise
-        # Sends wait at most the read timeout (a Python socket timeout: the
-        # descriptor stays non-blocking, which measured faster on loopback
-        # than a blocking send bounded by SO_SNDTIMEO).  Reads wait in
-        # FrameReader.read_from.
+        # Sends wait at most the read timeout (a Python socket timeout).
+        # Reads wait in FrameReader.read_from.
         sock.settimeout(machine.read_timeout)
         machine.sasl_options = sasl_options
         request = machine.start_sasl(host)
@@ -78,6 +76,9 @@ def open_connection(transport: Transport, machine: SessionMachine,
         # are read by the normal reply path.
         for batch in machine.set_watches_frames():
             sock.sendall(batch)
+        # From here on a reader waiting the whole read timeout does so in
+        # one recv() (the compiled reader; the other keeps polling).
+        frames.block_reads(sock, machine.read_timeout)
     except BaseException:
         sock.close()
         raise

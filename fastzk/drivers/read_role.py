@@ -154,9 +154,13 @@ class ReadRole(object):
                             timeout = read_timeout
                         elif timeout <= 0:
                             return
-                    started = _now_ns()
-                    got = frames.read_from(sock, timeout, spin.budget_us)
-                    spin.observe(_now_ns() - started, frames.spin_off_cpu_ns)
+                    if spin.ceiling_us:
+                        started = _now_ns()
+                        got = frames.read_from(sock, timeout, spin.budget_us)
+                        spin.observe(_now_ns() - started,
+                                     frames.spin_off_cpu_ns)
+                    else:
+                        got = frames.read_from(sock, timeout)
                     if not got:
                         if timeout < read_timeout:
                             continue  # the caller's deadline, not the server

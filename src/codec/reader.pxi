@@ -98,6 +98,13 @@ cdef class FrameReader:
     #: thread spent off its CPU (the spin's wall time minus the thread's
     #: CPU time): other threads ran in its place.  0 when it did not spin.
     cdef readonly int64_t spin_off_cpu_ns
+    # The descriptor block_reads made blocking, and its SO_RCVTIMEO in ns.
+    cdef int _block_fd
+    cdef int64_t _block_ns
+    # Whether a read tries the socket before waiting: tries left after the
+    # last one that found bytes, and reads since the last try.
+    cdef int _tries
+    cdef int _untried
 
     def __cinit__(self, *args, **kwargs):
         self._buf = <unsigned char *>PyMem_Malloc(_INITIAL_BUFFER)
@@ -109,6 +116,10 @@ cdef class FrameReader:
         self._busy = False
         self.max_frame = zk.MAX_FRAME
         self.spin_off_cpu_ns = 0
+        self._block_fd = -1
+        self._block_ns = 0
+        self._tries = _TRIES_AFTER_A_HIT
+        self._untried = 0
 
     def __init__(self, max_frame=DEFAULT_MAX_FRAME):
         cdef int64_t m = _i64(max_frame, b"max_frame")
@@ -205,13 +216,58 @@ cdef class FrameReader:
             self._start = start
         return frame
 
+    def block_reads(self, sock, timeout):
+        """Let :meth:`read_from` wait for ``sock``'s bytes inside one
+        ``recv()``, instead of a ``poll()`` and then a ``recv()``.
+
+        Clears the descriptor's ``O_NONBLOCK`` and bounds the kernel's
+        waits in it by ``timeout`` seconds (``SO_RCVTIMEO`` and
+        ``SO_SNDTIMEO``, so that no send can block for longer either).  The
+        socket object keeps its own timeout: its methods still poll first.
+        Call it once per connection, after the handshake; waits shorter
+        than ``timeout`` still poll.
+
+        :returns: True, or False for a TLS socket (left alone: its reads
+                  need a non-blocking descriptor).
+        :rtype: bool
+        :raises OSError: a system call failed.
+        """
+        cdef double t = timeout
+        cdef timeval tv
+        cdef int fd, flags
+        if not isinstance(sock, _CSocket):
+            raise TypeError("sock must be a socket.socket, not %s"
+                            % type(sock).__name__)
+        if isinstance(sock, _SSLSocket):
+            return False
+        if not t > 0 or t > 1e6:
+            raise ValueError("timeout must be in (0, 1e6] seconds")
+        fd = sock.fileno()
+        if fd < 0:
+            raise ConnectionDropped("socket is closed")
+        tv.tv_sec = <time_t>t
+        tv.tv_usec = <long>((t - <double>tv.tv_sec) * 1e6)
+        if tv.tv_sec == 0 and tv.tv_usec == 0:
+            tv.tv_usec = 1
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0
+                or setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0):
+            raise OSError(errno, os.strerror(errno))
+        flags = fcntl(fd, F_GETFL)
+        if flags < 0 or fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0:
+            raise OSError(errno, os.strerror(errno))
+        self._block_fd = fd
+        self._block_ns = <int64_t>(tv.tv_sec) * 1000000000 + <int64_t>(tv.tv_usec) * 1000
+        return True
+
     def read_from(self, sock, timeout, spin_us=0):
         """Read whatever ``sock`` has into the buffer.
 
         Waits at most ``timeout`` seconds (``None``: forever) for at least
         one byte.  A plain socket may be blocking or not; its mode is left
-        alone.  It is polled and read through its file descriptor with the
-        GIL released.
+        alone.  It is read through its file descriptor with the GIL
+        released: polled, or, after :meth:`block_reads`, read in one
+        blocking ``recv()`` when the wait may last the whole ``timeout``
+        given there.
 
         An :class:`ssl.SSLSocket` must be non-blocking (its ``recv_into``
         raising :exc:`ssl.SSLWantReadError` when no whole record is in, as
@@ -268,14 +324,27 @@ cdef class FrameReader:
         cdef int ms
         cdef int64_t now, stop, rem, cpu
         cdef pollfd pfd
-        # Try the socket before sleeping in poll(), keeping the GIL: on a
-        # busy machine the reply is often there already, and one recv()
-        # costs less than a poll(), a recv() and a GIL hand-off.  With a
-        # spin budget, keep trying that long without the GIL.
-        got = recv(fd, p, room, MSG_DONTWAIT)
-        if got < 0:
-            err = errno
-            if spin_us > 0 and (err == EAGAIN or err == EWOULDBLOCK):
+        # Try the socket before sleeping, keeping the GIL: on a busy machine
+        # the reply is often there already, and one recv() costs less than
+        # a wait and a GIL hand-off.  Where tries keep finding nothing (a
+        # synchronous call on an idle machine: the reply takes a round
+        # trip) they are a wasted system call each, so after a few misses
+        # only every _PROBE_EVERY-th read tries.  With a spin budget, keep
+        # trying that long without the GIL.
+        err = EAGAIN
+        if spin_us > 0 or self._tries > 0 or self._untried >= _PROBE_EVERY:
+            self._untried = 0
+            got = recv(fd, p, room, MSG_DONTWAIT)
+            if got < 0:
+                err = errno
+                if self._tries > 0:
+                    self._tries -= 1
+            else:
+                self._tries = _TRIES_AFTER_A_HIT
+        else:
+            self._untried += 1
+        if got < 0 and (err == EAGAIN or err == EWOULDBLOCK):
+            if spin_us > 0:
                 with nogil:
                     cpu = _thread_cpu_ns()
                     now = _now_ns()
@@ -295,6 +364,17 @@ cdef class FrameReader:
                         cpu = _thread_cpu_ns() - cpu
                         rem = (_now_ns() - now) - cpu
                         self.spin_off_cpu_ns = rem if rem > 0 else 0
+            elif fd == self._block_fd and (
+                    deadline < 0
+                    or deadline - _now_ns() + _BLOCK_SLACK_NS >= self._block_ns):
+                # block_reads made the descriptor blocking: wait in recv()
+                # itself, for at most SO_RCVTIMEO (a little past the
+                # deadline at worst).  EAGAIN means that time passed, or
+                # the descriptor is non-blocking again: poll for the rest.
+                with nogil:
+                    got = recv(fd, p, room, 0)
+                    if got < 0:
+                        err = errno
         if self._took(got, err):
             return got
         pfd.fd = fd
