@@ -34,6 +34,7 @@ CCODEC_INCLUDES = [
     "src/codec/primitives.pxi",
     "src/codec/encoders.pxi",
     "src/codec/decoders.pxi",
+    "src/codec/sending.pxi",
     "src/codec/reader.pxi",
 ]
 

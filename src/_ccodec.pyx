@@ -206,10 +206,11 @@ cdef object _SSLWantWrite = _ssl.SSLWantWriteError
 cdef object _SSLEOF = _ssl.SSLEOFError
 
 # The bodies, one job per file under src/codec/, cut as the pure-Python
-# twin fastzk._codec is (primitives, encoders, decoders, reader).
+# twin fastzk._codec is (primitives, encoders, decoders, sending, reader).
 # ``include`` is textual: the files are compiled as this one module, after
 # the declarations above.
 include "codec/primitives.pxi"
 include "codec/encoders.pxi"
 include "codec/decoders.pxi"
+include "codec/sending.pxi"
 include "codec/reader.pxi"

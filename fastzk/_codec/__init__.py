@@ -19,7 +19,8 @@ input and never any other exception type for bad frame contents.
 
 The code lives in parts named after the compiled twin's include files:
 ``_primitives`` (argument checking, writers), ``_encoders``,
-``_decoders`` and ``_reader`` (:func:`send_all`, :class:`FrameReader`).
+``_decoders``, ``_sending`` (:func:`send_all`) and ``_reader``
+(:class:`FrameReader`).
 Import the codec from this module, which is its whole public face.
 """
 
@@ -49,7 +50,8 @@ from fastzk._codec._encoders import (
     encode_set_data,
     encode_set_watches,
 )
-from fastzk._codec._reader import DEFAULT_MAX_FRAME, FrameReader, send_all
+from fastzk._codec._reader import DEFAULT_MAX_FRAME, FrameReader
+from fastzk._codec._sending import send_all
 from fastzk.protocol.constants import (  # re-exported (see __all__)
     ADD_WATCH,
     AUTH,

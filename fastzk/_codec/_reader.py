@@ -1,9 +1,8 @@
-"""Socket sending and frame splitting of the pure-Python codec.
+"""Frame splitting of the pure-Python codec.
 
 Part of :mod:`fastzk._codec` (import the codec from there), beside
-the compiled twin's ``reader.pxi``: :func:`send_all`, and
-:class:`FrameReader`, which reads a socket and cuts its byte stream into
-frames.
+the compiled twin's ``reader.pxi``: :class:`FrameReader`, which reads a
+socket and cuts its byte stream into frames.
 """
 
 import math
@@ -43,17 +42,6 @@ _POLL_READ = (
 _POLLNVAL = getattr(select, "POLLNVAL", 0)
 _POLL_WRITE = select.POLLOUT if _HAS_POLL else 1
 _POLL_MAX_MS = 0x7FFFFFFF
-
-
-def send_all(sock, data):
-    """Send all of ``data`` (a bytes-like object) on ``sock``.
-
-    ``sock.sendall``; the compiled core first tries a non-blocking send
-    without releasing the GIL.
-
-    :raises OSError: as ``socket.sendall`` does.
-    """
-    sock.sendall(data)
 
 
 class FrameReader(object):
