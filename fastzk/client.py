@@ -42,6 +42,7 @@ from kazoo.protocol.states import WatchedEvent
 
 from fastzk.kazooface.data import DataOperations
 from fastzk.kazooface.recipes import RecipeOperations
+from fastzk.kazooface.results import result_factory
 from fastzk.kazooface.session import SessionLifecycle
 from fastzk.kazooface.session import StateListener  # noqa: F401 (kazoo face)
 from fastzk.kazooface.watches import WatchRouting
@@ -179,6 +180,7 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
         if tls_context is not None:
             self._connection.transport = TlsTransport(tls_context)
         self._events = Dispatcher()
+        self._new_result = result_factory(self.handler)
         self._reconnect_on_expiry = bool(reconnect_on_expiry)
         #: Whether non-blocking lock attempts may answer from watched
         #: children lists (the ``cached_lock_checks`` argument).

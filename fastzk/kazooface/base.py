@@ -43,6 +43,9 @@ class ClientBase(kazoo.client.KazooClient):
     _events: "Dispatcher"
     _reconnect_on_expiry: bool
     cached_lock_checks: bool
+    # Makes the result of an asynchronous request
+    # (fastzk.kazooface.results.result_factory).
+    _new_result: Callable[[], Any]
     _fast_path: "FastPath"
     _expiry_callbacks: List[Callable[[], Any]]
     _state_lock: threading.RLock

@@ -86,7 +86,7 @@ class DataOperations(ClientBase):
         """Asynchronously get a list of child nodes of a path. Takes the
         same arguments as :meth:`get_children`."""
         return self._submit(self._children_request(
-            path, watch, include_data, self.handler.async_result()))
+            path, watch, include_data, self._new_result()))
 
     def get_async(self, path: str,
                   watch: Optional[WatchFunc] = None) -> IAsyncResult:
@@ -94,7 +94,7 @@ class DataOperations(ClientBase):
         as :meth:`get`."""
         return self._submit(self._read_request(
             codec.GET_DATA, _session.R_DATA_STAT, path, watch,
-            self.handler.async_result()))
+            self._new_result()))
 
     def exists_async(self, path: str,
                      watch: Optional[WatchFunc] = None) -> IAsyncResult:
@@ -102,20 +102,20 @@ class DataOperations(ClientBase):
         as :meth:`exists`."""
         return self._submit(self._read_request(
             codec.EXISTS, _session.R_STAT, path, watch,
-            self.handler.async_result()))
+            self._new_result()))
 
     def set_async(self, path: str, value: Optional[bytes],
                   version: int = -1) -> IAsyncResult:
         """Asynchronously set the value of a node. Takes the same arguments
         as :meth:`set`."""
         return self._submit(self._set_request(path, value, version,
-                                              self.handler.async_result()))
+                                              self._new_result()))
 
     def delete_async(self, path: str, version: int = -1) -> IAsyncResult:
         """Asynchronously delete a node. Takes the same arguments as
         :meth:`delete`, except for ``recursive``."""
         return self._submit(self._delete_request(path, version,
-                                                 self.handler.async_result()))
+                                                 self._new_result()))
 
     def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                      include_data: bool = False

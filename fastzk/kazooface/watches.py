@@ -124,7 +124,7 @@ class WatchRouting(ClientBase):
             raise TypeError("Invalid type for 'watch' (must be a callable)")
         mode = AddWatchMode(mode)
         full = self._full_path(path)
-        result = self.handler.async_result()
+        result = self._new_result()
         self._connection.submit(_rq.add_watch(
             full, watch, mode == AddWatchMode.PERSISTENT_RECURSIVE, result))
         return result
@@ -155,6 +155,6 @@ class WatchRouting(ClientBase):
             raise TypeError("Invalid type for 'path' (string expected)")
         watcher_type = WatcherType(watcher_type)
         full = self._full_path(path)
-        result = self.handler.async_result()
+        result = self._new_result()
         self._connection.submit(_rq.remove_watches(full, watcher_type, result))
         return result
