@@ -41,6 +41,8 @@ async def test_crud(zk_hosts):
                                      ephemeral=True, include_data=True)
         assert path.startswith("/app/s-") and stat.ephemeralOwner
         assert await zk.create("/deep/er/node", makepath=True) == "/deep/er/node"
+        made = await zk.create("/seqdir/q/", sequence=True, makepath=True)
+        assert made.startswith("/seqdir/q/") and len(made) == 20
         assert await zk.sync("/app") == "/app"
         assert await zk.delete("/app/x")
         assert await zk.exists("/app/x") is None

@@ -76,6 +76,9 @@ def test_create_variants(zk):
     assert zk.exists(eph).ephemeralOwner == zk.client_id[0]
     assert zk.create("/deep/er/node", b"d", makepath=True) == "/deep/er/node"
     assert zk.get("/deep/er/node")[0] == b"d"
+    # A sequential path ending in "/": its last component is the parent.
+    made = zk.create("/seqdir/q/", sequence=True, makepath=True)
+    assert made.startswith("/seqdir/q/") and len(made) == len("/seqdir/q/") + 10
     assert zk.create("/nodata", None) == "/nodata"
     assert zk.get("/nodata")[0] in (None, b"")
     zk.ensure_path("/e1/e2/e3")

@@ -6,7 +6,7 @@ import itertools
 import pytest
 from kazoo.protocol.paths import _prefix_root
 
-from fastzk.protocol.paths import server_path
+from fastzk.protocol.paths import parent_to_make, server_path
 
 PATHS = ["/", "", "a", "/a", "/a/", "//a", "/a//b", "/a/b", "a/b/", "/a.b",
          "/.a", "/a/.b", "/é/ü", "/a/b/c/d"]
@@ -24,3 +24,15 @@ def test_relative_components_are_refused_as_kazoo(path):
         _prefix_root("", path)
     with pytest.raises(ValueError):
         server_path("", path)
+
+
+@pytest.mark.parametrize("path,sequence,parent", [
+    ("/a/b", False, "/a"),
+    ("/a/b", True, "/a"),
+    ("/a/b/", True, "/a/b"),     # the sequence number is appended to "b/"
+    ("/a/b-", True, "/a"),
+    ("/a", False, "/"),
+    ("/a/b/", False, "/a/b"),
+])
+def test_parent_to_make(path, sequence, parent):
+    assert parent_to_make(path, sequence) == parent

@@ -18,7 +18,7 @@ from fastzk._core import codec
 from fastzk.aio.driver import FutureResult
 from fastzk.aio.lifecycle import Lifecycle
 from fastzk.aio.transaction import AsyncTransaction
-from fastzk.protocol.paths import server_path
+from fastzk.protocol.paths import parent_to_make, server_path
 from fastzk.protocol import builders as _rq
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
@@ -195,10 +195,7 @@ class NodeCalls(Lifecycle):
         except NoNodeError:
             if not makepath:
                 raise
-            if sequence and path.endswith("/"):
-                parent = path.rstrip("/")
-            else:
-                parent, _ = _split_path(path)
+            parent = parent_to_make(path, sequence)
             await self.ensure_path(parent, acl)
             result = await self._call(build)
         if include_data:

@@ -9,7 +9,6 @@ kazoo's checks and messages.
 Internal: a part of :class:`fastzk.client.KazooClient`.
 """
 
-from os.path import split as _split_path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from kazoo.exceptions import NoNodeError
@@ -22,6 +21,7 @@ from fastzk._core import codec
 from fastzk.kazooface.base import ClientBase
 from fastzk.drivers.waiter import Waiter
 from fastzk.protocol import builders as _rq
+from fastzk.protocol.paths import parent_to_make
 from fastzk.protocol import session as _session
 from fastzk.protocol.session import Request
 from fastzk.protocol.watches import WatchFunc
@@ -194,10 +194,7 @@ class DataOperations(ClientBase):
         except NoNodeError:
             if not makepath:
                 raise
-            if sequence and path.endswith("/"):
-                parent = path.rstrip("/")
-            else:
-                parent, _ = _split_path(path)
+            parent = parent_to_make(path, sequence)
             self.ensure_path(parent, acl)
             result = self._connection.call(
                 _rq.create(full, value, acl, flags, include_data, Waiter()))
