@@ -3,8 +3,8 @@
 kazoo's threading handler gives each request an
 :class:`~kazoo.handlers.threading.AsyncResult` built around a
 :class:`threading.Condition`: a Python object whose making, entering and
-leaving run Python code, once or twice per request.  For a pipelined read
-that is most of what the client spends on it.  :class:`RequestResult` is
+leaving run Python code, once or twice per request (about 0.8 us of the
+1.5 us a result costs to make, set and read).  :class:`RequestResult` is
 the same class (a subclass: same methods, same callbacks on the handler's
 completion thread) over :class:`_Condition`, the three operations of a
 condition it uses on a re-entrant lock implemented in C.
