@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
-from kazoo.handlers.utils import _NONE
+from kazoo.handlers.utils import AsyncResult as _BaseResult
 from kazoo.interfaces import IAsyncResult
 
 __all__ = ["RequestResult", "result_factory"]
@@ -87,13 +87,9 @@ class RequestResult(AsyncResult):  # type: ignore[misc]
     """
 
     def __init__(self, handler: SequentialThreadingHandler) -> None:
-        # AsyncResult's attributes, without its condition factory.
-        self._handler = handler
-        self._exception = _NONE
-        self._condition = _Condition()
-        self._callbacks: List[Callable[[Any], Any]] = []
-        self._timeout_factory = handler.timeout_exception
-        self.value = None
+        # kazoo's handler-independent constructor, given this condition.
+        _BaseResult.__init__(self, handler, _Condition,
+                             handler.timeout_exception)
 
 
 def result_factory(handler: SequentialThreadingHandler
