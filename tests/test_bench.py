@@ -164,6 +164,44 @@ def test_raw_loop_handshake_and_100_round_trips(zk_server, zk_admin):
     assert loop.proc.returncode == 0
 
 
+def test_python_loop_handshake_and_100_round_trips(zk_server, zk_admin):
+    """The raw loop written in Python against a real server: a session,
+    100 synchronous getChildren round trips, sane figures, a clean
+    close."""
+    import uuid
+
+    path = "/pyloop-%s" % uuid.uuid4().hex[:8]
+    zk_admin.ensure_path(path)
+    for i in range(3):
+        zk_admin.create("%s/c%d" % (path, i))
+    loop = lib.PythonLoop(zk_server.address)
+    try:
+        figures = loop.command("children %s 100" % path)
+        assert figures["count"] == 100 and figures["children"] == 3
+        assert 0 < figures["wall_s"] < 30
+        assert 0 <= figures["cpu_s"] <= figures["wall_s"] + 0.01
+        zk_admin.create("%s/c3" % path)
+        measured = loop.children(path, 7)
+        assert 0 < measured.seconds < 30
+        assert loop.command("children %s 1" % path)["children"] == 4
+    finally:
+        loop.close()
+        zk_admin.delete(path, recursive=True)
+    assert loop.proc.returncode == 0
+
+
+def test_python_loop_reports_a_server_error_and_exits(zk_server):
+    import pytest
+
+    loop = lib.PythonLoop(zk_server.address)
+    try:
+        with pytest.raises(RuntimeError,
+                           match=r"Python loop failed \(exit 1\)"):
+            loop.children("/no-such-node-%s" % os.getpid(), 1)
+    finally:
+        loop.close()
+
+
 def test_raw_loop_reports_a_server_error_and_exits(zk_server):
     import pytest
 
@@ -232,6 +270,32 @@ def test_limit_rows_are_figures_over_the_raw_loops():
     assert piped.note == "raw loop 16,000/s"
     lock = rows["lock.failed_attempt.cpu_over_raw"]
     assert (lock.kazoo, lock.fastzk) == (75.0, 3.5)
+
+
+def test_python_loop_rows_are_figures_over_the_raw_loops():
+    suite = limit_suite()
+    sync = "client.sync_get_children"
+    suite[(sync, "python-loop")] = {"rate": 9000.0, "cpu_us_per_op": 15.0}
+    rows = rows_by_key(suite)
+    rate = rows[sync + ".python_loop.rate_over_raw"]
+    assert (rate.kazoo, rate.fastzk, rate.kazoo_text) == (None, 0.9, "-")
+    cpu = rows[sync + ".python_loop.cpu_over_raw"]
+    assert cpu.fastzk == 1.5
+    # fastzk's 12 us over the Python loop's 15 us
+    assert cpu.note == "raw loop 10.0 us; fastzk 0.80x this loop's"
+    assert cpu.verdict() == "-"
+    # the fastzk rows are the same with or without the Python loop
+    assert rows[sync + ".cpu_over_raw"].fastzk == 1.2
+
+
+def test_rows_say_why_the_python_loop_is_missing():
+    suite = limit_suite()
+    sync = "client.sync_get_children"
+    assert sync + ".python_loop" not in rows_by_key(suite)
+    suite[(sync, "fastzk")]["python_loop_missing"] = "plaintext only"
+    row = rows_by_key(suite)[sync + ".python_loop"]
+    assert row.note == "not measured: plaintext only"
+    assert sync + ".python_loop.cpu_over_raw" not in rows_by_key(suite)
 
 
 def test_cpu_per_request_rows_beside_each_round_trip_row():

@@ -29,6 +29,12 @@ def _c_client_note(suite, key, kazoo, text=_C_CLIENT):
 #: suite's results (see fastzk.benchcases.bench_client).
 RAW_LOOP = "raw-loop"
 SPIN_ON = "fastzk-spin200"
+#: The raw loop's synchronous round trips written in Python: the
+#: interpreter's floor (see fastzk.benchcases._pyrounds).
+PYTHON_LOOP = "python-loop"
+
+# The result keys of the figures of clients other than fastzk's.
+_IMPL_KEYS = {SPIN_ON: ".spin_on", PYTHON_LOOP: ".python_loop"}
 
 
 def _cpu_us(entry):
@@ -83,12 +89,16 @@ def _limit_row(suite, key, label, figure, impl="fastzk", kazoo=True,
     missing = (suite.get((key, "fastzk")) or {}).get("raw_loop_missing")
     if missing:
         note = "raw loop not measured: %s" % missing
+    if impl == PYTHON_LOOP and figure != "rate":
+        fastzk = (suite.get((key, "fastzk")) or {}).get(figure)
+        mine = (suite.get((key, impl)) or {}).get(figure)
+        if fastzk is not None and mine:
+            note += "; fastzk %.2fx this loop's" % (fastzk / float(mine))
     suffix = ".rate_over_raw" if figure == "rate" else ".cpu_over_raw"
     return Row(label, k, f, "", higher_better=figure == "rate",
                ratio=False, judge=False, target=target, note=note,
                kazoo_text="-" if not kazoo else _x(k), fastzk_text=_x(f),
-               key=key + (suffix if impl == "fastzk"
-                          else ".spin_on" + suffix))
+               key=key + _IMPL_KEYS.get(impl, "") + suffix)
 
 
 def _has_limit(suite, key):
@@ -109,6 +119,19 @@ def _limit_rows(suite):
         rows.append(_limit_row(suite, sync, "  CPU per request",
                                "cpu_us_per_op",
                                target=TARGETS["limit.cpu_spin_off"]))
+        if (sync, PYTHON_LOOP) in suite:
+            rows.append(_limit_row(
+                suite, sync, "  the loop in Python, no client logic (/s)",
+                "rate", impl=PYTHON_LOOP, kazoo=False))
+            rows.append(_limit_row(
+                suite, sync, "  CPU per request, the loop in Python",
+                "cpu_us_per_op", impl=PYTHON_LOOP, kazoo=False))
+        elif (suite.get((sync, "fastzk")) or {}).get("python_loop_missing"):
+            rows.append(Row(
+                "  the loop in Python", None, None, "", judge=False,
+                note="not measured: %s" % suite[(sync, "fastzk")][
+                    "python_loop_missing"],
+                key=sync + ".python_loop"))
         if (sync, SPIN_ON) in suite:
             rows.append(_limit_row(
                 suite, sync, "  fastzk FASTZK_SPIN_US=200 (/s)", "rate",

@@ -46,6 +46,7 @@ from fastzk.benchcases._chelpers import (  # noqa: F401 (the cases' names)
     CClient,
     Measured,
     PLAINTEXT_ONLY_REASON,
+    PythonLoop,
     RawLoop,
     RawReference,
     build_c_client,

@@ -246,13 +246,38 @@ class RawLoop(_Helper):
             self.command("pipelined %s %d %d" % (path, n, window)), n)
 
 
+class PythonLoop(_Helper):
+    """The interpreter's floor: the raw loop's synchronous round trips
+    written in Python with no client logic, in a helper process
+    (:mod:`fastzk.benchcases._pyrounds`)."""
+
+    what = "the Python loop"
+    name = "python-loop"
+
+    def __init__(self, hosts):
+        import sys
+
+        super().__init__([sys.executable, "-m", "fastzk.benchcases._pyrounds",
+                          hosts])
+        if self.ready[:1] != ["ready"]:
+            self.close()
+            raise RuntimeError("the Python loop did not connect to %s"
+                               % hosts)
+
+    def children(self, path, n):
+        """``n`` synchronous getChildren round trips; returns
+        :class:`Measured`."""
+        return measured_from(self.command("children %s %d" % (path, n)), n)
+
+
 class RawReference(object):
     """``reference(path, n, window=None)``: ``({"raw-loop": round}, None)``
     for :class:`Alternating`'s ``others`` (a :class:`RawLoop` session
     making ``n`` synchronous getChildren round trips on ``path`` per
     round, or ``n`` pipelined ones in windows of ``window``), or ``({},
-    why)`` when the loop cannot be built.  :meth:`close` ends the sessions
-    it started."""
+    why)`` when the loop cannot be built; :meth:`python` gives the same
+    for the :class:`PythonLoop`.  :meth:`close` ends the sessions it
+    started."""
 
     name = "raw-loop"
 
@@ -272,6 +297,17 @@ class RawReference(object):
         if window is None:
             return {self.name: lambda: loop.children(path, n)}, None
         return {self.name: lambda: loop.pipelined(path, n, window)}, None
+
+    def python(self, path, n):
+        """``({"python-loop": round}, None)``: a :class:`PythonLoop`
+        making ``n`` synchronous getChildren round trips on ``path`` per
+        round, or ``({}, why)``."""
+        why = plaintext_only_reason()
+        if why:
+            return {}, why
+        loop = PythonLoop(self.hosts)
+        self._loops.append(loop)
+        return {PythonLoop.name: lambda: loop.children(path, n)}, None
 
     def close(self):
         for loop in self._loops:

@@ -12,6 +12,9 @@ as references:
 - the raw wire loop (``benchmarks/c/raw_rounds.c``: one socket, no client
   logic), the client-side limit, in ``get_children`` synchronous and
   pipelined;
+- the same synchronous loop written in Python
+  (:mod:`fastzk.benchcases._pyrounds`), the interpreter's floor, in the
+  synchronous ``get_children``;
 - a second fastzk client made with ``FASTZK_SPIN_US=200`` (the opt-in
   busy-polling for replies; the default client does not spin), in the
   synchronous ``get_children``.
@@ -47,7 +50,8 @@ def small_tree(admin, root):
 @pytest.fixture
 def raw_reference(zk):
     """``raw_reference(path, n, window=None)``: the raw wire loop's round
-    for ``Alternating``'s ``others`` (see ``_benchlib.RawReference``)."""
+    for ``Alternating``'s ``others``, and ``raw_reference.python(path,
+    n)`` the Python loop's (see ``_benchlib.RawReference``)."""
     reference = lib.RawReference(zk.hosts)
     yield reference
     reference.close()
@@ -115,10 +119,12 @@ def test_sync_get_children(benchmark, clients, small_tree, c_reference,
 
     c_client = c_reference("children", small_tree, SYNC_CALLS)
     raw = raw_reference(small_tree, SYNC_CALLS)
+    python = raw_reference.python(small_tree, SYNC_CALLS)
     spin_on = ({SPIN_ON: make_round(SPIN_ON)} if spinning is not None
                else {}, spin_missing)
     others, missing = lib.references(("c_client_missing", c_client),
                                      ("raw_loop_missing", raw),
+                                     ("python_loop_missing", python),
                                      ("spin_on_missing", spin_on))
     alternated(benchmark, "client.sync_get_children", "sync get_children",
                lib.pick(15, 5), SYNC_CALLS, make_round, (others, missing),
