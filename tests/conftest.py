@@ -5,9 +5,11 @@ fails (every test that needs it errors with the reason); nothing is skipped.
 """
 
 import os
+import random
 import sys
 import uuid
 
+import kazoo.protocol.connection
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -21,6 +23,13 @@ from fastzk.testing.zkserver import (  # noqa: E402
 )
 
 KAZOO_START_TIMEOUT = 30.0
+
+# Hypothesis warns when the global random state moves while it draws an
+# example.  The connection thread of every kazoo client here (the
+# observers the fixtures make, alive across tests) draws its ping jitter
+# from the global random module in the background, so kazoo's connection
+# module gets a generator of its own.
+kazoo.protocol.connection.random = random.Random()
 
 
 def pytest_configure(config):

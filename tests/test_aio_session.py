@@ -118,3 +118,26 @@ async def test_partition_longer_than_session_timeout_is_lost(
         assert await zk.exists("/") is not None
     finally:
         await zk.stop()
+
+
+@run
+async def test_reconnect_jitter_leaves_the_global_random_state_alone(
+        zk_proxy_hosts, proxy):
+    """Failed reconnect rounds back off with jitter drawn from fastzk's
+    own generator: an application's seeded global random state does not
+    move."""
+    import random
+
+    zk = await client(zk_proxy_hosts)
+    try:
+        random.seed(20261203)
+        state = random.getstate()
+        proxy.reject(True)
+        proxy.cut()
+        await _wait_state(zk, KazooState.SUSPENDED)
+        await asyncio.sleep(1.0)  # rounds refused, each after its backoff
+        proxy.reject(False)
+        await _wait_state(zk, KazooState.CONNECTED)
+        assert random.getstate() == state
+    finally:
+        await zk.stop()

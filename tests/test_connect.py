@@ -99,3 +99,20 @@ def test_start_accepts_an_infinite_timeout(zk_hosts):
     finally:
         client.stop()
         client.close()
+
+
+def test_host_order_leaves_the_global_random_state_alone():
+    """Randomized host order comes from fastzk's own generator."""
+    import logging
+    import random
+
+    from fastzk.drivers.hosts import HostRounds
+
+    rounds = HostRounds(logging.getLogger("test"))
+    addresses = [("h%d" % i, "10.0.0.%d" % i, 2181) for i in range(20)]
+    random.seed(7)
+    state = random.getstate()
+    orders = {tuple(rounds.begin(list(addresses), True)) for _ in range(20)}
+    assert random.getstate() == state
+    assert len(orders) > 1  # still shuffled
+    assert rounds.begin(list(addresses), False) == addresses

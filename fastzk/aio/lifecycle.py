@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import random
 import ssl
 from typing import (
     Any,
@@ -26,6 +25,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry, RetryFailedError
 
 from fastzk.aio.driver import Connection, Identity
+from fastzk.drivers.jitter import RANDOM as _random
 from fastzk.protocol.session import SessionMachine
 
 __all__ = ["Lifecycle"]
@@ -206,7 +206,7 @@ class Lifecycle(object):
                 tries += 1
                 if tries == policy.max_tries:
                     raise RetryFailedError("Too many retry attempts")
-                pause = delay * random.uniform(1.0 - policy.max_jitter,
+                pause = delay * _random.uniform(1.0 - policy.max_jitter,
                                                1.0 + policy.max_jitter)
                 if stop_at is not None and loop.time() + pause >= stop_at:
                     raise RetryFailedError("Exceeded retry deadline")

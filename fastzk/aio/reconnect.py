@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 from collections import deque
 from typing import Any, Callable, List, Optional, Tuple
@@ -27,6 +26,7 @@ from fastzk._core import codec
 from fastzk.aio.timers import Timers
 from fastzk.aio.wire import Wire
 from fastzk.drivers.hosts import HostRounds
+from fastzk.drivers.jitter import RANDOM as _random
 from fastzk.drivers.tls import explain_failure
 from fastzk.errors import ProtocolError
 from fastzk.protocol.session import AbandonedSession, Request, SessionClosed
@@ -103,7 +103,7 @@ class ConnectionTask(Timers):
                 cap = retry.max_delay
                 if self.identity._session_id is not None:
                     cap = min(cap, self.machine.session_timeout_ms / 3000.0)
-                await asyncio.sleep(delay * random.uniform(
+                await asyncio.sleep(delay * _random.uniform(
                     1.0 - retry.max_jitter, 1.0 + retry.max_jitter))
                 delay = min(delay * retry.backoff, cap)
         finally:
@@ -257,4 +257,4 @@ class ConnectionTask(Timers):
         self.machine.states.connecting()
         self._start_expiry_clock()
         # Reconnect after a short random delay.
-        await asyncio.sleep(random.uniform(0.0, 0.1))
+        await asyncio.sleep(_random.uniform(0.0, 0.1))

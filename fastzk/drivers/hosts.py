@@ -12,10 +12,11 @@ cannot change (a certificate that does not verify).
 from __future__ import annotations
 
 import logging
-import random
 import socket
 from collections import deque
 from typing import Deque, Dict, Iterable, List, Optional, Tuple
+
+from fastzk.drivers.jitter import RANDOM as _random
 
 __all__ = ["Address", "HostRounds", "resolve"]
 
@@ -72,7 +73,7 @@ class HostRounds(object):
         """Start a round through ``addresses``; returns them in the order
         to try them."""
         if randomize:
-            random.shuffle(addresses)
+            _random.shuffle(addresses)
         preferred = self.preferred
         if preferred is not None:
             self.preferred = None

@@ -13,7 +13,6 @@ the client-side expiry clock.
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 import time
@@ -39,6 +38,7 @@ from fastzk.protocol.session import (
 from fastzk.drivers.expiry_clock import ExpiryClock
 from fastzk.drivers.handshake import open_connection
 from fastzk.drivers.hosts import resolve
+from fastzk.drivers.jitter import RANDOM as _random
 from fastzk.drivers.transport import TransportStopped
 from fastzk.drivers.waiter import Waiter
 
@@ -271,7 +271,7 @@ class SessionThread(object):
         self.expiry_clock.start()
         # Reconnect after a short random delay so a fleet of clients does
         # not hit the next server at the same instant.
-        time.sleep(random.uniform(0.0, 0.1))
+        time.sleep(_random.uniform(0.0, 0.1))
         return None
 
     def _ending(self) -> Tuple[Optional[str], Optional[BaseException]]:
