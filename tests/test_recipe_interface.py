@@ -86,10 +86,11 @@ def test_create_and_children_read_go_out_before_the_create_reply(
 
     proxy.cut_on_request(request)
     proxy.cut_on_reply(reply)
-    # A reply cannot reach the client sooner than 2 x 0.1 s after its
-    # request was sent: a read sent only after the create's reply would
-    # reach the proxy after it.
-    proxy.delay(0.1)
+    # The server cannot see a request, nor the proxy its reply, sooner
+    # than 0.5 s after the proxy read it: a read sent only after the
+    # create's reply would reach the proxy after that reply.  (Half a
+    # second, not less: a loaded machine can stall a thread for 100 ms.)
+    proxy.delay(0.5)
     try:
         contender = Lock(proxied, "/lk")
         assert contender.acquire(blocking=False)
