@@ -87,17 +87,12 @@ def get_children(path, watcher=None):
 
 
 def get_data(path, watcher=None):
-    return Request(zk.GET_DATA,
-                   lambda xid: codec.encode_path_watch(
-                       xid, zk.GET_DATA, path, watcher is not None),
-                   R_DATA_STAT, Result(), path, watcher)
+    # No frame function: the machine encodes reads itself.
+    return Request(zk.GET_DATA, None, R_DATA_STAT, Result(), path, watcher)
 
 
 def exists(path, watcher=None):
-    return Request(zk.EXISTS,
-                   lambda xid: codec.encode_path_watch(
-                       xid, zk.EXISTS, path, watcher is not None),
-                   R_STAT, Result(), path, watcher)
+    return Request(zk.EXISTS, None, R_STAT, Result(), path, watcher)
 
 
 def submit(m, req):
@@ -278,6 +273,19 @@ def test_replies_interleaved_with_watch_events():
     # One-shot: fired once, then gone.
     m.receive(event(zk.EVENT_NODE_DATA_CHANGED, "/a"), 102.0)
     assert len(m.events) == 2
+
+
+def test_a_read_without_a_frame_asks_for_a_watch_when_it_leaves_one():
+    m = connected(machine())
+    assert submit(m, get_data("/a")) == codec.encode_path_watch(
+        1, zk.GET_DATA, "/a", False)
+    assert submit(m, exists("/a", object())) == codec.encode_path_watch(
+        2, zk.EXISTS, "/a", True)
+    view_read = Request(zk.GET_CHILDREN, None, R_CHILDREN, Result(), "/c")
+    view_read.view_token = m.children_view.token()
+    assert view_read.view_token is not None
+    assert submit(m, view_read) == codec.encode_path_watch(
+        3, zk.GET_CHILDREN, "/c", True)
 
 
 def test_a_watch_a_persistent_one_covers_is_kept_on_the_client():

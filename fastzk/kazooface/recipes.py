@@ -54,10 +54,8 @@ class RecipeOperations(ClientBase):
             return children
         token = view.token()
         # Watched (by the view, not by a function) when the view takes it.
-        request = Request(codec.GET_CHILDREN,
-                          _rq.path_watch_frame(codec.GET_CHILDREN, full,
-                                               token is not None),
-                          _session.R_CHILDREN, Waiter(), full)
+        request = Request(codec.GET_CHILDREN, None, _session.R_CHILDREN,
+                          Waiter(), full)
         request.view_token = token
         children = self._connection.call(request)
         return children

@@ -21,14 +21,10 @@ from fastzk.protocol.session import Request
 from fastzk.protocol import watches as _watches
 
 __all__ = [
-    "path_watch_frame", "read", "children", "create_flags", "create",
+    "read", "children", "create_flags", "create",
     "delete", "set_data", "sync", "add_watch", "remove_watches",
     "kazoo_request",
 ]
-
-
-def _encode_path_watch(opcode: int, path: str, watch: bool, xid: int) -> bytes:
-    return codec.encode_path_watch(xid, opcode, path, watch)
 
 
 def _encode_create(opcode: int, path: str, data: Optional[bytes],
@@ -61,20 +57,12 @@ def _encode_raw(opcode: int, body: bytes, xid: int) -> bytes:
     return codec.encode_raw(xid, opcode, body)
 
 
-def path_watch_frame(opcode: int, full: str, watch: bool
-                     ) -> Callable[[int], bytes]:
-    """The frame function of a read of ``full`` (``opcode``: getData,
-    exists, getChildren or getChildren2), with the watch flag set or not."""
-    return partial(_encode_path_watch, opcode, full, watch)
-
-
 def read(opcode: int, kind: int, full: str, watcher: Any,
          result: Any) -> Request:
     """getData / exists / getChildren(2) on ``full``, leaving ``watcher``
-    (a callable, or None for no watch)."""
-    return Request(opcode, partial(_encode_path_watch, opcode, full,
-                                   watcher is not None),
-                   kind, result, full, watcher)
+    (a callable, or None for no watch).  The session machine encodes it
+    (see :class:`~fastzk.protocol.request.Request`)."""
+    return Request(opcode, None, kind, result, full, watcher)
 
 
 def children(full: str, watcher: Any, include_data: bool,

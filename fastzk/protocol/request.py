@@ -1,8 +1,9 @@
 """One request of a session, as the session machine tracks it.
 
 A :class:`Request` says what to send (a function of the xid returning the
-frame), how its reply decodes (one of the ``R_*`` kinds) and which result
-object (a :class:`Completion`) hears of it.
+frame, or nothing for a read the session machine encodes itself), how its
+reply decodes (one of the ``R_*`` kinds) and which result object (a
+:class:`Completion`) hears of it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class Request(object):
     """One request: what to send, how to read its reply, whom to tell.
 
     :param opcode: the ZooKeeper opcode.
-    :param frame: a function of the xid returning the encoded frame.
+    :param frame: a function of the xid returning the encoded frame; None
+                  for a read of ``path`` (getData, exists, getChildren,
+                  getChildren2), which the session machine encodes with
+                  the watch flag set when the read leaves a watch (a
+                  ``watcher``, or a ``view_token``).
     :param kind: how the reply decodes (one of the ``R_*`` values).
     :param result: completed with the decoded reply or its exception.
     :param path: the node path, for watches.
@@ -61,7 +66,8 @@ class Request(object):
         "view_token",
     )
 
-    def __init__(self, opcode: int, frame: Callable[[int], bytes], kind: int,
+    def __init__(self, opcode: int, frame: Optional[Callable[[int], bytes]],
+                 kind: int,
                  result: Any, path: Optional[str] = None,
                  watcher: Any = None) -> None:
         self.xid = 0

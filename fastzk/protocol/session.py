@@ -161,13 +161,22 @@ class SessionMachine(SessionOpening):
             return req.frame(zk.AUTH_XID)
         self.xid = xid = (self.xid % MAX_XID) + 1
         req.xid = xid
-        if req.watcher is not None and opcode in _ONE_SHOT_KIND:
-            kind = _ONE_SHOT_KIND[opcode]
+        watcher = req.watcher
+        if watcher is not None and opcode in _ONE_SHOT_KIND:
             path = req.path
-            if path is not None and self.watches.covered(kind, path):
+            if path is not None and self.watches.covered(
+                    _ONE_SHOT_KIND[opcode], path):
                 # Registered on the client only (see WatchRegistry.covered).
                 return codec.encode_path_watch(xid, opcode, path, False)
-        return req.frame(xid)
+        frame = req.frame
+        if frame is not None:
+            return frame(xid)
+        # A read of req.path (getData, exists, getChildren, getChildren2):
+        # it asks the server for a watch when it leaves one, for a watcher
+        # or for the children view.
+        return codec.encode_path_watch(
+            xid, opcode, req.path,
+            watcher is not None or req.view_token is not None)
 
     def send(self, req: Request) -> Optional[bytes]:
         """Put ``req`` in flight: give it its xid and append it to
