@@ -156,9 +156,11 @@ class SessionMachine(SessionOpening):
         """Give ``req`` its xid and return its frame (:meth:`send` also
         puts it in flight)."""
         opcode = req.opcode
+        frame = req.frame
         if opcode == zk.AUTH:
+            assert frame is not None  # an AuthPacket is no read
             req.xid = zk.AUTH_XID
-            return req.frame(zk.AUTH_XID)
+            return frame(zk.AUTH_XID)
         self.xid = xid = (self.xid % MAX_XID) + 1
         req.xid = xid
         watcher = req.watcher
@@ -168,14 +170,15 @@ class SessionMachine(SessionOpening):
                     _ONE_SHOT_KIND[opcode], path):
                 # Registered on the client only (see WatchRegistry.covered).
                 return codec.encode_path_watch(xid, opcode, path, False)
-        frame = req.frame
         if frame is not None:
             return frame(xid)
         # A read of req.path (getData, exists, getChildren, getChildren2):
         # it asks the server for a watch when it leaves one, for a watcher
         # or for the children view.
+        path = req.path
+        assert path is not None  # every read names its node
         return codec.encode_path_watch(
-            xid, opcode, req.path,
+            xid, opcode, path,
             watcher is not None or req.view_token is not None)
 
     def send(self, req: Request) -> Optional[bytes]:
