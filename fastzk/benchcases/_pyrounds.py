@@ -12,13 +12,14 @@ session_id=0x... timeout_ms=N``, then for each line on stdin
 
 prints ``count=N wall_s=S cpu_s=C children=K`` (CPU as user + system
 seconds of this process, ``getrusage``).  An error reply or a lost
-connection ends it with one line on stderr and exit status 1.  Each round trip is what any
-Python client must do at the least: encode the request (fastzk's codec,
-one call), one blocking ``send`` and ``recv`` per frame on a plain
-socket, and no decoding beyond the frame's length (the last reply's
-xid and error code are checked after the round, outside its time).  Beside the C loop
-the difference is the interpreter's own cost; beside fastzk it is the
-client's.
+connection ends it with one line on stderr and exit status 1.
+
+Each round trip is what any Python client must do at the least: encode
+the request (fastzk's codec, one call), one blocking ``send`` and
+``recv`` per frame on a plain socket, and no decoding beyond the frame's
+length (the last reply's xid and error code are checked after the round,
+outside its time).  Beside the C loop the difference is the
+interpreter's own cost; beside fastzk it is the client's.
 """
 
 import resource
@@ -33,6 +34,18 @@ from fastzk.benchcases._aiolimit import SESSION_TIMEOUT_MS, first_host
 _LEN = struct.Struct(">i")
 _COUNT = struct.Struct(">i")
 _HEADER = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err
+
+
+def _checked(body, xid):
+    """``body``, the reply to ``xid``.
+
+    :raises RuntimeError: the reply of another xid, or an error code.
+    """
+    got, _, err = _HEADER.unpack_from(body, 0)
+    if got != xid or err:
+        raise RuntimeError("reply xid %d error %d to request %d"
+                           % (got, err, xid))
+    return body
 
 
 def _cpu_seconds():
@@ -68,16 +81,8 @@ class Loop(object):
         return buf[4:4 + size]
 
     def _reply(self, xid):
-        """Read the reply to ``xid``; returns its body.
-
-        :raises RuntimeError: another xid, or an error code.
-        """
-        body = self._frame()
-        got, _, err = _HEADER.unpack_from(body, 0)
-        if got != xid or err:
-            raise RuntimeError("reply xid %d error %d to request %d"
-                               % (got, err, xid))
-        return body
+        """Read the reply to ``xid``; returns its body."""
+        return _checked(self._frame(), xid)
 
     def ping_if_idle(self):
         """Keep the session alive across long pauses between commands
@@ -111,11 +116,7 @@ class Loop(object):
         used = _cpu_seconds() - cpu
         self.last_io = time.monotonic()
         self.next_xid = xid + 1
-        got, _, err = _HEADER.unpack_from(body, 0)
-        if got != xid or err:
-            raise RuntimeError("reply xid %d error %d to request %d"
-                               % (got, err, xid))
-        (count,) = _COUNT.unpack_from(body, 16)
+        (count,) = _COUNT.unpack_from(_checked(body, xid), 16)
         return wall, used, count
 
     def close(self):
