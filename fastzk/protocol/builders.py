@@ -10,7 +10,7 @@ They know nothing of threads or event loops, so any driver of the
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from kazoo.protocol import serialization as ks
 from kazoo.security import ACL
