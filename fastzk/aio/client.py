@@ -69,6 +69,15 @@ class AsyncClient(WatchCalls, ServerCalls, Recipes):
     :param command_retry: a :class:`kazoo.retry.KazooRetry` pacing
                           :meth:`retry` (commands are not retried by
                           themselves, as in kazoo).
+    :param reply_batching: fastzk's own, in seconds: while a pipelined
+                           burst is in flight (64 replies or more
+                           outstanding) and a read brought only a few
+                           replies, reading pauses this long so that the
+                           next read takes many at once, which saves the
+                           loop a wake-up per reply (about 40% of the CPU
+                           of a gathered burst) at the price of up to this
+                           much latency for the replies of the burst.
+                           0 reads every reply as it arrives.
     """
 
     def __init__(self, hosts: Union[str, List[str]] = "127.0.0.1:2181",
@@ -85,7 +94,8 @@ class AsyncClient(WatchCalls, ServerCalls, Recipes):
                  keyfile: Optional[str] = None,
                  keyfile_password: Optional[str] = None,
                  ca: Optional[str] = None, verify_certs: bool = True,
-                 check_hostname: bool = False) -> None:
+                 check_hostname: bool = False,
+                 *, reply_batching: float = 0.001) -> None:
         host_ports, chroot = collect_hosts(hosts)
         if chroot:
             chroot = _prefix_root("", chroot)
@@ -99,6 +109,13 @@ class AsyncClient(WatchCalls, ServerCalls, Recipes):
         self.randomize_hosts = randomize_hosts
         self.connection_retry = connection_retry
         self.command_retry = command_retry
+        if (isinstance(reply_batching, bool)
+                or not isinstance(reply_batching, (int, float))):
+            raise TypeError("Invalid type for 'reply_batching' (seconds "
+                            "expected)")
+        if not 0 <= reply_batching <= 1:
+            raise ValueError("reply_batching must be from 0 to 1 seconds")
+        self.reply_batching = float(reply_batching)
         self._sasl_options = (None if sasl_options is None
                               else _sasl.normalize_sasl_options(sasl_options))
         self._ssl = (client_context(ca=ca, certfile=certfile, keyfile=keyfile,

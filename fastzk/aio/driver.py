@@ -39,7 +39,7 @@ from fastzk.protocol.session import ConnectionBroken, Request, SessionMachine
 
 log = logging.getLogger("fastzk.aio")
 
-__all__ = ["Connection", "FutureResult", "Identity"]
+__all__ = ["Connection", "Identity", "ReplyFuture"]
 
 _NO_PASSWORD = b"\x00" * 16
 
@@ -65,23 +65,24 @@ class Identity(object):
         self._protocol_version = 0
 
 
-class FutureResult(object):
-    """The completion of one request: sets an :class:`asyncio.Future`
-    (a future its awaiting task cancelled is left alone)."""
+class ReplyFuture(asyncio.Future[Any]):
+    """The :class:`asyncio.Future` of one request's reply, and its
+    completion for the session machine: :meth:`set` and
+    :meth:`set_exception` leave a future its awaiting task cancelled as it
+    is, where a plain future would raise
+    :exc:`asyncio.InvalidStateError`."""
 
-    __slots__ = ("future",)
-
-    def __init__(self, future: "asyncio.Future[Any]") -> None:
-        self.future = future
+    __slots__ = ()
 
     def set(self, value: Any = None) -> None:
-        if not self.future.done():
-            self.future.set_result(value)
+        """Complete the future with ``value`` (unless it is done)."""
+        if not self.done():
+            self.set_result(value)
 
-    def set_exception(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
-
+    def set_exception(self, exception: Any) -> None:
+        """Fail the future with ``exception`` (unless it is done)."""
+        if not self.done():
+            super().set_exception(exception)
 
 
 class Connection(ConnectionTask):
@@ -93,6 +94,8 @@ class Connection(ConnectionTask):
     :param machine: the session's protocol state.
     :param on_state: called with each new :class:`KazooState`.
     :param ssl_context: TLS, or None for plain TCP.
+    :param reply_batching: the pause of reply batching, in seconds (see
+                           :class:`~fastzk.aio.wire.Wire`); 0 for none.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
@@ -104,7 +107,8 @@ class Connection(ConnectionTask):
                  sasl_options: Any = None,
                  on_reconnected: Optional[Callable[[], None]] = None,
                  on_expired: Optional[Callable[[], None]] = None,
-                 retry: Optional[KazooRetry] = None) -> None:
+                 retry: Optional[KazooRetry] = None,
+                 reply_batching: float = 0.0) -> None:
         self.loop = loop
         self.hosts = hosts
         self.identity = identity
@@ -116,6 +120,7 @@ class Connection(ConnectionTask):
         self.sasl_options = sasl_options
         self.on_reconnected = on_reconnected
         self.on_expired = on_expired
+        self.reply_batching = reply_batching
         #: Paces reconnects (kazoo's connection_retry).
         self.retry = retry if retry is not None else KazooRetry(
             max_tries=-1, delay=0.1, backoff=2, max_jitter=0.4,
@@ -184,9 +189,24 @@ class Connection(ConnectionTask):
             else:
                 self._queue.append(req)
             return
-        frame = self.machine.send(req)
-        if frame is not None:
-            self._write(frame)
+        machine = self.machine
+        frame = machine.send(req)
+        if frame is None:
+            return
+        out = self._out
+        if not out and len(machine.pending) <= 1:
+            # No reply outstanding: nobody else will write in this pass of
+            # the loop that could join this frame, so send it now.
+            wire.write(frame)
+            machine.last_send = self.loop.time()
+            return
+        # Replies are outstanding: frames submitted in this pass go out
+        # together at its end (one write for a gathered burst).  The server
+        # answers in order, so waiting cannot reorder anything.
+        out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
 
     async def stop(self) -> None:
         """Close the session (closeSession) and end the connection task."""
@@ -196,9 +216,8 @@ class Connection(ConnectionTask):
         self._stopping = True
         wire = self._wire
         if wire is not None and not task.done():
-            future: "asyncio.Future[Any]" = self.loop.create_future()
             close = Request(codec.CLOSE, codec.encode_close, 9,
-                            FutureResult(future))
+                            ReplyFuture(loop=self.loop))
             self.submit(close)
             try:
                 await asyncio.wait_for(asyncio.shield(wire.closed),
@@ -213,22 +232,6 @@ class Connection(ConnectionTask):
         self._task = None
 
     # -- sending -----------------------------------------------------------
-
-    def _write(self, frame: bytes) -> None:
-        wire = self._wire
-        if not self._out and len(self.machine.pending) <= 1 and wire is not None:
-            # No reply outstanding: nobody else will write in this pass of
-            # the loop that could join this frame, so send it now.
-            wire.write(frame)
-            self.machine.last_send = self.loop.time()
-            return
-        # Replies are outstanding: frames written in this pass go out
-        # together at its end (one write for a gathered burst).  The server
-        # answers in order, so waiting cannot reorder anything.
-        self._out.append(frame)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -42,6 +42,7 @@ class Lifecycle(object):
     randomize_hosts: bool
     connection_retry: Any
     command_retry: Any
+    reply_batching: float
     machine: SessionMachine
     _sasl_options: Optional[Dict[str, Any]]
     _ssl: Optional[ssl.SSLContext]
@@ -155,7 +156,7 @@ class Lifecycle(object):
             ssl_context=self._ssl, randomize_hosts=self.randomize_hosts,
             auth_data=list(self.auth_data), sasl_options=self._sasl_options,
             on_reconnected=self._reconnected, on_expired=self._expired,
-            retry=retry)
+            retry=retry, reply_batching=self.reply_batching)
         connection.start()
         if await connection.wait_connected(timeout):
             return

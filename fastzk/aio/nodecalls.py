@@ -5,6 +5,7 @@ one request on the connection (the reads also as ``*_async`` futures)."""
 from __future__ import annotations
 
 import asyncio
+from asyncio import _get_running_loop
 from os.path import split as _split_path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -15,7 +16,7 @@ from kazoo.protocol.states import WatchedEvent, ZnodeStat
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
 from fastzk._core import codec
-from fastzk.aio.driver import FutureResult
+from fastzk.aio.driver import ReplyFuture
 from fastzk.aio.lifecycle import Lifecycle
 from fastzk.aio.transaction import AsyncTransaction
 from fastzk.protocol.paths import parent_to_make, server_path
@@ -59,17 +60,36 @@ class NodeCalls(Lifecycle):
 
     def _call(self, build: Callable[..., Request], *args: Any
               ) -> "asyncio.Future[Any]":
-        """Put the request ``build(*args, result)`` in flight; the future
-        its ``result`` completes."""
-        loop = self._check_loop()
-        future = loop.create_future()
-        req = build(*args, FutureResult(future))
+        """Put the request ``build(*args, future)`` in flight; the future
+        its reply completes."""
+        future = ReplyFuture(loop=self._check_loop())
+        req = build(*args, future)
         connection = self._connection
         if connection is None:
             future.set_exception(ConnectionClosedError(
                 "Connection has been closed"))
         else:
             connection.submit(req)
+        return future
+
+    def _read(self, opcode: int, kind: int, path: str,
+              watch: Optional[WatchFunc]) -> "asyncio.Future[Any]":
+        """Put the read ``opcode`` of ``path`` in flight; the future its
+        reply completes.  The path of every ``*_async`` read, so it is
+        :meth:`_call` written out for speed."""
+        full = self._full_path(path)
+        watcher = self._watcher(watch) if watch else None
+        loop = _get_running_loop()
+        if loop is None or loop is not self._loop:
+            loop = self._check_loop()
+        future = ReplyFuture(loop=loop)
+        connection = self._connection
+        if connection is None:
+            future.set_exception(ConnectionClosedError(
+                "Connection has been closed"))
+        else:
+            connection.submit(Request(opcode, None, kind, future, full,
+                                      watcher))
         return future
 
     def _watcher(self, watch: Optional[WatchFunc]) -> Optional[WatchFunc]:
@@ -86,10 +106,7 @@ class NodeCalls(Lifecycle):
                   ) -> "asyncio.Future[Tuple[bytes, ZnodeStat]]":
         """Put a getData for ``path`` in flight now; the future of its
         ``(data, stat)`` (NoNodeError when it does not exist)."""
-        full = self._full_path(path)
-        watcher = self._watcher(watch)
-        return self._call(_rq.read, codec.GET_DATA, _session.R_DATA_STAT,
-                          full, watcher)
+        return self._read(codec.GET_DATA, _session.R_DATA_STAT, path, watch)
 
     async def get(self, path: str, watch: Optional[WatchFunc] = None
                   ) -> Tuple[bytes, ZnodeStat]:
@@ -100,10 +117,7 @@ class NodeCalls(Lifecycle):
                      ) -> "asyncio.Future[Optional[ZnodeStat]]":
         """Put an exists for ``path`` in flight now; the future of its
         stat, or None when it does not exist."""
-        full = self._full_path(path)
-        watcher = self._watcher(watch)
-        return self._call(_rq.read, codec.EXISTS, _session.R_STAT, full,
-                          watcher)
+        return self._read(codec.EXISTS, _session.R_STAT, path, watch)
 
     async def exists(self, path: str, watch: Optional[WatchFunc] = None
                      ) -> Optional[ZnodeStat]:
@@ -118,9 +132,11 @@ class NodeCalls(Lifecycle):
         children names (with its stat when ``include_data``)."""
         if not isinstance(include_data, bool):
             raise TypeError("Invalid type for 'include_data' (bool expected)")
-        full = self._full_path(path)
-        watcher = self._watcher(watch)
-        return self._call(_rq.children, full, watcher, include_data)
+        if include_data:
+            return self._read(codec.GET_CHILDREN2, _session.R_CHILDREN_STAT,
+                              path, watch)
+        return self._read(codec.GET_CHILDREN, _session.R_CHILDREN, path,
+                          watch)
 
     async def get_children(self, path: str, watch: Optional[WatchFunc] = None,
                            include_data: bool = False) -> Any:
@@ -187,7 +203,7 @@ class NodeCalls(Lifecycle):
         full = _prefix_root(self.chroot, path, trailing=sequence)
         use_acl = acl or OPEN_ACL_UNSAFE
 
-        def build(r: FutureResult) -> Request:
+        def build(r: ReplyFuture) -> Request:
             return _rq.create(full, value, use_acl, flags, include_data, r)
 
         try:

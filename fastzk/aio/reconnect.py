@@ -49,6 +49,7 @@ class ConnectionTask(Timers):
     sasl_options: Any
     on_reconnected: Optional[Callable[[], None]]
     retry: KazooRetry
+    reply_batching: float
     rounds: HostRounds
     fatal_error: Optional[BaseException]
     connected_host: Optional[Tuple[str, int]]
@@ -56,7 +57,7 @@ class ConnectionTask(Timers):
     _ended: asyncio.Event
     stopping: Callable[[], bool]
     submit: Callable[[Request], None]
-    _write: Callable[[bytes], None]
+    _out: List[bytes]
     _receive: Callable[[Wire, bytes, float], None]
 
     # -- the connection task -----------------------------------------------
@@ -127,7 +128,7 @@ class ConnectionTask(Timers):
         None when it failed (:attr:`fatal_error` says when for good)."""
         machine = self.machine
         timeout = machine.session_timeout_ms / 1000.0 / max(3, len(self.hosts))
-        wire = Wire(self)
+        wire = Wire(self, self.reply_batching)
         try:
             await asyncio.wait_for(self.loop.create_connection(
                 lambda: wire, host, port, ssl=self.ssl_context,
@@ -208,8 +209,8 @@ class ConnectionTask(Timers):
         self.rounds.connected()
         now = self.loop.time()
         machine.last_send = machine.last_recv = now
-        for frame_sw in machine.set_watches_frames():
-            self._write(frame_sw)
+        # SetWatches first, in the write that _flush makes below.
+        self._out.extend(machine.set_watches_frames())
         queued = list(self._queue)
         self._queue.clear()
         for req in queued:

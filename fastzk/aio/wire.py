@@ -13,18 +13,38 @@ from kazoo.exceptions import ConnectionDropped
 from fastzk._core import codec
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
+from fastzk.protocol.session import ConnectionBroken
 
 if TYPE_CHECKING:
     from fastzk.aio.reconnect import ConnectionTask
 
 __all__ = ["Wire"]
 
+#: Reply batching applies while at least this many replies are
+#: outstanding after a read: a pipelined burst, where the replies to come
+#: wait behind one another at the server anyway.
+BATCH_MIN_PENDING = 64
+
+#: ... and when the read carried fewer frames than this: the server is
+#: writing replies one or two at a time, each costing the loop a wake-up.
+BATCH_MAX_FRAMES = 16
+
 
 class Wire(asyncio.Protocol):
-    """The byte stream of one connection, split into frames."""
+    """The byte stream of one connection, split into frames.
 
-    def __init__(self, owner: "ConnectionTask") -> None:
+    :param owner: the connection it belongs to.
+    :param batching: reply batching, in seconds (0 for none): while a
+                     pipelined burst is in flight (:data:`BATCH_MIN_PENDING`
+                     replies outstanding) and a read brought only a few of
+                     them, reading pauses this long, so that the next read
+                     takes what arrived meanwhile in one wake-up of the
+                     loop instead of one each.
+    """
+
+    def __init__(self, owner: "ConnectionTask", batching: float = 0.0) -> None:
         self.owner = owner
+        self.batching = batching
         self.frames = codec.FrameReader(zk.MAX_FRAME)
         self.transport: Optional[asyncio.Transport] = None
         # During the handshake frames queue here for _next_frame.
@@ -40,23 +60,40 @@ class Wire(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         frames = self.frames
+        owner = self.owner
+        receive = owner.machine.receive
+        count = 0
         try:
             frames.feed(data)
             frame = frames.next_frame()
             # The frames of one read arrived together.
-            now = self.owner.loop.time()
+            now = owner.loop.time()
             while frame is not None:
                 queue = self.handshake
                 if queue is not None:
                     queue.append(frame)
                     self._wake()
                 else:
-                    self.owner._receive(self, frame, now)
-                    if self.closed.done():
-                        return
+                    receive(frame, now)
+                count += 1
                 frame = frames.next_frame()
+        except ConnectionBroken as exc:
+            owner._drop(self, exc.args[0])
+            return
         except ProtocolError as exc:
-            self.owner._drop(self, exc)
+            owner._drop(self, exc)
+            return
+        if (count < BATCH_MAX_FRAMES and self.batching
+                and len(owner.machine.pending) >= BATCH_MIN_PENDING):
+            transport = self.transport
+            if transport is not None:
+                transport.pause_reading()
+                owner.loop.call_later(self.batching, self._resume)
+
+    def _resume(self) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed.done():
+            transport.resume_reading()
 
     def eof_received(self) -> Optional[bool]:
         return False
