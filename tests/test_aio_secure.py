@@ -21,6 +21,7 @@ from _secure import (  # noqa: E402, F401 (fixtures)
     tls_files,
 )
 from fastzk.aio import AsyncClient  # noqa: E402
+from fastzk.aio.wire import Wire  # noqa: E402
 
 ALICE = {"mechanism": "DIGEST-MD5", "username": SASL_USER,
          "password": SASL_PASSWORD}
@@ -36,6 +37,32 @@ def _tls(files, **overrides):
 @pytest.fixture
 def node():
     return "/aio-tls-" + uuid.uuid4().hex
+
+
+@run
+async def test_reply_batching_over_tls(secure_servers, tls_files, node,
+                                       monkeypatch):
+    # Pausing and resuming a TLS transport (asyncio's SSL protocol, or
+    # uvloop's) loses and reorders nothing.
+    resumes = []
+    resume = Wire._resume
+    monkeypatch.setattr(Wire, "_resume",
+                        lambda wire: (resumes.append(wire), resume(wire)))
+    zk = await client(secure_servers.need.secure_address, **_tls(tls_files))
+    try:
+        await asyncio.gather(*(zk.create("%s/n%d" % (node, i), b"%d" % i,
+                                         makepath=True) for i in range(20)))
+        for _ in range(5):
+            replies = await asyncio.gather(*(
+                zk.get_async("%s/n%d" % (node, i % 20)) for i in range(2000)))
+            assert [data for data, _ in replies] == [
+                b"%d" % (i % 20) for i in range(2000)]
+            if resumes:
+                break
+        assert resumes, "no read of five bursts over TLS was batched"
+        await zk.delete(node, recursive=True)
+    finally:
+        await zk.stop()
 
 
 @run

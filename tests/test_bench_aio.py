@@ -78,6 +78,21 @@ def test_rates_and_cpu_are_judged_over_the_bare_loops():
         "bare loop 10.0 us"
 
 
+def test_the_unbatched_client_is_shown_over_the_bare_loop():
+    suite = aio_suite()
+    key = "aio.gathered_get_children"
+    assert key + ".unbatched.rate_over_bare" not in rows_by_key(suite)
+    suite[(key, "aio-fastzk-unbatched")] = dict(rate=18000.0,
+                                                cpu_us_per_op=16.0)
+    rows = rows_by_key(suite)
+    rate = rows[key + ".unbatched.rate_over_bare"]
+    assert (rate.kazoo_text, rate.fastzk_text) == ("-", "0.90x")
+    assert rate.note == "18,000/s" and rate.verdict() == "-"
+    cpu = rows[key + ".unbatched.cpu_over_bare"]
+    assert cpu.fastzk == 1.6 and cpu.note == "16.0 us"
+    assert "reply_batching=0" in aio_note(suite)
+
+
 def test_a_failed_lock_attempt_is_judged_against_aiozks_cpu_and_writes():
     rows = rows_by_key(aio_suite())
     cpu = rows["aio.lock_failed_attempt.cpu_us"]

@@ -11,6 +11,8 @@ from fastzk.bench.targets import TARGETS
 #: The clients of the section, as the suite's results name them.
 AIOZK = "aiozk"
 BARE = "aio-bare"
+#: fastzk with reply batching off, in the gathered case.
+UNBATCHED = "aio-fastzk-unbatched"
 
 #: The event loops measured: the key prefix of each, and its name.
 LOOPS = (("aio.", "asyncio"), ("aio.uvloop.", "uvloop"))
@@ -88,6 +90,26 @@ def bare_rows(suite: Suite, key: str, label: str, cpu_label: str,
                     fastzk_text=_x(f), target=TARGETS[cpu_target],
                     key=key + ".cpu_over_bare"))
     return rows
+
+
+def unbatched_rows(suite: Suite, key: str) -> List[Row]:
+    """fastzk with ``reply_batching=0`` in the same rounds: its rate and
+    CPU per request over the bare loop's (what batching saves), or
+    nothing when it was not measured."""
+    if (key, UNBATCHED) not in suite:
+        return []
+    rate = over_bare(suite, key, UNBATCHED, "rate")
+    cpu = over_bare(suite, key, UNBATCHED, "cpu_us_per_op")
+    return [
+        Row("  reply_batching=0: rate / the bare loop's", None, rate,
+            "", ratio=False, judge=False, kazoo_text="-",
+            fastzk_text=_x(rate), key=key + ".unbatched.rate_over_bare",
+            note=_rate(_figure(suite, key, UNBATCHED, "rate"))),
+        Row("    CPU / the bare loop's, reply_batching=0", None, cpu, "",
+            ratio=False, judge=False, higher_better=False, kazoo_text="-",
+            fastzk_text=_x(cpu), key=key + ".unbatched.cpu_over_bare",
+            note=_us(_figure(suite, key, UNBATCHED, "cpu_us_per_op"))),
+    ]
 
 
 def lock_rows(suite: Suite, key: str) -> List[Row]:
@@ -185,6 +207,7 @@ def aio_sections(suite: Suite) -> List[Tuple[str, List[Row]]]:
             rows += bare_rows(suite, key, "2,000 gathered get_children",
                               "  CPU per request (us)",
                               "aio.gathered.cpu_over_bare")
+            rows += unbatched_rows(suite, key)
         key = prefix + "lock_failed_attempt"
         if _measured(suite, key):
             rows += lock_rows(suite, key)
@@ -213,7 +236,12 @@ def aio_note(suite: Suite) -> Optional[str]:
         "process, rounds alternated aiozk, bare loop, fastzk.  The bare "
         "loop is an asyncio.Protocol speaking the wire format with no "
         "client logic (ConnectRequest, then getChildren frames, replies "
-        "counted): the limit of a client on that loop.  CPU = user+system "
+        "counted): the limit of a client on that loop; it reads every "
+        "reply as it arrives, where fastzk batches the replies of a "
+        "pipelined burst by default (reply_batching=0.001 s: a pause of "
+        "reading after a read of few replies while 64 or more are "
+        "outstanding; the reply_batching=0 rows are fastzk without it, "
+        "in the same rounds).  CPU = user+system "
         "of the process (getrusage) over a client's rounds, median round.  "
         "aiozk 0.32 has no non-blocking acquire: its failed attempt is "
         "its Lock recipe's own steps without the wait (create, read the "

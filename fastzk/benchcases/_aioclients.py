@@ -13,6 +13,13 @@ AIO_IMPLS = ("aiozk", "fastzk", "bare")
 #: The result name of the bare protocol's rounds.
 BARE = "aio-bare"
 
+#: fastzk with reply batching off (``reply_batching=0``): in the gathered
+#: case, beside the default client, to show what batching saves.
+UNBATCHED = "fastzk-unbatched"
+
+#: Its result name.
+UNBATCHED_RESULT = "aio-fastzk-unbatched"
+
 
 def aiozk_missing():
     """Why aiozk cannot be measured (not installed), or None."""
@@ -80,12 +87,13 @@ async def connect(impl, hosts, timeout=30.0):
                              session_timeout=10)
         await asyncio.wait_for(raw.start(), timeout)
         return Client(impl, raw)
-    if impl == "fastzk":
+    if impl in ("fastzk", UNBATCHED):
         from fastzk.aio import AsyncClient
 
-        raw = AsyncClient(hosts, timeout=10.0)
+        options = {"reply_batching": 0} if impl == UNBATCHED else {}
+        raw = AsyncClient(hosts, timeout=10.0, **options)
         await raw.start(timeout=timeout)
-        return Client(impl, raw)
+        return Client("fastzk", raw)
     raise ValueError("unknown asyncio client %r" % (impl,))
 
 

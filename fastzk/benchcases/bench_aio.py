@@ -34,7 +34,7 @@ import pytest
 
 from fastzk.benchcases import _aioclients as aio
 from fastzk.benchcases import _benchlib as lib
-from fastzk.benchcases._aioclients import BARE
+from fastzk.benchcases._aioclients import BARE, UNBATCHED, UNBATCHED_RESULT
 
 SEQUENTIAL = 200
 GATHERED = 2000
@@ -114,6 +114,8 @@ def alternated(benchmark, session, case, rounds, ops, rounds_of,
     rounds alternated; record them as ``case`` on this loop.  A client
     missing from ``rounds_of`` is recorded as ``<impl>_missing``."""
     others = {BARE: rounds_of["bare"]} if "bare" in rounds_of else {}
+    if UNBATCHED in rounds_of:
+        others[UNBATCHED_RESULT] = rounds_of[UNBATCHED]
     missing = aio.aiozk_missing()
     first = rounds_of.get("aiozk") or (lambda: None)
     pair = lib.Alternating(first, warmup_rounds=1, others=others,
@@ -174,6 +176,7 @@ def test_aio_sequential_get_children(benchmark, session, small_tree):
 
 def test_aio_gathered_get_children(benchmark, session, small_tree):
     made = reading_clients(session, small_tree)
+    made[UNBATCHED] = session.client(UNBATCHED)
 
     def make_round(impl):
         client = made[impl]
@@ -182,7 +185,7 @@ def test_aio_gathered_get_children(benchmark, session, small_tree):
                 lambda: client.raw.gathered(small_tree, GATHERED))
         # fastzk gathers the futures of get_children_async (no task per
         # request); aiozk has only the coroutine.
-        if impl == "fastzk":
+        if impl in ("fastzk", UNBATCHED):
             get_children = client.raw.get_children_async
         else:
             get_children = client.raw.get_children
