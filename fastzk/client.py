@@ -46,6 +46,7 @@ from fastzk.kazooface.results import result_factory
 from fastzk.kazooface.session import SessionLifecycle
 from fastzk.kazooface.session import StateListener  # noqa: F401 (kazoo face)
 from fastzk.kazooface.watches import WatchRouting
+from fastzk.drivers.batching import DEFAULT_PAUSE, check_pause
 from fastzk.drivers.dispatch import Dispatcher
 from fastzk.drivers.tls import TlsTransport, client_context
 from fastzk.drivers.engine import Engine
@@ -98,7 +99,14 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
       round trip, until the watch fires (see :mod:`fastzk.protocol.childview`).
       Exact for this session's own changes; another session's release is
       seen when its event arrives, where kazoo's fresh read sees it at
-      once on a standalone server.
+      once on a standalone server;
+    - ``reply_batching`` (default 0.001, in seconds): while 64 or more
+      replies are outstanding (``*_async`` calls in flight) and a read
+      brought only a few, the connection's thread stops reading this long
+      so that the next read takes many replies at once, saving a wake-up
+      per reply or two (see :mod:`fastzk.drivers.batching`); 0 reads each
+      reply as it arrives.
+
     The handler must be kazoo's threading handler (the default); gevent and
     eventlet handlers are refused with :exc:`~kazoo.exceptions.ConfigurationError`,
     TLS takes kazoo's parameters (``use_ssl``, ``ca``, ``certfile``,
@@ -147,6 +155,7 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
                  check_hostname: bool = False,
                  reconnect_on_expiry: bool = True,
                  cached_lock_checks: bool = False,
+                 reply_batching: float = DEFAULT_PAUSE,
                  **kwargs: Any) -> None:
         if handler is not None and not isinstance(
                 handler, SequentialThreadingHandler):
@@ -162,6 +171,7 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
                 ca=ca, certfile=certfile, keyfile=keyfile,
                 keyfile_password=keyfile_password, verify_certs=verify_certs,
                 check_hostname=check_hostname)
+        reply_batching = check_pause(reply_batching)
         sasl_options, auth_data = _sasl_configuration(auth_data, sasl_options)
         #: kazoo's ``sasl_options``, normalized, or None without SASL.
         self._sasl_options = (None if sasl_options is None
@@ -185,6 +195,9 @@ class KazooClient(SessionLifecycle, WatchRouting, DataOperations,
         #: Whether non-blocking lock attempts may answer from watched
         #: children lists (the ``cached_lock_checks`` argument).
         self.cached_lock_checks = bool(cached_lock_checks)
+        #: The pause of reply batching, in seconds (the ``reply_batching``
+        #: argument; see :mod:`fastzk.drivers.batching`).
+        self.reply_batching = reply_batching
         # What the recipes reach through
         # fastzk.kazooface.fastpath.fast_path_of.
         self._fast_path = FastPath(self)

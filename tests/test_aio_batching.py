@@ -16,7 +16,9 @@ import pytest
 from kazoo.exceptions import ConnectionLoss
 
 from fastzk.aio import AsyncClient
-from fastzk.aio.wire import BATCH_MAX_FRAMES, BATCH_MIN_PENDING, Wire
+from fastzk.aio.wire import Wire
+from fastzk.drivers.batching import MAX_FRAMES as BATCH_MAX_FRAMES
+from fastzk.drivers.batching import MIN_PENDING as BATCH_MIN_PENDING
 from fastzk.protocol import constants as zk
 from fastzk.protocol.session import R_CHILDREN, Request, SessionMachine
 
@@ -193,10 +195,10 @@ async def test_a_cut_during_a_batched_burst_fails_it_and_the_next_works(
     zk = await client(zk_proxy_hosts, reply_batching=0.2)
     try:
         await zk.ensure_path("/b")
-        futures = [zk.get_children_async("/b") for _ in range(2000)]
-        while len(zk.machine.pending) == 2000:
+        futures = [zk.get_children_async("/b") for _ in range(10000)]
+        while len(zk.machine.pending) == 10000:
             await asyncio.sleep(0.005)
-        proxy.cut()
+        proxy.cut()  # long before the last of 10,000 replies
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
         lost = [o for o in outcomes if isinstance(o, BaseException)]
         assert lost and all(isinstance(o, ConnectionLoss) for o in lost)

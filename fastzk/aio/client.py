@@ -36,6 +36,7 @@ from fastzk.aio.driver import Connection, Identity
 from fastzk.aio.recipes import Recipes
 from fastzk.aio.servercalls import ServerCalls
 from fastzk.aio.watchcalls import WatchCalls
+from fastzk.drivers.batching import DEFAULT_PAUSE, check_pause
 from fastzk.drivers.tls import client_context
 from fastzk.protocol import sasl as _sasl
 from fastzk.protocol.session import SessionMachine
@@ -73,11 +74,9 @@ class AsyncClient(WatchCalls, ServerCalls, Recipes):
                            burst is in flight (64 replies or more
                            outstanding) and a read brought only a few
                            replies, reading pauses this long so that the
-                           next read takes many at once, which saves the
-                           loop a wake-up per reply (about 40% of the CPU
-                           of a gathered burst) at the price of up to this
-                           much latency for the replies of the burst.
-                           0 reads every reply as it arrives.
+                           next read takes many at once (see
+                           :mod:`fastzk.drivers.batching`).  0 reads every
+                           reply as it arrives.
     """
 
     def __init__(self, hosts: Union[str, List[str]] = "127.0.0.1:2181",
@@ -95,7 +94,7 @@ class AsyncClient(WatchCalls, ServerCalls, Recipes):
                  keyfile_password: Optional[str] = None,
                  ca: Optional[str] = None, verify_certs: bool = True,
                  check_hostname: bool = False,
-                 *, reply_batching: float = 0.001) -> None:
+                 *, reply_batching: float = DEFAULT_PAUSE) -> None:
         host_ports, chroot = collect_hosts(hosts)
         if chroot:
             chroot = _prefix_root("", chroot)
@@ -109,13 +108,7 @@ class AsyncClient(WatchCalls, ServerCalls, Recipes):
         self.randomize_hosts = randomize_hosts
         self.connection_retry = connection_retry
         self.command_retry = command_retry
-        if (isinstance(reply_batching, bool)
-                or not isinstance(reply_batching, (int, float))):
-            raise TypeError("Invalid type for 'reply_batching' (seconds "
-                            "expected)")
-        if not 0 <= reply_batching <= 1:
-            raise ValueError("reply_batching must be from 0 to 1 seconds")
-        self.reply_batching = float(reply_batching)
+        self.reply_batching = check_pause(reply_batching)
         self._sasl_options = (None if sasl_options is None
                               else _sasl.normalize_sasl_options(sasl_options))
         self._ssl = (client_context(ca=ca, certfile=certfile, keyfile=keyfile,

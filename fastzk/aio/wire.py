@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Deque, Optional, cast
 from kazoo.exceptions import ConnectionDropped
 
 from fastzk._core import codec
+from fastzk.drivers import batching
 from fastzk.errors import ProtocolError
 from fastzk.protocol import constants as zk
 from fastzk.protocol.session import ConnectionBroken
@@ -20,31 +21,21 @@ if TYPE_CHECKING:
 
 __all__ = ["Wire"]
 
-#: Reply batching applies while at least this many replies are
-#: outstanding after a read: a pipelined burst, where the replies to come
-#: wait behind one another at the server anyway.
-BATCH_MIN_PENDING = 64
-
-#: ... and when the read carried fewer frames than this: the server is
-#: writing replies one or two at a time, each costing the loop a wake-up.
-BATCH_MAX_FRAMES = 16
-
-
 class Wire(asyncio.Protocol):
     """The byte stream of one connection, split into frames.
 
     :param owner: the connection it belongs to.
-    :param batching: reply batching, in seconds (0 for none): while a
-                     pipelined burst is in flight (:data:`BATCH_MIN_PENDING`
-                     replies outstanding) and a read brought only a few of
-                     them, reading pauses this long, so that the next read
-                     takes what arrived meanwhile in one wake-up of the
-                     loop instead of one each.
+    :param pause: the pause of reply batching, in seconds (0 for none):
+                  after a read of fewer than
+                  :data:`~fastzk.drivers.batching.MAX_FRAMES` frames with
+                  :data:`~fastzk.drivers.batching.MIN_PENDING` replies still
+                  outstanding, reading stops this long (see
+                  :mod:`fastzk.drivers.batching`).
     """
 
-    def __init__(self, owner: "ConnectionTask", batching: float = 0.0) -> None:
+    def __init__(self, owner: "ConnectionTask", pause: float = 0.0) -> None:
         self.owner = owner
-        self.batching = batching
+        self.pause = pause
         self.frames = codec.FrameReader(zk.MAX_FRAME)
         self.transport: Optional[asyncio.Transport] = None
         # During the handshake frames queue here for _next_frame.
@@ -83,12 +74,12 @@ class Wire(asyncio.Protocol):
         except ProtocolError as exc:
             owner._drop(self, exc)
             return
-        if (count < BATCH_MAX_FRAMES and self.batching
-                and len(owner.machine.pending) >= BATCH_MIN_PENDING):
+        if (count < batching.MAX_FRAMES and self.pause
+                and len(owner.machine.pending) >= batching.MIN_PENDING):
             transport = self.transport
             if transport is not None:
                 transport.pause_reading()
-                owner.loop.call_later(self.batching, self._resume)
+                owner.loop.call_later(self.pause, self._resume)
 
     def _resume(self) -> None:
         transport = self.transport

@@ -176,8 +176,9 @@ class ReadRole(object):
         except Exception as exc:
             raise self._unexpected(exc)
 
-    def read_available(self, sock: Any, timeout: float) -> None:
-        """Wait up to ``timeout`` for data, then handle every whole frame.
+    def read_available(self, sock: Any, timeout: float) -> int:
+        """Wait up to ``timeout`` for data, then handle every whole frame;
+        returns how many there were.
 
         :raises ConnectionBroken: the connection failed.
         """
@@ -188,11 +189,14 @@ class ReadRole(object):
                 self.flush(sock)
             frames.read_from(sock, timeout, 0)
             frame = frames.next_frame()
+            count = 0
             while frame is not None:
                 handle(frame, _monotonic())
+                count += 1
                 frame = frames.next_frame()
             if self.outbox:
                 self.flush(sock)
+            return count
         except ConnectionBroken:
             raise
         except (ConnectionDropped, OSError, ValueError) as exc:

@@ -35,6 +35,7 @@ from fastzk.protocol.session import (
     ConnectionBroken as _Broken,
     SessionClosed as _SessionClosed,
 )
+from fastzk.drivers import batching
 from fastzk.drivers.expiry_clock import ExpiryClock
 from fastzk.drivers.handshake import open_connection
 from fastzk.drivers.hosts import resolve
@@ -356,12 +357,21 @@ class SessionThread(object):
                     channel.session_parked = False
                     continue
             try:
-                channel.read_available(sock, min(wait, 0.5) or 0.001)
+                count = channel.read_available(sock, min(wait, 0.5) or 0.001)
             finally:
                 channel.leave_role()
+            if (count < batching.MAX_FRAMES and client.reply_batching
+                    and len(channel.pending) >= batching.MIN_PENDING):
+                # A pipelined burst read a reply or two at a time (see
+                # fastzk.drivers.batching); the role is free meanwhile.
+                self._pause(client.reply_batching)
             closing = self.close_waiter
             if client._stopped.is_set() and (closing is None or closing.done):
                 break
+
+    def _pause(self, seconds: float) -> None:
+        """The pause of reply batching (its own method, for the tests)."""
+        time.sleep(seconds)
 
     def _probe_for_rw_server(self) -> None:
         """While connected to a read-only server, look for a read-write one
