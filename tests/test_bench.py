@@ -272,6 +272,22 @@ def test_limit_rows_are_figures_over_the_raw_loops():
     assert (lock.kazoo, lock.fastzk) == (75.0, 3.5)
 
 
+def test_unbatched_pipelined_rows_are_figures_over_the_raw_loops():
+    suite = limit_suite()
+    key = "client.pipelined_get_children"
+    assert key + ".unbatched.rate_over_raw" not in rows_by_key(suite)
+    suite[(key, "fastzk-unbatched")] = {"rate": 12000.0,
+                                        "cpu_us_per_op": 24.0}
+    rows = rows_by_key(suite)
+    rate = rows[key + ".unbatched.rate_over_raw"]
+    assert (rate.kazoo_text, rate.fastzk_text) == ("-", "0.75x")
+    assert rate.note == "raw loop 16,000/s"
+    cpu = rows[key + ".unbatched.cpu_over_raw"]
+    assert cpu.fastzk == 4.0 and cpu.verdict() == "-"
+    # The batched client's own rows are unchanged.
+    assert rows[key + ".cpu_over_raw"].fastzk == 3.0
+
+
 def test_python_loop_rows_are_figures_over_the_raw_loops():
     suite = limit_suite()
     sync = "client.sync_get_children"

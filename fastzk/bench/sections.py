@@ -33,8 +33,13 @@ SPIN_ON = "fastzk-spin200"
 #: interpreter's floor (see fastzk.benchcases._pyrounds).
 PYTHON_LOOP = "python-loop"
 
+#: fastzk with reply batching off (``reply_batching=0``), in the
+#: pipelined case (see fastzk.benchcases.bench_client).
+UNBATCHED = "fastzk-unbatched"
+
 # The result keys of the figures of clients other than fastzk's.
-_IMPL_KEYS = {SPIN_ON: ".spin_on", PYTHON_LOOP: ".python_loop"}
+_IMPL_KEYS = {SPIN_ON: ".spin_on", PYTHON_LOOP: ".python_loop",
+              UNBATCHED: ".unbatched"}
 
 
 def _cpu_us(entry):
@@ -145,6 +150,13 @@ def _limit_rows(suite):
                                "rate", target=TARGETS["limit.rate"]))
         rows.append(_limit_row(suite, pipelined, "  CPU per request",
                                "cpu_us_per_op"))
+        if (pipelined, UNBATCHED) in suite:
+            rows.append(_limit_row(
+                suite, pipelined, "  fastzk reply_batching=0 (/s)", "rate",
+                impl=UNBATCHED, kazoo=False))
+            rows.append(_limit_row(
+                suite, pipelined, "  CPU per request, reply_batching=0",
+                "cpu_us_per_op", impl=UNBATCHED, kazoo=False))
     lock = "lock.failed_attempt"
     if _has_limit(suite, lock):
         rows.append(_limit_row(suite, lock,

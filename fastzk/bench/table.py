@@ -136,7 +136,10 @@ def _notes(suite, fleet, info, quick):
             "threads (kazoo reads and writes in a thread of its own).  "
             "fastzk does not busy-poll by default; FASTZK_SPIN_US=200: a "
             "second fastzk client made with the opt-in spin, in the same "
-            "rounds.")
+            "rounds.  The raw loop reads every reply as it arrives; fastzk "
+            "batches the replies of a pipelined burst by default "
+            "(reply_batching=0.001 s), and reply_batching=0 is a fastzk "
+            "client without it, in the same pipelined rounds.")
     if aio_note(suite):
         notes.append(aio_note(suite))
     notes.append(

@@ -38,6 +38,10 @@ SPIN_ON_US = 200
 #: The name of the spinning fastzk client, in the results.
 SPIN_ON = "fastzk-spin%d" % SPIN_ON_US
 
+#: The name of the fastzk client with reply batching off
+#: (``reply_batching=0``), in the results of the pipelined case.
+UNBATCHED = "fastzk-unbatched"
+
 
 @pytest.fixture
 def small_tree(admin, root):
@@ -150,7 +154,11 @@ def test_sync_get(benchmark, clients, small_tree, c_reference):
 def test_pipelined_get_children(benchmark, clients, small_tree,
                                 raw_reference):
     def make_round(impl):
-        get_children_async = clients(impl).get_children_async
+        if impl == UNBATCHED:
+            client = clients("fastzk", reply_batching=0)
+        else:
+            client = clients(impl)
+        get_children_async = client.get_children_async
 
         def run():
             results = [get_children_async(small_tree)
@@ -163,7 +171,9 @@ def test_pipelined_get_children(benchmark, clients, small_tree,
                "2,000 pipelined get_children_async", lib.pick(10, 3),
                PIPELINED, make_round, lib.references(
                    ("raw_loop_missing",
-                    raw_reference(small_tree, PIPELINED, PIPELINED))))
+                    raw_reference(small_tree, PIPELINED, PIPELINED)),
+                   ("unbatched_missing",
+                    ({UNBATCHED: make_round(UNBATCHED)}, None))))
 
 
 def memory_requests(impl):
