@@ -79,6 +79,8 @@ class NodeCalls(Lifecycle):
         :meth:`_call` written out for speed."""
         full = self._full_path(path)
         watcher = self._watcher(watch) if watch else None
+        # asyncio's own check, without get_running_loop's exception when
+        # there is no loop (then _check_loop raises the clear error).
         loop = _get_running_loop()
         if loop is None or loop is not self._loop:
             loop = self._check_loop()

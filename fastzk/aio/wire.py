@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Wire"]
 
+
 class Wire(asyncio.Protocol):
     """The byte stream of one connection, split into frames.
 

@@ -21,7 +21,7 @@ from fastzk.protocol.session import Request
 from fastzk.protocol import watches as _watches
 
 __all__ = [
-    "read", "children", "create_flags", "create",
+    "read", "create_flags", "create",
     "delete", "set_data", "sync", "add_watch", "remove_watches",
     "kazoo_request",
 ]
@@ -63,16 +63,6 @@ def read(opcode: int, kind: int, full: str, watcher: Any,
     (a callable, or None for no watch).  The session machine encodes it
     (see :class:`~fastzk.protocol.request.Request`)."""
     return Request(opcode, None, kind, result, full, watcher)
-
-
-def children(full: str, watcher: Any, include_data: bool,
-             result: Any) -> Request:
-    """getChildren, or getChildren2 with ``include_data``."""
-    if include_data:
-        return read(codec.GET_CHILDREN2, _session.R_CHILDREN_STAT, full,
-                    watcher, result)
-    return read(codec.GET_CHILDREN, _session.R_CHILDREN, full, watcher,
-                result)
 
 
 def create_flags(path: Any, value: Any, acl: Any, ephemeral: Any,
