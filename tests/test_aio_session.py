@@ -4,9 +4,14 @@ session, a partition longer than the session timeout reports LOST."""
 
 import asyncio
 
-from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+from kazoo.exceptions import (
+    ConnectionDropped,
+    ConnectionLoss,
+    SessionExpiredError,
+)
 from kazoo.protocol.states import EventType, KazooState
 
+from fastzk.aio.wire import Wire
 from fastzk.testing.zkserver import expire_session
 
 from _aio import client, run
@@ -139,5 +144,34 @@ async def test_reconnect_jitter_leaves_the_global_random_state_alone(
         proxy.reject(False)
         await _wait_state(zk, KazooState.CONNECTED)
         assert random.getstate() == state
+    finally:
+        await zk.stop()
+
+
+@run
+async def test_writing_to_a_connection_the_server_reset_is_a_failed_attempt(
+        zk_proxy_hosts, proxy):
+    """A connection reset as soon as it is made (the proxy refusing) may be
+    lost before the handshake's first write.  That write is dropped and
+    the attempt fails with ConnectionDropped: on uvloop, whose closed
+    transports raise RuntimeError on write, a raising write would end the
+    connection task and leave the client disconnected for good."""
+    zk = await client(zk_proxy_hosts)
+    try:
+        loop = asyncio.get_running_loop()
+        host, port = proxy.address.split(":")
+        proxy.reject(True)
+        wire = Wire(zk._connection)
+        await loop.create_connection(lambda: wire, host, int(port))
+        await asyncio.wait_for(asyncio.shield(wire.closed), 5)
+        wire.write(b"\0\0\0\0")
+        try:
+            await wire.next_frame(1.0)
+        except ConnectionDropped:
+            pass
+        else:
+            raise AssertionError("a frame from a reset connection")
+        proxy.reject(False)
+        assert await zk.exists("/") is not None
     finally:
         await zk.stop()

@@ -107,6 +107,11 @@ class ConnectionTask(Timers):
                 await asyncio.sleep(delay * _random.uniform(
                     1.0 - retry.max_jitter, 1.0 + retry.max_jitter))
                 delay = min(delay * retry.backoff, cap)
+        except Exception:
+            # A bug, not a fault of the network: say so rather than leave
+            # the client silently disconnected.
+            log.exception("The connection task failed; the client is closed")
+            raise
         finally:
             self._cancel_timers()
             self._wire = None

@@ -91,6 +91,9 @@ class Wire(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        # The transport is gone: what is written from now on is dropped
+        # (uvloop's closed transports raise RuntimeError on write).
+        self.transport = None
         if not self.closed.done():
             self.closed.set_result(exc or ConnectionDropped(
                 "socket connection broken (closed by server)"))
