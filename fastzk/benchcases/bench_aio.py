@@ -36,7 +36,7 @@ from fastzk.benchcases import _aioclients as aio
 from fastzk.benchcases import _benchlib as lib
 from fastzk.benchcases._aioclients import BARE, UNBATCHED, UNBATCHED_RESULT
 
-SEQUENTIAL = 200
+SEQUENTIAL = 500
 GATHERED = 2000
 ATTEMPTS = 300
 
@@ -170,7 +170,7 @@ def test_aio_sequential_get_children(benchmark, session, small_tree):
         return session.round(run)
 
     alternated(benchmark, session, "sequential_get_children",
-               lib.pick(15, 5), SEQUENTIAL,
+               lib.pick(25, 5), SEQUENTIAL,
                {impl: make_round(impl) for impl in made})
 
 
